@@ -1,0 +1,51 @@
+# carebot: `make demo` runs it, `make test` tests it. Both set up whatever is missing first.
+SHELL := /bin/bash
+VENV := .venv
+RASA_VENV := .venv-rasa
+PYTHON311 = $(shell scripts/find-python 3.11)
+PYTHON310 = $(shell scripts/find-python 3.10)
+PIP_QUIET := --quiet --disable-pip-version-check
+
+.PHONY: help setup demo test lint bench lock clean
+help:
+	@echo "make demo   set up, then run carebot on its embedded defaults"
+	@echo "make test   set up, then run every test"
+	@echo "make lint   ruff and mypy;  make bench   benchmarks (JSON in var/bench/);  make lock   re-pin"
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed
+
+$(VENV)/.installed: requirements/app.lock pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON311) -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_QUIET) -r requirements/app.lock
+	$(VENV)/bin/pip install $(PIP_QUIET) --no-deps -e .
+	@touch $@
+
+$(RASA_VENV)/.installed: requirements/rasa.lock
+	@test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install $(PIP_QUIET) -r requirements/rasa.lock
+	@touch $@
+
+demo: setup
+	$(VENV)/bin/carebot up --demo
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check bot knowledge_base handoff tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	@mkdir -p var/bench
+	$(VENV)/bin/python -m bench.nlu --json --out var/bench/nlu.json
+
+lock:
+	rm -rf var/lock && mkdir -p var/lock
+	$(PYTHON311) -m venv var/lock/app && var/lock/app/bin/pip install $(PIP_QUIET) -r requirements/app.in
+	(echo "# Pinned by 'make lock' from requirements/app.in. Python 3.11."; var/lock/app/bin/pip freeze) > requirements/app.lock
+	$(PYTHON310) -m venv var/lock/rasa && var/lock/rasa/bin/pip install $(PIP_QUIET) -r requirements/rasa.in
+	(echo "# Pinned by 'make lock' from requirements/rasa.in. Python 3.10."; var/lock/rasa/bin/pip freeze) > requirements/rasa.lock
+	rm -rf var/lock
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) var

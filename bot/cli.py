@@ -1,0 +1,268 @@
+"""The `carebot` command line: subcommands grouped by component (nlu, db), plus `ask` and `up`.
+
+User mistakes and unavailable services end in one red line on stderr and exit code 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+from bot.db import DatabaseError, current_revision, upgrade
+from bot.nlu.client import NluClient, NluError, NluResult
+from bot.nlu.evaluation import TrainingDataError
+from bot.nlu.server import NluServer, NluServerError
+from bot.nlu.service import evaluate_held_out
+from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
+from bot.settings import Settings, SettingsError, load_settings
+
+app = typer.Typer(help="carebot: a social customer-care desk for X.", no_args_is_help=True, add_completion=False)
+nlu_app = typer.Typer(help="The Rasa NLU service: train, validate, serve, evaluate.", no_args_is_help=True)
+db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
+app.add_typer(nlu_app, name="nlu")
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+USER_ERRORS = (
+    SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, OSError,
+)  # fmt: skip
+
+# Sample tweets for `carebot up --demo`: what a care account sees on an ordinary morning.
+DEMO_TWEETS = (
+    "@KestrelCare hiya, how do I reset my Hub 4 to factory settings?",
+    "is fibre down in Leeds again?? nothing since 7am #kestreldown",
+    "@KestrelCare you charged me twice this month, customer no KT-48213907 😡",
+    "CANCEL THIS GARBAGE CONTRACT, 3 weeks without internet!!",
+    "can I talk to an actual human please",
+    "cheers @KestrelCare that sorted it 👍",
+)
+
+
+class _Context:
+    settings_file: Path | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.settings_file)
+        return self._settings
+
+
+STATE = _Context()
+
+
+@app.callback()
+def _root(
+    settings_file: Annotated[
+        Path | None, typer.Option("--settings", help="A settings file (CAREBOT_*=value lines).")
+    ] = None,
+) -> None:
+    STATE.settings_file = settings_file
+    STATE._settings = None
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[Any]:
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+        console=console, transient=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task(description, total=100)
+
+        def update(percent: int) -> None:
+            progress.update(task, completed=percent)
+
+        yield update
+        progress.update(task, completed=100)
+
+
+def _ensure_model(settings: Settings, force: bool = False) -> Path:
+    inputs = TrainingInputs.from_dir(settings.training_data_dir)
+    target = model_path_for(settings, inputs)
+    if target.is_file() and not force:
+        console.print(f"NLU model up to date: {target.name}")
+        return target
+    with _progress("Training the NLU model") as update:
+        model, _ = train(settings, inputs, force=force, on_progress=update)
+    console.print(f"Trained {model}")
+    return model
+
+
+@nlu_app.command("train")
+def nlu_train(force: Annotated[bool, typer.Option(help="Retrain even if the data is unchanged.")] = False) -> None:
+    """Train the NLU model; skipped when the training data and config are unchanged."""
+    _ensure_model(STATE.settings, force)
+
+
+@nlu_app.command("validate")
+def nlu_validate() -> None:
+    """Check the training data with `rasa data validate`."""
+    validate_data(STATE.settings)
+    console.print("Training data is valid.")
+
+
+def _stop_on_sigterm() -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@nlu_app.command("serve")
+def nlu_serve(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: CAREBOT_NLU_PORT).")] = None,
+) -> None:
+    """Run the Rasa NLU server on loopback with an auth token until Ctrl-C or SIGTERM."""
+    settings = STATE.settings
+    if port is not None:
+        settings = settings.model_copy(update={"nlu_port": port, "nlu_url": None})
+    model = _ensure_model(settings)
+    _stop_on_sigterm()
+    server = NluServer(settings, model)
+    try:
+        with console.status("Starting Rasa (loading TensorFlow and the model)…"):
+            server.start()
+        console.print(f"NLU server ready at {server.url} in {server.started_in_s:.1f} s (model {model.name}).")
+        console.print("Press Ctrl-C to stop.")
+        while server.is_running():
+            time.sleep(0.5)
+        raise NluServerError(f"Rasa stopped unexpectedly. Last lines of {server.log_file}:\n{server.log_tail()}")
+    except KeyboardInterrupt:
+        console.print("Stopping the NLU server…")
+    finally:
+        server.stop()
+
+
+@nlu_app.command("eval")
+def nlu_eval(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    test_file: Annotated[Path | None, typer.Option(help="Held-out Rasa NLU YAML file.")] = None,
+) -> None:
+    """Train on the training files, evaluate on the held-out file."""
+    settings = STATE.settings
+    with _progress("Training the NLU model") as update:
+        report = evaluate_held_out(settings, test_file, on_train_progress=update)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(
+        f"intent accuracy {report['intent_accuracy']:.3f}  macro F1 {report['macro_f1']:.3f}  "
+        f"fallback rate {report['fallback_rate']:.3f}  ({report['examples']} held-out examples)"
+    )
+    for pair in report["most_confused"]:
+        typer.echo(f"  {pair['intent']} → {pair['predicted']}: {pair['count']}")
+
+
+def _client(settings: Settings) -> NluClient:
+    return NluClient(
+        settings.effective_nlu_url, settings.effective_nlu_token, timeout_s=settings.nlu_timeout_s,
+        retries=settings.nlu_retries, max_chars=settings.nlu_max_chars,
+    )  # fmt: skip
+
+
+def _describe(result: NluResult) -> str:
+    top = result.top_intent
+    verdict = f"fallback (best guess {top.name} {top.confidence:.2f})" if result.is_fallback else (
+        f"{result.intent} {result.confidence:.2f}"
+    )
+    entities = ", ".join(f"{e.entity}={e.value}" for e in result.entities)
+    return verdict + (f"  [{entities}]" if entities else "")
+
+
+@app.command()
+def ask(
+    text: Annotated[str | None, typer.Argument(help="A tweet. Without it, one tweet per line is read from stdin.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per line for stdin).")] = False,
+) -> None:
+    """What carebot makes of a tweet. Today: the NLU parse (intent, confidence, entities)."""
+    settings = STATE.settings
+    with _client(settings) as client:
+        if text is not None:
+            result = client.parse(text)
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else _describe(result))
+            return
+        failures = 0
+        for line in sys.stdin:
+            line = line.rstrip("\n")
+            try:
+                result = client.parse(line)
+            except NluError as exc:
+                failures += 1
+                record: dict[str, Any] = {"text": line, "error": str(exc)}
+                typer.echo(json.dumps(record, ensure_ascii=False) if as_json else f"error: {exc}")
+                continue
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else _describe(result))
+        if failures:
+            raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="Also classify a few sample tweets once it is up.")] = False,
+) -> None:
+    """Start carebot's services on their embedded defaults; Ctrl-C stops them all.
+
+    Built so far: the Rasa NLU service and `carebot ask`. The knowledge base, triage, the X channel
+    (with the sandbox X) and the web console are not built yet, so `up` starts the NLU service only.
+    """
+    settings = STATE.settings
+    upgrade(settings.effective_database_url)
+    model = _ensure_model(settings)
+    _stop_on_sigterm()
+    server = NluServer(settings, model)
+    try:
+        with console.status("Starting Rasa (loading TensorFlow and the model)…"):
+            server.start()
+        console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
+        console.print(
+            "Running: the Rasa NLU service only. Not built yet: knowledge base, triage, X channel, web console."
+        )
+        if demo:
+            with server.client() as client:
+                for tweet in DEMO_TWEETS:
+                    line = Text.assemble("  ", (tweet, "bold"), "\n    → ", _describe(client.parse(tweet)))
+                    console.print(line, highlight=False)
+        console.print('Try in another terminal: .venv/bin/carebot ask "is the internet down in Leeds?"')
+        console.print("Press Ctrl-C to stop.")
+        while server.is_running():
+            time.sleep(0.5)
+        raise NluServerError(f"Rasa stopped unexpectedly. Last lines of {server.log_file}:\n{server.log_tail()}")
+    except KeyboardInterrupt:
+        console.print("Stopping…")
+    finally:
+        server.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (creates the SQLite file when needed)."""
+    url = STATE.settings.effective_database_url
+    upgrade(url)
+    console.print(f"Database at revision {current_revision(url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    typer.echo(current_revision(STATE.settings.effective_database_url) or "(empty database)")
+
+
+def main() -> None:
+    try:
+        app()
+    except USER_ERRORS as exc:
+        console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        sys.exit(1)

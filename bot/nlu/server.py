@@ -1,0 +1,124 @@
+"""Runs the Rasa NLU server (`rasa run --enable-api`) from the Rasa environment, on loopback with a token.
+
+`NluServer` starts it, waits until it has a model loaded and stops it cleanly (SIGTERM to its process
+group, SIGKILL after a grace period). `carebot nlu serve`, `carebot up` and the tests all use it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+from types import TracebackType
+
+from bot.nlu.client import NluClient
+from bot.nlu.training import rasa_environment, rasa_executable
+from bot.settings import Settings
+
+
+class NluServerError(Exception):
+    """The Rasa server did not start or stopped unexpectedly."""
+
+
+class NluServer:
+    def __init__(self, settings: Settings, model: Path, *, log_file: Path | None = None) -> None:
+        self.settings = settings
+        self.model = model
+        self.log_file = log_file or settings.data_dir / "logs" / "rasa.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_in_s: float | None = None
+
+    @property
+    def url(self) -> str:
+        return self.settings.effective_nlu_url
+
+    def client(self) -> NluClient:
+        s = self.settings
+        return NluClient(
+            self.url, s.effective_nlu_token, timeout_s=s.nlu_timeout_s, retries=s.nlu_retries,
+            max_chars=s.nlu_max_chars,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        if not self.model.is_file():
+            raise NluServerError(f"model not found: {self.model} (run `carebot nlu train`)")
+        with NluClient(self.url, self.settings.effective_nlu_token, timeout_s=1, retries=0) as probe:
+            if probe.model_file() is not None:
+                raise NluServerError(f"something already answers at {self.url}; choose another CAREBOT_NLU_PORT")
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(rasa_executable(self.settings)), "run", "--enable-api",
+            "--interface", self.settings.nlu_host,
+            "--port", str(self.settings.nlu_port),
+            "--auth-token", self.settings.effective_nlu_token,
+            "--model", str(self.model),
+            "--response-timeout", "30",
+        ]  # fmt: skip
+        log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+        started = time.monotonic()
+        try:
+            self.process = subprocess.Popen(
+                command, env=rasa_environment(self.settings), cwd=self.settings.data_dir,
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        finally:
+            log.close()
+        try:
+            self._wait_ready(started)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, started: float) -> None:
+        assert self.process is not None
+        deadline = started + self.settings.nlu_start_timeout_s
+        with NluClient(self.url, self.settings.effective_nlu_token, timeout_s=2, retries=0) as probe:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise NluServerError(
+                        f"Rasa exited with code {self.process.returncode} while starting. "
+                        f"Last lines of {self.log_file}:\n{self.log_tail()}"
+                    )
+                if probe.is_ready():
+                    self.started_in_s = time.monotonic() - started
+                    return
+                time.sleep(0.25)
+        raise NluServerError(
+            f"Rasa did not answer within {self.settings.nlu_start_timeout_s:.0f} s. "
+            f"Last lines of {self.log_file}:\n{self.log_tail()}"
+        )
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            with open(self.log_file, errors="replace") as handle:
+                return "".join(deque(handle, maxlen=lines)).rstrip()
+        except OSError:
+            return "(no log)"
+
+    def is_running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+
+    def __enter__(self) -> NluServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

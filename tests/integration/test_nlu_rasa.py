@@ -1,0 +1,183 @@
+"""The NLU client against the real Rasa server, trained on the project's data (cached by content hash)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.nlu.client import NluBadResponse, NluClient, NluInputError, NluResult
+from bot.nlu.server import NluServer
+from bot.nlu.service import free_port
+from bot.nlu.training import validate_data
+from bot.settings import Settings
+
+pytestmark = pytest.mark.rasa
+
+
+@pytest.fixture(scope="module")
+def client(rasa_server: NluServer) -> NluClient:
+    return rasa_server.client()
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("@KestrelCare is the fibre down in Leeds?? nothing since 7am #kestreldown", "outage_report"),
+        ("hello @KestrelCare", "greeting"),
+        ("I want to cancel my contract and leave Kestrel", "cancellation"),
+        ("can I speak to a real person please, not a bot", "request_human"),
+        ("thanks so much, that fixed it!", "thanks"),
+    ],
+)
+def test_clear_messages_get_their_kind(client: NluClient, text: str, intent: str) -> None:
+    result = client.parse(text)
+    assert result.top_intent.name == intent, result.to_dict()
+
+
+def test_personal_data_is_found(client: NluClient) -> None:
+    text = (
+        "@KestrelCare charged twice, account KT-48213907, call me on 07700 900123 or "
+        "mail jo.bloggs@example.com, refund to GB82 WEST 1234 5698 7654 32"
+    )
+    result = client.parse(text)
+    assert result.entity_values("customer_number") == ["KT-48213907"]
+    assert any("07700 900123" in value for value in result.entity_values("phone_number"))
+    assert result.entity_values("email") == ["jo.bloggs@example.com"]
+    assert any(value.replace(" ", "").startswith("GB82WEST") for value in result.entity_values("iban"))
+
+
+def test_product_synonyms_are_mapped(client: NluClient) -> None:
+    result = client.parse("my fiber keeps dropping and the hub 4 lights are red")
+    products = set(result.entity_values("product"))
+    assert "fibre" in products
+    assert "router" in products
+
+
+def test_fallback_on_gibberish(client: NluClient) -> None:
+    result: NluResult = client.parse("qwx zzkv plorp")
+    assert result.is_fallback or result.confidence < 0.9
+
+
+HOSTILE_INPUTS = [
+    "x" * 10_000,
+    "wifi down\x00\x00 again",
+    "bill \ud83d wrong",  # a lone surrogate
+    "\u202eenod si tenretni ym",  # RTL override
+    "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466 family plan?",
+    "<script>alert(1)</script><img src=x onerror=alert(1)>",
+    "{{7*7}} ${jndi:ldap://x} '; DROP TABLE tickets; --",
+    "🔥" * 500,
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_INPUTS, ids=range(len(HOSTILE_INPUTS)))
+def test_hostile_input_gets_a_valid_parse_quickly(client: NluClient, text: str) -> None:
+    started = time.monotonic()
+    result = client.parse(text)
+    assert time.monotonic() - started < 5
+    assert result.intent
+    assert 0 <= result.confidence <= 1
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t", "\u200b\u2066\u2069"])
+def test_empty_input_is_refused_clearly(client: NluClient, text: str) -> None:
+    with pytest.raises(NluInputError):
+        client.parse(text)
+
+
+def test_wrong_token_is_refused(rasa_server: NluServer) -> None:
+    with NluClient(rasa_server.url, "not-the-token", retries=0) as intruder:
+        with pytest.raises(NluBadResponse, match="token"):
+            intruder.parse("hello")
+
+
+def test_concurrent_parses(client: NluClient) -> None:
+    from bot.nlu.service import parse_many
+
+    texts = [f"is the internet down in area {i}?" for i in range(40)]
+    results = parse_many(client, texts, concurrency=4)
+    assert [r.text for r in results] == texts
+
+
+def _cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "CAREBOT_DATA_DIR": str(settings.data_dir),
+        "CAREBOT_NLU_TOKEN": settings.effective_nlu_token,
+        "CAREBOT_NLU_PORT": str(settings.nlu_port),
+    } | extra
+
+
+def test_ask_cli_json(rasa_server: NluServer, rasa_settings: Settings) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "is broadband down in Leeds?", "--json"],
+        capture_output=True, text=True, timeout=60, env=_cli_env(rasa_settings),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    parsed = json.loads(result.stdout)
+    assert parsed["top_intent"]["name"] == "outage_report"
+    assert {"intent", "confidence", "ranking", "entities", "is_fallback"} <= parsed.keys()
+
+
+def test_ask_cli_reads_stdin_line_by_line(rasa_server: NluServer, rasa_settings: Settings) -> None:
+    lines = "hello there\n\nthanks a lot!\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "--json"],
+        input=lines, capture_output=True, text=True, timeout=60, env=_cli_env(rasa_settings),
+    )  # fmt: skip
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == 3
+    assert "error" in records[1] and "empty" in records[1]["error"]
+    assert records[2]["top_intent"]["name"] == "thanks"
+    assert result.returncode == 1  # one line could not be classified
+
+
+def test_training_data_validates(rasa_settings: Settings) -> None:
+    output = validate_data(rasa_settings)
+    assert "error" not in output.lower() or "0 errors" in output.lower()
+
+
+def test_held_out_accuracy(rasa_model: Path, rasa_settings: Settings) -> None:
+    """`carebot nlu eval --json` trains (here: reuses the cached model) and scores the held-out file."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "nlu", "eval", "--json"],
+        capture_output=True, text=True, timeout=900, env=_cli_env(rasa_settings),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    assert report["model"] == rasa_model.name
+    assert report["examples"] >= 150
+    assert report["intent_accuracy"] >= 0.90, report["most_confused"]
+    assert len(report["per_intent"]) >= 15
+
+
+def test_serve_stops_cleanly_on_sigterm(rasa_model: Path, rasa_settings: Settings) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "nlu", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cli_env(rasa_settings),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + 180
+        output = ""
+        while "ready" not in output and time.monotonic() < deadline and process.poll() is None:
+            output += process.stdout.readline()
+        assert "NLU server ready" in output, output
+        with NluClient(f"http://127.0.0.1:{port}", rasa_settings.effective_nlu_token) as probe:
+            assert probe.parse("hello").intent
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        with NluClient(f"http://127.0.0.1:{port}", rasa_settings.effective_nlu_token, retries=0) as probe:
+            assert not probe.is_ready()  # Rasa went down with it
+    finally:
+        if process.poll() is None:
+            process.kill()
