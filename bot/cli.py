@@ -17,8 +17,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.text import Text
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from bot.db import DatabaseError, current_revision, upgrade
 from bot.nlu.client import NluClient, NluError, NluResult
@@ -184,7 +184,7 @@ def _describe(result: NluResult) -> str:
 
 @app.command()
 def ask(
-    text: Annotated[str | None, typer.Argument(help="A tweet. Without it, one tweet per line is read from stdin.")] = None,
+    text: Annotated[str | None, typer.Argument(help="A tweet; without it, one tweet per line from stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per line for stdin).")] = False,
 ) -> None:
     """What carebot makes of a tweet. Today: the NLU parse (intent, confidence, entities)."""

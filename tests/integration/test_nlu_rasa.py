@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from bot.nlu.client import NluBadResponse, NluClient, NluInputError, NluResult
+from bot.nlu.evaluation import load_examples
 from bot.nlu.server import NluServer
 from bot.nlu.service import free_port
-from bot.nlu.training import validate_data
+from bot.nlu.training import NluTrainingError, validate_data
 from bot.settings import Settings
 
 pytestmark = pytest.mark.rasa
@@ -141,8 +143,19 @@ def test_ask_cli_reads_stdin_line_by_line(rasa_server: NluServer, rasa_settings:
 
 
 def test_training_data_validates(rasa_settings: Settings) -> None:
-    output = validate_data(rasa_settings)
-    assert "error" not in output.lower() or "0 errors" in output.lower()
+    validate_data(rasa_settings)  # raises NluTrainingError with Rasa's findings
+
+
+def test_validation_catches_an_example_with_two_intents(rasa_settings: Settings, tmp_path: Path) -> None:
+    data = tmp_path / "training_data"
+    shutil.copytree(rasa_settings.training_data_dir, data, ignore=shutil.ignore_patterns("faq.yml", "traffic"))
+    first = load_examples(data / "nlu" / "nlu.yml")[0]
+    other_intent = "thanks" if first.intent != "thanks" else "greeting"
+    with open(data / "nlu" / "nlu.yml", "a") as handle:
+        handle.write(f"\n- intent: {other_intent}\n  examples: |\n    - {first.text}\n")
+    broken = rasa_settings.model_copy(update={"training_data_dir": data})
+    with pytest.raises(NluTrainingError, match="labeled with multiple different intents"):
+        validate_data(broken)
 
 
 def test_held_out_accuracy(rasa_model: Path, rasa_settings: Settings) -> None:

@@ -127,7 +127,10 @@ def test_entities_carry_their_span_text() -> None:
         {"intent": {"name": "a", "confidence": "high"}},
         {"intent": {"name": "a", "confidence": float("nan")}},
         {"intent": {"name": "a", "confidence": 7}},
-        {"intent": {"name": "a", "confidence": 0.5}, "entities": [{"entity": "x", "start": 0, "end": 99, "value": "v"}]},
+        {
+            "intent": {"name": "a", "confidence": 0.5},
+            "entities": [{"entity": "x", "start": 0, "end": 99, "value": "v"}],
+        },
         {"intent": {"name": "a", "confidence": 0.5}, "intent_ranking": [{"name": "b"}]},
     ],
 )

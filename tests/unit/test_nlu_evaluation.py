@@ -50,7 +50,13 @@ def test_load_examples(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    ["nlu: [", "just text", "nlu:\n- intent: x\n", "nlu:\n- intent: x\n  examples: |\n    hi without dash\n", "nlu: []"],
+    [
+        "nlu: [",
+        "just text",
+        "nlu:\n- intent: x\n",
+        "nlu:\n- intent: x\n  examples: |\n    hi without dash\n",
+        "nlu: []",
+    ],
 )
 def test_malformed_files_are_named(tmp_path: Path, content: str) -> None:
     path = tmp_path / "bad.yml"
