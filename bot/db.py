@@ -54,6 +54,15 @@ def _alembic_config(url: str) -> Config:
     return config
 
 
+def head_revision() -> str:
+    """The newest migration this version of carebot ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head
+
+
 def upgrade(url: str, revision: str = "head") -> None:
     """Apply migrations up to `revision`."""
     try:

@@ -62,9 +62,10 @@ def test_product_synonyms_are_mapped(client: NluClient) -> None:
     assert "router" in products
 
 
-def test_fallback_on_gibberish(client: NluClient) -> None:
-    result: NluResult = client.parse("qwx zzkv plorp")
-    assert result.is_fallback or result.confidence < 0.9
+@pytest.mark.parametrize("text", ["qwx zzkv plorp", "🦄🦄🦄"])
+def test_gibberish_is_never_an_answerable_question(client: NluClient, text: str) -> None:
+    result: NluResult = client.parse(text)
+    assert result.is_fallback or result.intent == "spam_offtopic", result.to_dict()
 
 
 HOSTILE_INPUTS = [

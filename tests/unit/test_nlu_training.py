@@ -29,7 +29,7 @@ def test_hash_is_stable_and_follows_content(data_dir: Path) -> None:
 def test_config_change_changes_hash(data_dir: Path) -> None:
     first = TrainingInputs.from_dir(data_dir).content_hash()
     config = data_dir / "config.yml"
-    config.write_text(config.read_text().replace("epochs: 80", "epochs: 81"))
+    config.write_text(config.read_text().replace("epochs: 60", "epochs: 61"))
     assert TrainingInputs.from_dir(data_dir).content_hash() != first
 
 
