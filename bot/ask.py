@@ -68,6 +68,7 @@ def ask_result(
     *,
     faq: Mapping[int, FaqEntry] | None = None,
     nlu_error: str | None = None,
+    no_parse_reason: str | None = None,
     search_error: str | None = None,
     context: Context | None = None,
     guide: ToneGuide | None = None,
@@ -77,7 +78,7 @@ def ask_result(
     `nlu` is None when the NLU gave no parse (say why in `nlu_error`); `search` is None when the FAQ search was
     not available (`search_error`). `faq` maps the hits' entry ids to their published entries.
     """
-    decision = decide(nlu, search, context or Context(), policy, faq=faq)
+    decision = decide(nlu, search, context or Context(), policy, faq=faq, no_parse_reason=no_parse_reason)
     planned = plan_reply(decision, BOT, variant_seed=text, guide=guide)
     return {
         "text": text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),  # printable even if broken

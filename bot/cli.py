@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -20,23 +20,34 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from bot.ask import describe
+from bot.calibration import CalibrationError
 from bot.db import DatabaseError, current_revision, upgrade
-from bot.nlu.client import NluClient, NluError, NluResult
+from bot.desk import open_desk
+from bot.kb_cli import kb_app
+from bot.nlu.client import NluError, NluResult
 from bot.nlu.evaluation import TrainingDataError
 from bot.nlu.server import NluServer, NluServerError
 from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
+from bot.policy import PolicyError
 from bot.settings import Settings, SettingsError, load_settings
+from bot.tone import ToneError
+from bot.triage_cli import triage_app
+from knowledge_base.errors import KbError
 
 app = typer.Typer(help="carebot: a social customer-care desk for X.", no_args_is_help=True, add_completion=False)
 nlu_app = typer.Typer(help="The Rasa NLU service: train, validate, serve, evaluate.", no_args_is_help=True)
 db_app = typer.Typer(help="The database: migrations.", no_args_is_help=True)
 app.add_typer(nlu_app, name="nlu")
 app.add_typer(db_app, name="db")
+app.add_typer(kb_app, name="kb")
+app.add_typer(triage_app, name="triage")
 
 console = Console(stderr=True)
 USER_ERRORS = (
-    SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, OSError,
+    SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, KbError,
+    PolicyError, ToneError, CalibrationError, OSError,
 )  # fmt: skip
 
 # Sample tweets for `carebot up --demo`: what a care account sees on an ordinary morning.
@@ -166,13 +177,6 @@ def nlu_eval(
         typer.echo(f"  {pair['intent']} → {pair['predicted']}: {pair['count']}")
 
 
-def _client(settings: Settings) -> NluClient:
-    return NluClient(
-        settings.effective_nlu_url, settings.effective_nlu_token, timeout_s=settings.nlu_timeout_s,
-        retries=settings.nlu_retries, max_chars=settings.nlu_max_chars,
-    )  # fmt: skip
-
-
 def _describe(result: NluResult) -> str:
     top = result.top_intent
     verdict = f"fallback (best guess {top.name} {top.confidence:.2f})" if result.is_fallback else (
@@ -187,26 +191,16 @@ def ask(
     text: Annotated[str | None, typer.Argument(help="A tweet; without it, one tweet per line from stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per line for stdin).")] = False,
 ) -> None:
-    """What carebot makes of a tweet. Today: the NLU parse (intent, confidence, entities)."""
-    settings = STATE.settings
-    with _client(settings) as client:
-        if text is not None:
-            result = client.parse(text)
-            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else _describe(result))
-            return
-        failures = 0
-        for line in sys.stdin:
-            line = line.rstrip("\n")
-            try:
-                result = client.parse(line)
-            except NluError as exc:
-                failures += 1
-                record: dict[str, Any] = {"text": line, "error": str(exc)}
-                typer.echo(json.dumps(record, ensure_ascii=False) if as_json else f"error: {exc}")
-                continue
-            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else _describe(result))
-        if failures:
-            raise typer.Exit(1)
+    """What carebot would do with a tweet: the decision, its reasons and the reply it would post.
+
+    Needs the NLU server (`carebot nlu serve` or `carebot up`); without it, the decision says so and
+    nothing is auto-answered. The FAQ comes from the knowledge base (`carebot kb import`).
+    """
+    with open_desk(STATE.settings) as desk:
+        lines = [text] if text is not None else (line.rstrip("\n") for line in sys.stdin)
+        for line in lines:
+            result = desk.ask(line)
+            typer.echo(json.dumps(result, ensure_ascii=False) if as_json else describe(result))
 
 
 @app.command()
@@ -215,8 +209,8 @@ def up(
 ) -> None:
     """Start carebot's services on their embedded defaults; Ctrl-C stops them all.
 
-    Built so far: the Rasa NLU service and `carebot ask`. The knowledge base, triage, the X channel
-    (with the sandbox X) and the web console are not built yet, so `up` starts the NLU service only.
+    Built so far: the Rasa NLU service, the knowledge base and triage behind `carebot ask`. The X channel
+    (worker, sandbox X) and the web console are not built yet, so `up` starts the NLU service only.
     """
     settings = STATE.settings
     upgrade(settings.effective_database_url)
@@ -227,15 +221,18 @@ def up(
         with console.status("Starting Rasa (loading TensorFlow and the model)…"):
             server.start()
         console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
-        console.print(
-            "Running: the Rasa NLU service only. Not built yet: knowledge base, triage, X channel, web console."
-        )
-        if demo:
-            with server.client() as client:
+        with ExitStack() as stack:
+            with console.status("Opening the knowledge base (the first time: embedding the default FAQ)…"):
+                desk = stack.enter_context(open_desk(settings))
+            console.print(
+                "Running: the NLU service; the FAQ and triage answer `carebot ask`. "
+                "Not built yet: the X channel (worker, sandbox X) and the web console."
+            )
+            if demo:
                 for tweet in DEMO_TWEETS:
-                    line = Text.assemble("  ", (tweet, "bold"), "\n    → ", _describe(client.parse(tweet)))
-                    console.print(line, highlight=False)
-        console.print('Try in another terminal: .venv/bin/carebot ask "is the internet down in Leeds?"')
+                    console.print(Text.assemble("\n", (tweet, "bold")), highlight=False)
+                    console.print(Text(describe(desk.ask(tweet))), highlight=False)
+        console.print('\nTry in another terminal: .venv/bin/carebot ask "is the internet down in Leeds?"')
         console.print("Press Ctrl-C to stop.")
         while server.is_running():
             time.sleep(0.5)

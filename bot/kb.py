@@ -1,7 +1,5 @@
 """The knowledge base as carebot runs it: its configuration from Settings, and the service and searcher
 built on carebot's database.
-
-Until Settings grows the kb_* fields (see KbConfig), the defaults below apply.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.db import make_engine, upgrade
 from bot.settings import Settings
+from bot.tone import BOT, default_guide
 from knowledge_base.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
 from knowledge_base.search import FaqSearcher
 from knowledge_base.service import KnowledgeBaseService
@@ -22,27 +21,25 @@ from knowledge_base.service import KnowledgeBaseService
 
 @dataclass(frozen=True)
 class KbConfig:
-    embedding_model: str = DEFAULT_MODEL  # CAREBOT_KB_EMBEDDING_MODEL: a model directory or a cached name
-    index_dir: Path | None = None  # CAREBOT_KB_INDEX_DIR: default $DATA_DIR/kb-index
-    duplicate_threshold: float = 0.9  # CAREBOT_KB_DUPLICATE_THRESHOLD: cosine above which a question is a duplicate
-    exact_limit: int = 20_000  # CAREBOT_KB_EXACT_LIMIT: vectors up to which search is exact (then HNSW)
-    refresh_interval_s: float = 0.2  # CAREBOT_KB_REFRESH_INTERVAL_S: how often a searcher checks for publishes
-    signature: str = "^bot"  # CAREBOT_KB_SIGNATURE: appended to every bot answer, counted in its 280
-    embedding_threads: int = 1  # CAREBOT_KB_EMBEDDING_THREADS: torch CPU threads per process (0: torch's default)
+    embedding_model: str
+    index_dir: Path
+    duplicate_threshold: float
+    exact_limit: int
+    refresh_interval_s: float
+    signature: str  # the bot's signature, counted in every answer's 280
+    embedding_threads: int
 
 
 def kb_config(settings: Settings) -> KbConfig:
-    """The knowledge base's configuration from the settings (kb_* fields when present, else the defaults)."""
-    defaults = KbConfig()
-    index_dir = getattr(settings, "kb_index_dir", None) or settings.data_dir / "kb-index"
+    """The knowledge base's configuration: the CAREBOT_KB_* settings and the tone guide's bot signature."""
     return KbConfig(
-        embedding_model=getattr(settings, "kb_embedding_model", None) or defaults.embedding_model,
-        index_dir=Path(index_dir),
-        duplicate_threshold=float(getattr(settings, "kb_duplicate_threshold", defaults.duplicate_threshold)),
-        exact_limit=int(getattr(settings, "kb_exact_limit", defaults.exact_limit)),
-        refresh_interval_s=float(getattr(settings, "kb_refresh_interval_s", defaults.refresh_interval_s)),
-        signature=str(getattr(settings, "kb_signature", defaults.signature)),
-        embedding_threads=int(getattr(settings, "kb_embedding_threads", defaults.embedding_threads)),
+        embedding_model=settings.kb_embedding_model or DEFAULT_MODEL,
+        index_dir=settings.kb_index_dir or settings.data_dir / "kb-index",
+        duplicate_threshold=settings.kb_duplicate_threshold,
+        exact_limit=settings.kb_exact_limit,
+        refresh_interval_s=settings.kb_refresh_interval_s,
+        signature=default_guide().signature(BOT),
+        embedding_threads=settings.kb_embedding_threads,
     )
 
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     )
     kb_exact_limit: int = Field(default=20_000, ge=1, description="Vectors up to which search is exact (then HNSW).")
     kb_refresh_interval_s: float = Field(default=0.2, ge=0, description="How often a searcher looks for publishes.")
+    kb_embedding_threads: int = Field(default=1, ge=0, description="torch CPU threads per process (0: torch's own).")
 
     @field_validator("nlu_host")
     @classmethod

@@ -243,9 +243,11 @@ def decide(
     policy: Policy,
     *,
     faq: Mapping[int, FaqEntry] | None = None,
+    no_parse_reason: str | None = None,
 ) -> Decision:
     """Decide what happens to one tweet. `faq` maps entry ids to published entries (for the hits in `search`);
-    without it no FAQ answer can be given. `nlu` is None when Rasa gave no parse."""
+    without it no FAQ answer can be given. `nlu` is None when Rasa gave no parse (`no_parse_reason` says why,
+    in words for agents; the default is that the NLU service may be down)."""
     skill = policy.default_skill
     if context.from_our_account:
         return Decision("ignore", ("This is one of our own tweets: the bot never replies to itself.",), skill=skill)
@@ -254,7 +256,9 @@ def decide(
 
     reasons: list[str] = []
     if nlu is None:
-        reasons.append("There is no NLU parse (the NLU service may be down), so nothing is automatic.")
+        reasons.append(
+            no_parse_reason or "There is no NLU parse (the NLU service may be down), so nothing is automatic."
+        )
         if not context.addressed_to_us:
             reasons.append("It was found by a keyword search, not addressed to us: only a person may reply.")
         priority, why = _priority(policy.priority.unclear, ["kind of message unknown"], [], context, policy)

@@ -126,8 +126,10 @@ def test_ask_cli_json(rasa_server: NluServer, rasa_settings: Settings) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     parsed = json.loads(result.stdout)
-    assert parsed["top_intent"]["name"] == "outage_report"
-    assert {"intent", "confidence", "ranking", "entities", "is_fallback"} <= parsed.keys()
+    assert parsed["nlu"]["top_intent"]["name"] == "outage_report"
+    assert {"intent", "confidence", "ranking", "entities", "is_fallback"} <= parsed["nlu"].keys()
+    assert parsed["decision"]["band"] == "human"  # an outage report is for people, with an acknowledgement
+    assert parsed["decision"]["reasons"]
 
 
 def test_ask_cli_reads_stdin_line_by_line(rasa_server: NluServer, rasa_settings: Settings) -> None:
@@ -137,10 +139,10 @@ def test_ask_cli_reads_stdin_line_by_line(rasa_server: NluServer, rasa_settings:
         input=lines, capture_output=True, text=True, timeout=60, env=_cli_env(rasa_settings),
     )  # fmt: skip
     records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert result.returncode == 0, result.stderr[-2000:]
     assert len(records) == 3
-    assert "error" in records[1] and "empty" in records[1]["error"]
-    assert records[2]["top_intent"]["name"] == "thanks"
-    assert result.returncode == 1  # one line could not be classified
+    assert records[1]["nlu"] is None and "empty" in records[1]["nlu_error"]
+    assert records[2]["nlu"]["top_intent"]["name"] == "thanks"
 
 
 def test_training_data_validates(rasa_settings: Settings) -> None:

@@ -19,20 +19,6 @@ def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProc
     )
 
 
-def test_ask_without_a_running_nlu_server(tmp_path: Path) -> None:
-    result = run(["ask", "is the internet down?"], tmp_path, CAREBOT_NLU_PORT=str(free_port()), CAREBOT_NLU_RETRIES="0")
-    assert result.returncode == 1
-    assert "error:" in result.stderr and "unavailable" in result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-
-
-def test_ask_empty_text(tmp_path: Path) -> None:
-    result = run(["ask", "   "], tmp_path)
-    assert result.returncode == 1
-    assert "empty" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_invalid_setting(tmp_path: Path) -> None:
     result = run(["db", "current"], tmp_path, CAREBOT_NLU_PORT="seventy")
     assert result.returncode == 1
