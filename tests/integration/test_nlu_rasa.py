@@ -197,3 +197,28 @@ def test_serve_stops_cleanly_on_sigterm(rasa_model: Path, rasa_settings: Setting
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def _ask_json(settings: Settings, text: str) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", text, "--json"],
+        capture_output=True, text=True, timeout=300, env=_cli_env(settings),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+def test_ask_answers_a_product_question_from_the_faq(rasa_server: NluServer, rasa_settings: Settings) -> None:
+    record = _ask_json(rasa_settings, "@KestrelCare hiya, how do I reset my Hub 4 to factory settings?")
+    assert record["decision"]["band"] == "auto", record["decision"]["reasons"]
+    assert record["decision"]["faq"]["slug"] == "factory-reset-hub"
+    assert record["reply_status"] == "bot_posts"
+    assert record["reply"].endswith("^bot")
+
+
+def test_ask_moves_personal_data_to_dm_without_echoing_it(rasa_server: NluServer, rasa_settings: Settings) -> None:
+    record = _ask_json(rasa_settings, "@KestrelCare you charged me twice, customer no KT-48213907, fix it")
+    assert record["decision"]["dm_handover"] is True
+    assert record["decision"]["band"] == "human"
+    assert "48213907" not in (record["reply"] or "")
+    assert "48213907" not in " ".join(record["decision"]["reasons"])
