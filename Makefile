@@ -38,6 +38,7 @@ lint: setup
 bench: setup
 	@mkdir -p var/bench
 	$(VENV)/bin/python -m bench.nlu --json --out var/bench/nlu.json
+	$(VENV)/bin/python -m bench.kb --json --rasa --out var/bench/kb.json
 
 lock:
 	rm -rf var/lock && mkdir -p var/lock
