@@ -25,8 +25,6 @@ while another process is busy).
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,10 +37,9 @@ import numpy as np
 import yaml
 from sqlalchemy.orm import sessionmaker
 
-from bench.nlu import percentile
+from bench.common import emit, intent_examples, machine, percentile
 from bot.db import make_engine, upgrade
 from bot.kb import kb_config, make_embedder
-from bot.nlu.evaluation import load_examples
 from bot.settings import PROJECT_ROOT, load_settings
 from knowledge_base.index import FaqIndex, IndexedText
 from knowledge_base.io import read_file
@@ -210,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "benchmark": "kb",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": _cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+        "machine": machine(),
         "model": embedder.name,
         "embedding_threads": config.embedding_threads or "torch default",
     }
@@ -232,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         searcher = FaqSearcher(sessions, embedder)
         faq_vectors = np.stack([_stored(searcher.index, i) for i in sorted(searcher.index._texts)])
         texts = [e.text for path in sorted((PROJECT_ROOT / "training_data").glob("nlu*/*.yml"))
-                 for e in _examples(path)]  # fmt: skip
+                 for e in intent_examples(path)]  # fmt: skip
         queries = embedder.embed(texts[::3][:400])
         end_to_end = []
         for text in texts[1::3][:200]:
@@ -260,29 +257,12 @@ def main(argv: list[str] | None = None) -> int:
         }  # fmt: skip
         engine.dispose()
 
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
 
 
 def _stored(index: FaqIndex, vector_id: int) -> np.ndarray:
     return np.asarray(index._index.reconstruct(vector_id), dtype=np.float32)
-
-
-def _examples(path: Path) -> list[Any]:
-    try:
-        return load_examples(path)
-    except ValueError:
-        return []  # a file of regexes and lookups only
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":

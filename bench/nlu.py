@@ -9,28 +9,20 @@ concurrent clients against a real Rasa server started for the run.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import emit, intent_examples, machine, percentile
 from bot.nlu.client import NluClient
 from bot.nlu.evaluation import load_examples
 from bot.nlu.server import NluServer
 from bot.nlu.service import default_test_file, with_private_port
 from bot.nlu.training import TrainingInputs, train
 from bot.settings import load_settings
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def process_tree_rss_mb(pid: int) -> float:
@@ -88,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     model, trained = train(settings, inputs)
     train_s = time.perf_counter() - train_started
 
-    texts = [e.text for path in inputs.nlu_files for e in _examples_or_none(path)]
+    texts = [e.text for path in inputs.nlu_files for e in intent_examples(path)]
     texts += [e.text for e in load_examples(default_test_file(settings))]
     texts = (texts * (args.tweets // max(len(texts), 1) + 1))[: args.tweets]
 
@@ -102,32 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "nlu",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": _cpu_count(), "platform": platform.platform(), "python": sys.version.split()[0]},
+        "machine": machine(),
         "model": model.name,
         "training_s": round(train_s, 1) if trained else None,
         "server_startup_s": round(startup_s or 0, 2),
         "server_rss_mb": {"idle": rss_idle, "after_load": rss_loaded},
         "parse": loads,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
     return 0
-
-
-def _examples_or_none(path: Path) -> list[Any]:
-    try:
-        return load_examples(path)
-    except ValueError:
-        return []  # a file of regexes and lookups only
-
-
-def _cpu_count() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0))
 
 
 if __name__ == "__main__":

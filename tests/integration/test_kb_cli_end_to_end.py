@@ -11,22 +11,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CAREBOT_WITH_KB = """
-import bot.cli as cli
-from bot.kb_cli import kb_app
-from knowledge_base.errors import KbError
-if not any(group.name == "kb" for group in cli.app.registered_groups):
-    cli.app.add_typer(kb_app, name="kb")
-if KbError not in cli.USER_ERRORS:
-    cli.USER_ERRORS = (*cli.USER_ERRORS, KbError)
-cli.main()
-"""
 
 
 def carebot(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CAREBOT_DATA_DIR": str(tmp_path / "var")}
     result = subprocess.run(
-        [sys.executable, "-c", CAREBOT_WITH_KB, *args], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=300,
         env=environment, stdin=subprocess.DEVNULL, cwd=ROOT,
     )  # fmt: skip
     assert "Traceback" not in result.stderr, result.stderr

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from bot.db import head_revision
-from bot.nlu.service import free_port
 
 CAREBOT = [sys.executable, "-m", "bot"]
 

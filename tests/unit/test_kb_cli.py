@@ -9,24 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Runs `carebot` with the kb commands mounted and KbError a user error, as bot/cli.py does once they are wired in.
-CAREBOT_WITH_KB = """
-import sys
-import bot.cli as cli
-from bot.kb_cli import kb_app
-from knowledge_base.errors import KbError
-if not any(group.name == "kb" for group in cli.app.registered_groups):
-    cli.app.add_typer(kb_app, name="kb")
-if KbError not in cli.USER_ERRORS:
-    cli.USER_ERRORS = (*cli.USER_ERRORS, KbError)
-cli.main()
-"""
-
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
     environment = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "CAREBOT_DATA_DIR": str(tmp_path / "var")}
     return subprocess.run(
-        [sys.executable, "-c", CAREBOT_WITH_KB, *args], capture_output=True, text=True, timeout=60, env=environment,
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, timeout=60, env=environment,
         stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parents[2],
     )  # fmt: skip
 
