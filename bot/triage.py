@@ -334,7 +334,7 @@ def decide(
         )  # fmt: skip
 
     if rules.faq == "never":
-        reasons.append(f"The policy sends {intent_phrase(intent)} to a person, not to the FAQ.")
+        reasons.append(f"The FAQ does not answer {intent_phrase(intent)} under the policy: an agent takes it.")
     else:
         choice = _faq_choice(search, faq, reasons)
         if choice:
