@@ -24,6 +24,7 @@ from bot.ask import describe
 from bot.calibration import CalibrationError
 from bot.db import DatabaseError, current_revision, upgrade
 from bot.desk import open_desk
+from bot.eval_cli import eval_app
 from bot.kb_cli import kb_app
 from bot.nlu.client import NluError, NluResult
 from bot.nlu.evaluation import TrainingDataError
@@ -43,6 +44,7 @@ app.add_typer(nlu_app, name="nlu")
 app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(triage_app, name="triage")
+app.add_typer(eval_app, name="eval")
 
 console = Console(stderr=True)
 USER_ERRORS = (

@@ -1,0 +1,84 @@
+"""`carebot eval …`: benchmarks. `carebot eval clinc150` runs the full pipeline (Rasa + KB) on CLINC150, with the
+KB-only and Rasa-only variants side by side (see bot/clinc_eval.py).
+
+bot/cli.py mounts it with `app.add_typer(eval_app, name="eval")`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.clinc_eval import DEFAULT_EPOCHS, DEFAULT_TARGET, run_clinc_eval
+from bot.settings import Settings
+
+eval_app = typer.Typer(help="Benchmarks: the whole pipeline on public data sets.", no_args_is_help=True)
+console = Console(stderr=True)
+VARIANTS = ("pipeline", "kb_only", "rasa_only")
+
+
+@eval_app.callback()
+def _eval() -> None:
+    """Benchmarks: the whole pipeline on public data sets."""
+
+
+def _settings() -> Settings:
+    from bot.cli import STATE  # bot.cli imports this module: look STATE up when a command runs
+
+    return STATE.settings
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@eval_app.command("clinc150")
+def eval_clinc150(
+    data: Annotated[Path, typer.Option(help="CLINC150's data_full.json.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    epochs: Annotated[int, typer.Option(min=1, help="DIET training epochs for the Rasa model.")] = DEFAULT_EPOCHS,
+    max_train_per_intent: Annotated[
+        int, typer.Option(min=1, help="Training utterances per intent (CLINC150 has 100: all).")
+    ] = 100,
+    target_precision: Annotated[
+        float, typer.Option(min=0.5, max=1.0, help="Answer precision the thresholds aim for on val.")
+    ] = DEFAULT_TARGET,
+    oos_weight: Annotated[
+        int, typer.Option(min=1, help="Count each out-of-scope val query N times when fitting the thresholds.")
+    ] = 1,
+    max_intents: Annotated[int | None, typer.Option(min=1, hidden=True, help="Only the first N intents.")] = None,
+    max_oos: Annotated[int | None, typer.Option(min=1, hidden=True, help="At most N out-of-scope per split.")] = None,
+) -> None:
+    """Build the KB and a Rasa model from CLINC150 train, calibrate on val, report on test + oos_test."""
+    last = {"percent": -1}
+
+    def stage(name: str) -> None:
+        console.print(f"[dim]{name}…[/dim]", highlight=False)
+
+    def progress(percent: int) -> None:
+        if percent // 10 > last["percent"] // 10:
+            console.print(f"[dim]  Rasa training {percent}%[/dim]", highlight=False)
+        last["percent"] = percent
+
+    report = run_clinc_eval(
+        _settings(), data, epochs=epochs, max_train_per_intent=max_train_per_intent, max_intents=max_intents,
+        max_oos=max_oos, target=target_precision, oos_weight=oos_weight, on_stage=stage, on_train_progress=progress,
+    )  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    typer.echo(
+        f"CLINC150: {report['intents']} intents; thresholds for answer precision {target_precision} on val, "
+        f"figures on test + oos_test"
+    )
+    keys = ("in_scope_accuracy", "auroc", "answer_precision", "coverage", "oos_recall")
+    typer.echo(f"{'variant':<10}" + "".join(f"{key:>19}" for key in keys))
+    for variant in VARIANTS:
+        typer.echo(f"{variant:<10}" + "".join(f"{_fmt(report[variant][key]):>19}" for key in keys))
+    for variant in VARIANTS:
+        typer.echo(f"{variant} thresholds: {report[variant]['thresholds']}")
+    typer.echo(f"timings (s): {report['timings']}")
