@@ -13,9 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from bot.policy import NEVER, CalibrationInfo, Policy, Thresholds
+from bot.yaml_files import read_yaml
 
 if TYPE_CHECKING:
     from bot.nlu.client import NluResult
@@ -247,12 +246,7 @@ class ValidationExample:
 
 def load_validation(path: Path) -> list[ValidationExample]:
     """Read a validation file: `examples:` a list of {text: ..., faq: slug or null}."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CalibrationError(f"cannot read the validation file {path}: {exc.strerror or exc}") from exc
-    except yaml.YAMLError as exc:
-        raise CalibrationError(f"{path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "validation file", CalibrationError)
     items: Any = data.get("examples") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
         raise CalibrationError(f"{path}: expected `examples:` with a list of {{text: ..., faq: slug or null}}")

@@ -15,6 +15,8 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from bot.yaml_files import read_yaml
+
 Band = Literal["auto", "approve", "human", "ignore"]
 Situation = Literal["faq_answer", "dm_handover", "outage_ack", "handoff_ack", "thanks", "greeting"]
 FaqMode = Literal["auto", "approve", "never"]
@@ -248,14 +250,7 @@ def policy_from_dict(data: Any) -> Policy:
 
 def load_policy(path: Path = DEFAULT_POLICY_PATH) -> Policy:
     """Read and check the policy file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyError(f"cannot read the policy file {path}: {exc.strerror or exc}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{path} is not valid YAML: {exc}") from exc
+    data = read_yaml(path, "policy file", PolicyError)
     try:
         return policy_from_dict(data)
     except PolicyError as exc:

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import regex
-import yaml
 
 from bot.cues import is_shouting
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.personal_data import PATTERNS, describe_kinds, find_personal_data
 from bot.policy import SITUATIONS, Situation
+from bot.yaml_files import read_yaml
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, find_urls, weighted_length
 
 if TYPE_CHECKING:
@@ -111,12 +111,7 @@ class ToneGuide:
 
     @classmethod
     def load(cls, path: Path = DEFAULT_TONE_PATH) -> ToneGuide:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ToneError(f"cannot read the tone guide {path}: {exc.strerror or exc}") from exc
-        except yaml.YAMLError as exc:
-            raise ToneError(f"{path} is not valid YAML: {exc}") from exc
+        data = read_yaml(path, "tone guide", ToneError)
         try:
             return guide_from_dict(data)
         except ToneError as exc:
