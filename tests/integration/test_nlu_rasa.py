@@ -222,3 +222,29 @@ def test_ask_moves_personal_data_to_dm_without_echoing_it(rasa_server: NluServer
     assert record["decision"]["band"] == "human"
     assert "48213907" not in (record["reply"] or "")
     assert "48213907" not in " ".join(record["decision"]["reasons"])
+
+
+def test_every_hostile_tweet_gets_a_decision_and_only_valid_replies(
+    rasa_server: NluServer, rasa_settings: Settings
+) -> None:
+    """`carebot ask` with the real Rasa and FAQ on a file of hostile tweets: a decision with reasons for each,
+    and every reply the bot would post passes the tone check (length, signature, no echoed personal data)."""
+    from bot.tone import BOT, check
+
+    hostile = Path(__file__).resolve().parents[1] / "data" / "hostile_tweets.txt"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "ask", "--json"], input=hostile.read_text(encoding="utf-8"),
+        capture_output=True, text=True, timeout=600, env=_cli_env(rasa_settings),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == len(hostile.read_text(encoding="utf-8").splitlines())
+    for record in records:
+        assert record["decision"]["band"] in ("auto", "approve", "human", "ignore")
+        assert record["decision"]["reasons"]
+        if record["reply_status"] == "bot_posts":
+            assert check(record["reply"], BOT) == [], record
+            assert "<script" not in record["reply"] and "jo.bloggs" not in record["reply"]
+    personal = records[-3]
+    assert personal["decision"]["dm_handover"] is True
