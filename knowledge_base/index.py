@@ -78,6 +78,10 @@ class FaqIndex:
     def __len__(self) -> int:
         return len(self._texts)
 
+    def vector_ids(self) -> set[int]:
+        """The ids of the vectors the index holds (the database's vector ids)."""
+        return set(self._texts)
+
     def _new_index(self, size: int) -> Any:
         if size <= self.exact_limit:
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))

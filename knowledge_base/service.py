@@ -439,12 +439,7 @@ class KnowledgeBaseService:
             ):
                 known[(r.entry_id, r.text)] = embedding_from_bytes(r.embedding)
         missing = sorted({text for e, c in contents.items() for text in c.texts if (e, text) not in known})
-        fresh: dict[str, np.ndarray] = {}
-        for start in range(0, len(missing), _EMBED_CHUNK):
-            chunk = missing[start : start + _EMBED_CHUNK]
-            fresh.update(zip(chunk, self.embedder.embed(chunk), strict=True))
-            if on_progress:
-                on_progress(min(start + _EMBED_CHUNK, len(missing)), len(missing))
+        fresh = self._embed_in_chunks(missing, on_progress)
         return {
             e: np.stack([known.get((e, text), fresh.get(text)) for text in c.texts])  # type: ignore[misc]
             for e, c in contents.items()
@@ -617,18 +612,23 @@ class KnowledgeBaseService:
         kb_version = self._bump(session, changed_ids, "import", author) if changed_ids else None
         return ImportReport(**counts, kb_version=kb_version)
 
+    def _embed_in_chunks(self, texts: list[str], on_progress: ProgressCallback | None) -> dict[str, np.ndarray]:
+        """Each text's embedding, made in batches of _EMBED_CHUNK, reporting (done, total) after each batch."""
+        embedded: dict[str, np.ndarray] = {}
+        for start in range(0, len(texts), _EMBED_CHUNK):
+            chunk = texts[start : start + _EMBED_CHUNK]
+            embedded.update(zip(chunk, self.embedder.embed(chunk), strict=True))
+            if on_progress:
+                on_progress(min(start + _EMBED_CHUNK, len(texts)), len(texts))
+        return embedded
+
     def reindex(self, *, author: str, on_progress: ProgressCallback | None = None) -> int:
         """Embed every live text again with the configured model (after changing the model). Returns the count."""
         with self._unit_of_work() as session:
             rows = session.execute(select(entries).where(entries.c.status == "published")).all()
             contents = {row.id: self._live_content(session, row) for row in rows}
             texts = sorted({t for c in contents.values() if c is not None for t in c.texts})
-            fresh: dict[str, np.ndarray] = {}
-            for start in range(0, len(texts), _EMBED_CHUNK):
-                chunk = texts[start : start + _EMBED_CHUNK]
-                fresh.update(zip(chunk, self.embedder.embed(chunk), strict=True))
-                if on_progress:
-                    on_progress(min(start + _EMBED_CHUNK, len(texts)), len(texts))
+            fresh = self._embed_in_chunks(texts, on_progress)
             session.execute(delete(vectors))
             new_rows = [
                 {"entry_id": row.id, "version": row.published_version, "position": position, "text": text,
