@@ -6,13 +6,20 @@ PYTHON311 = $(shell scripts/find-python 3.11)
 PYTHON310 = $(shell scripts/find-python 3.10)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup demo test lint bench lock clean
+.PHONY: help setup system-packages demo test lint bench lock clean
 help:
 	@echo "make demo   set up, then run carebot on its embedded defaults"
 	@echo "make test   set up, then run every test"
 	@echo "make lint   ruff and mypy;  make bench   benchmarks (JSON in var/bench/);  make lock   re-pin"
 
-setup: $(VENV)/.installed $(RASA_VENV)/.installed
+setup: $(VENV)/.installed $(RASA_VENV)/.installed system-packages
+
+# The browser tests drive the system Chromium (Debian package chromium); Playwright downloads no browser.
+system-packages:
+	@command -v chromium >/dev/null || { \
+	  echo "Installing the Debian package chromium (browser tests)…"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; \
+	  else sudo apt-get install -y -q chromium; fi; }
 
 $(VENV)/.installed: requirements/app.lock pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON311) -m venv $(VENV)

@@ -32,9 +32,11 @@ from bot.nlu.server import NluServer, NluServerError
 from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
 from bot.policy import PolicyError
+from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings
 from bot.tone import ToneError
 from bot.triage_cli import triage_app
+from bot.web.cli import users_app
 from knowledge_base.errors import KbError
 
 app = typer.Typer(help="carebot: a social customer-care desk for X.", no_args_is_help=True, add_completion=False)
@@ -45,6 +47,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(kb_app, name="kb")
 app.add_typer(triage_app, name="triage")
 app.add_typer(eval_app, name="eval")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(users_app, name="users")
 
 console = Console(stderr=True)
 USER_ERRORS = (

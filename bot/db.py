@@ -12,7 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -45,6 +45,16 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def all_metadata() -> list[MetaData]:
+    """Every component's MetaData: together they are the schema that the migrations build."""
+    from bot.channel.models import metadata as channel
+    from bot.web.models import metadata as web
+    from handoff.models import metadata as handoff
+    from knowledge_base.models import metadata as knowledge_base
+
+    return [knowledge_base, channel, handoff, web]
 
 
 def _alembic_config(url: str) -> Config:

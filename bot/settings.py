@@ -11,7 +11,7 @@ import secrets
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -54,12 +54,73 @@ class Settings(BaseSettings):
     kb_refresh_interval_s: float = Field(default=0.2, ge=0, description="How often a searcher looks for publishes.")
     kb_embedding_threads: int = Field(default=1, ge=0, description="torch CPU threads per process (0: torch's own).")
 
+    # The X channel. Without credentials carebot talks to the sandbox X at SANDBOX_HOST:SANDBOX_PORT.
+    x_api_url: str | None = Field(
+        default=None, description="X API base URL; default: https://api.x.com with credentials, else the sandbox X."
+    )
+    x_bearer_token: SecretStr | None = None
+    x_consumer_key: SecretStr | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_timeout_s: float = Field(default=10.0, gt=0, description="Our own timeout on every X API request.")
+    x_max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a read after a 5xx or network error.")
+    x_backoff_max_s: float = Field(default=60.0, gt=0, description="The longest wait between two retries.")
+    x_rate_limit_default_wait_s: float = Field(
+        default=60.0, gt=0, description="How long to wait after a 429 that names no reset time."
+    )
+    x_search_queries: list[str] = Field(
+        default_factory=list, description="Keyword searches for monitoring (JSON list); hits go to humans only."
+    )
+    x_poll_interval_s: float = Field(default=2.0, gt=0, description="How often the worker reads mentions.")
+    x_reconcile_after_s: float = Field(
+        default=5.0, ge=0, description="How long a reply in doubt waits before we look for it on X."
+    )
+
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=8090, ge=1, le=65535)
+    sandbox_store: Path | None = Field(
+        default=None, description="The sandbox X's own database; default: $DATA_DIR/sandbox-x.db"
+    )
+    sandbox_account: str = Field(default="KestrelCare", description="The care account's handle on the sandbox X.")
+
+    worker_batch_size: int = Field(default=64, ge=1, le=1000, description="Tweets triaged per step.")
+    worker_nlu_wait_s: float = Field(
+        default=120.0, ge=0, description="How long tweets wait for a dead NLU before they go to humans."
+    )
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=1, le=65535)
+    web_secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (behind HTTPS).")
+    web_session_hours: float = Field(default=12.0, gt=0)
+
+    sla_first_response_minutes: int = Field(default=60, ge=1, description="First-response deadline of a ticket.")
+
     @field_validator("nlu_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
         if value not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError("the Rasa server is bound to the loopback interface only (127.0.0.1, ::1)")
         return value
+
+    @property
+    def x_credentials_set(self) -> bool:
+        return self.x_bearer_token is not None or self.x_access_token is not None
+
+    @property
+    def effective_sandbox_url(self) -> str:
+        host = f"[{self.sandbox_host}]" if ":" in self.sandbox_host else self.sandbox_host
+        return f"http://{host}:{self.sandbox_port}"
+
+    @property
+    def effective_x_api_url(self) -> str:
+        if self.x_api_url:
+            return self.x_api_url.rstrip("/")
+        return "https://api.x.com" if self.x_credentials_set else self.effective_sandbox_url
+
+    @property
+    def effective_sandbox_store(self) -> Path:
+        return self.sandbox_store or self.data_dir / "sandbox-x.db"
 
     @property
     def effective_database_url(self) -> str:

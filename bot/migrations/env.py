@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from alembic import context
 
-from bot.db import make_engine
-from knowledge_base.models import metadata as knowledge_base_metadata
+from bot.db import all_metadata, make_engine
 
 config = context.config
-target_metadata: list = [knowledge_base_metadata]  # each component adds its MetaData here as it gains tables
+target_metadata = all_metadata()
 
 
 def run_migrations() -> None:

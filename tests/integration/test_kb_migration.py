@@ -1,5 +1,5 @@
-"""The knowledge base's migration (0002) creates exactly the tables of knowledge_base/models.py, on SQLite and
-PostgreSQL, and can be undone."""
+"""The migrations create exactly the tables of every component's models (knowledge_base/models.py and the
+others in bot.db.all_metadata), on SQLite and PostgreSQL, and the knowledge base's (0002) can be undone."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 
-from bot.db import MIGRATIONS_DIR, current_revision, make_engine, upgrade
-from knowledge_base.models import kb_state, metadata
+from bot.db import MIGRATIONS_DIR, all_metadata, current_revision, make_engine, upgrade
+from knowledge_base.models import kb_state
 
 KB_TABLES = {"kb_entries", "kb_entry_versions", "kb_vectors", "kb_state", "kb_changes"}
 
@@ -20,7 +20,7 @@ def test_the_migrated_schema_matches_the_models(database_url: str) -> None:
     try:
         with engine.connect() as connection:
             assert KB_TABLES <= set(inspect(connection).get_table_names())
-            differences = compare_metadata(MigrationContext.configure(connection), metadata)
+            differences = compare_metadata(MigrationContext.configure(connection), all_metadata())
             assert differences == []
             assert connection.execute(select(kb_state.c.id, kb_state.c.version)).all() == [(1, 0)]
     finally:

@@ -1,0 +1,96 @@
+"""The X channel's tables: inbound tweets (each stored once), read checkpoints, the outbox of replies (one row per
+target tweet), opt-outs and operational alerts. Kept in their own MetaData; migration 0003 creates them."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+
+metadata = MetaData()
+
+# Tweet ids are 64-bit integers that X sends as strings; they are kept as strings, and ordered by (length, text).
+TWEET_ID = String(24)
+
+inbound_tweets = Table(
+    "x_inbound_tweets",
+    metadata,
+    Column("tweet_id", TWEET_ID, primary_key=True),
+    Column("source", String(16), nullable=False),  # mention | search | backfill | dm
+    Column("author_id", TWEET_ID, nullable=False),
+    Column("author_username", String(64), nullable=True),
+    Column("text", Text, nullable=False),
+    Column("conversation_id", TWEET_ID, nullable=True),
+    Column("in_reply_to_tweet_id", TWEET_ID, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=True),  # on X
+    Column("fetched_at", DateTime(timezone=True), nullable=False),
+    Column("search_query", String(512), nullable=True),
+    # new → triaged (decision stored) | waiting (the NLU is down; retried) ; done when nothing more happens here
+    Column("state", String(16), nullable=False, default="new"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("band", String(16), nullable=True),
+    Column("decision", JSON, nullable=True),
+    Column("ticket_id", Integer, nullable=True),
+    Column("triaged_at", DateTime(timezone=True), nullable=True),
+    Index("ix_x_inbound_state", "state", "next_attempt_at"),
+    Index("ix_x_inbound_conversation", "conversation_id"),
+    Index("ix_x_inbound_author", "author_id"),
+)
+
+checkpoints = Table(
+    "x_checkpoints",
+    metadata,
+    Column("name", String(600), primary_key=True),  # "mentions", "search:<query>", "dm"
+    Column("since_id", TWEET_ID, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+outbox = Table(
+    "x_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_tweet_id", TWEET_ID, nullable=False),  # the tweet we reply to: one reply per target, ever
+    Column("conversation_id", TWEET_ID, nullable=True),
+    Column("kind", String(24), nullable=False),  # faq_answer | acknowledgement | dm_handover | agent_reply | …
+    Column("author", String(16), nullable=False),  # "bot" or an agent's initials
+    Column("text", Text, nullable=False),
+    # pending → sending → sent | failed | unknown (posted or not: look on X before any re-send)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("posted_tweet_id", TWEET_ID, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("ticket_id", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("target_tweet_id", name="uq_x_outbox_target"),
+    Index("ix_x_outbox_state", "state", "next_attempt_at"),
+    Index("ix_x_outbox_posted", "posted_tweet_id"),
+)
+
+opt_outs = Table(
+    "x_opt_outs",
+    metadata,
+    Column("author_id", TWEET_ID, primary_key=True),
+    Column("tweet_id", TWEET_ID, nullable=False),  # the tweet that asked us to stop
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+alerts = Table(
+    "x_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),  # mention_gap | rate_limited | x_unavailable | nlu_down | …
+    Column("message", Text, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+worker_heartbeats = Table(
+    "x_worker_heartbeats",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("pid", Integer, nullable=False),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+    Column("step_seconds", Float, nullable=True),
+)
