@@ -3,6 +3,63 @@ Kept in their own MetaData; migration 0005 creates them."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
+
+ROLES = ("agent", "editor", "lead")
+
+accounts = Table(
+    "web_accounts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),
+    Column("display_name", String(120), nullable=False),
+    Column("role", String(16), nullable=False),  # agent | editor | lead
+    Column("initials", String(3), nullable=True),  # the reply signature of agents and leads
+    Column("agent_id", Integer, nullable=True),  # their handoff roster agent (handoff_agents.id)
+    Column("password_hash", Text, nullable=False),  # argon2id, in its own encoded form
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("password_changed_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("username", name="uq_web_accounts_username"),
+)
+
+sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False),  # sha256 of the cookie's token; the token is never stored
+    Column("account_id", Integer, ForeignKey("web_accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("client", String(64), nullable=True),
+    UniqueConstraint("token_hash", name="uq_web_sessions_token_hash"),
+    Index("ix_web_sessions_account", "account_id"),
+    Index("ix_web_sessions_expires", "expires_at"),
+)
+
+login_attempts = Table(
+    "web_login_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False),  # as typed (lower-cased), whether it exists or not
+    Column("client", String(64), nullable=False),  # the client's address
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("succeeded", Boolean, nullable=False),
+    Index("ix_web_login_attempts_username", "username", "at"),
+    Index("ix_web_login_attempts_client", "client", "at"),
+)
