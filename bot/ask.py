@@ -72,18 +72,25 @@ def ask_result(
     search_error: str | None = None,
     context: Context | None = None,
     guide: ToneGuide | None = None,
+    variant_seed: int | str | None = None,
+    recent_replies: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The `carebot ask --json` object for one tweet (a fresh tweet addressed to us unless `context` says else).
 
     `nlu` is None when the NLU gave no parse (say why in `nlu_error`); `search` is None when the FAQ search was
-    not available (`search_error`). `faq` maps the hits' entry ids to their published entries.
+    not available (`search_error`). `faq` maps the hits' entry ids to their published entries. `variant_seed`
+    (the tweet id; default: the text) picks the reply's wording; `recent_replies` are wordings not to repeat.
     """
     decision = decide(nlu, search, context or Context(), policy, faq=faq, no_parse_reason=no_parse_reason)
-    planned = plan_reply(decision, BOT, variant_seed=text, guide=guide)
+    planned = plan_reply(
+        decision, BOT, variant_seed=text if variant_seed is None else variant_seed, recent_replies=recent_replies,
+        guide=guide,
+    )  # fmt: skip
     return {
         "text": text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),  # printable even if broken
         "nlu": nlu.to_dict() if nlu else None,
         "nlu_error": nlu_error,
+        "nlu_unavailable": nlu is None and nlu_error is not None and no_parse_reason is None,
         "faq_search": search.to_dict() if search else None,
         "faq_search_error": search_error,
         "decision": planned.decision.to_dict(),

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from bot.ask import describe
 from bot.calibration import CalibrationError
+from bot.channel.cli import worker_command
 from bot.db import DatabaseError, current_revision, upgrade
 from bot.desk import open_desk
 from bot.eval_cli import eval_app
@@ -49,6 +50,7 @@ app.add_typer(triage_app, name="triage")
 app.add_typer(eval_app, name="eval")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(users_app, name="users")
+app.command("worker")(worker_command)
 
 console = Console(stderr=True)
 USER_ERRORS = (

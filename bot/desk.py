@@ -6,8 +6,10 @@ search being unavailable is not an error here: the decision then says so, and no
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +32,32 @@ def nlu_client(settings: Settings) -> NluClient:
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Question:
+    """One tweet for `Desk.ask_many`: its text, what intake knows of its conversation, and how to word a reply."""
+
+    text: str
+    context: Context | None = None
+    variant_seed: int | str | None = None  # the tweet id: replies to different tweets are worded differently
+    recent_replies: tuple[str, ...] = ()  # recent wordings X would reject as duplicates
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    nlu: NluResult | None = None
+    nlu_error: str | None = None
+    no_parse_reason: str | None = None
+
+
 class Desk:
-    def __init__(self, nlu: NluClient, kb: KnowledgeBase, policy: Policy, guide: ToneGuide) -> None:
+    def __init__(
+        self, nlu: NluClient, kb: KnowledgeBase, policy: Policy, guide: ToneGuide, *, parse_threads: int = 4
+    ) -> None:
         self.nlu = nlu
         self.kb = kb
         self.policy = policy
         self.guide = guide
+        self.parse_threads = parse_threads
 
     def faq_entries(self, search: SearchResult) -> dict[int, FaqEntry]:
         published = self.kb.service.published([hit.entry_id for hit in search.hits])
@@ -44,30 +66,65 @@ class Desk:
             for entry_id, version in published.items()
         }
 
+    def _parse(self, text: str) -> _Parsed:
+        try:
+            return _Parsed(nlu=self.nlu.parse(text))
+        except NluInputError as exc:
+            reason = "The tweet has no words to classify (empty once cleaned), so a person looks at it."
+            return _Parsed(nlu_error=str(exc), no_parse_reason=reason)
+        except NluError as exc:
+            return _Parsed(nlu_error=str(exc))
+
     def ask(self, text: str, context: Context | None = None) -> dict[str, Any]:
         """The decision, its reasons and the reply for one tweet, as `carebot ask --json` prints it."""
-        nlu: NluResult | None = None
-        nlu_error = search_error = no_parse_reason = None
+        return self.ask_many([Question(text, context)])[0]
+
+    def ask_many(self, questions: Sequence[Question]) -> list[dict[str, Any]]:
+        """`ask` for several tweets at once: the NLU parses run in parallel and the FAQ search embeds them in
+        one batch. The NLU or the FAQ search being down is no error: each result says so and nothing is
+        auto-answered. A result's "nlu_unavailable" is true when the NLU could not be asked at all."""
+        if not questions:
+            return []
+        if len(questions) == 1 or self.parse_threads <= 1:
+            parsed = [self._parse(q.text) for q in questions]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions))) as pool:
+                parsed = list(pool.map(self._parse, (q.text for q in questions)))
+        queries = [p.nlu.text if p.nlu else q.text.strip() for q, p in zip(questions, parsed, strict=True)]
+        searches, search_errors = self._search_all(queries)
+        results = []
+        for question, parse, search, search_error in zip(questions, parsed, searches, search_errors, strict=True):
+            faq: dict[int, FaqEntry] = {}
+            if search is not None:
+                try:
+                    faq = self.faq_entries(search)
+                except KbError as exc:
+                    search, search_error = None, str(exc)
+            results.append(
+                ask_result(
+                    question.text, parse.nlu, search, self.policy, faq=faq, nlu_error=parse.nlu_error,
+                    no_parse_reason=parse.no_parse_reason, search_error=search_error, context=question.context,
+                    guide=self.guide, variant_seed=question.variant_seed, recent_replies=question.recent_replies,
+                )  # fmt: skip
+            )
+        return results
+
+    def _search_all(self, queries: Sequence[str]) -> tuple[list[SearchResult | None], list[str | None]]:
+        searches: list[SearchResult | None] = [None] * len(queries)
+        errors: list[str | None] = [None] * len(queries)
+        wanted = [i for i, query in enumerate(queries) if query]
+        if not wanted:
+            return searches, errors
         try:
-            nlu = self.nlu.parse(text)
-        except NluInputError as exc:
-            nlu_error = str(exc)
-            no_parse_reason = "The tweet has no words to classify (empty once cleaned), so a person looks at it."
-        except NluError as exc:
-            nlu_error = str(exc)
-        search: SearchResult | None = None
-        faq: dict[int, FaqEntry] = {}
-        query = nlu.text if nlu else text.strip()
-        if query:
+            vectors = self.kb.searcher.embedder.embed([queries[i] for i in wanted])
+        except (KbError, RuntimeError, ValueError) as exc:
+            return searches, [f"the FAQ search failed: {exc}" if queries[i] else None for i in range(len(queries))]
+        for i, vector in zip(wanted, vectors, strict=True):
             try:
-                search = self.kb.searcher.search(query)
-                faq = self.faq_entries(search)
+                searches[i] = self.kb.searcher.search_vector(vector)
             except KbError as exc:
-                search_error = str(exc)
-        return ask_result(
-            text, nlu, search, self.policy, faq=faq, nlu_error=nlu_error, no_parse_reason=no_parse_reason,
-            search_error=search_error, context=context, guide=self.guide,
-        )  # fmt: skip
+                errors[i] = str(exc)
+        return searches, errors
 
 
 def load_default_faq(kb: KnowledgeBase, faq_file: Path, author: str = "carebot") -> int:

@@ -1,0 +1,218 @@
+"""Triage of stored tweets: each new inbound tweet gets its decision, and in the same transaction its outbox row
+(when the bot replies), its ticket (when a person must look) and its final state.
+
+The conversation context comes from the database: whether a person owns the thread (an open ticket), whether the
+bot already answered in it, whether the customer opted out, earlier contacts, waiting time. When the NLU is down,
+tweets wait (state "waiting") and are retried; after `worker_nlu_wait_s` they go to people without an automated
+answer. Nothing is lost either way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, or_, select, update
+from sqlalchemy.engine import Row
+
+from bot.channel.failpoints import failpoint
+from bot.channel.models import inbound_tweets, opt_outs, outbox
+from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
+from bot.desk import Desk, Question
+from bot.triage import Context
+from handoff.service import Escalation, Handoff
+
+log = logging.getLogger(__name__)
+
+RECENT_REPLIES = 50  # the bot's latest wordings, which a new reply must not repeat (X rejects duplicates)
+CONTACT_WINDOW = timedelta(days=30)
+NLU_RETRY = timedelta(seconds=5)
+
+
+@dataclass(frozen=True)
+class StepReport:
+    triaged: int = 0
+    waiting: int = 0
+    bands: tuple[tuple[str, int], ...] = ()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; carebot stores UTC."""
+    if value is not None and value.tzinfo is None:
+        from datetime import UTC
+
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class TweetProcessor:
+    def __init__(
+        self,
+        engine: Engine,
+        desk: Desk,
+        handoff: Handoff,
+        *,
+        account_id: str,
+        batch_size: int = 64,
+        nlu_wait_s: float = 120.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.desk = desk
+        self.handoff = handoff
+        self.account_id = account_id
+        self.batch_size = batch_size
+        self.nlu_wait = timedelta(seconds=nlu_wait_s)
+        self.clock = clock
+
+    def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
+        return conn.execute(
+            select(inbound_tweets)
+            .where(
+                or_(
+                    inbound_tweets.c.state == "new",
+                    and_(inbound_tweets.c.state == "waiting", inbound_tweets.c.next_attempt_at <= now),
+                )
+            )
+            .order_by(func.length(inbound_tweets.c.tweet_id), inbound_tweets.c.tweet_id)
+            .limit(self.batch_size)
+        ).all()
+
+    def context(self, conn: Connection, row: Row[Any], now: datetime) -> Context:
+        conversation = row.conversation_id or row.tweet_id
+        bot_rows = conn.execute(
+            select(outbox.c.kind, outbox.c.posted_tweet_id, outbox.c.target_tweet_id).where(
+                outbox.c.conversation_id == conversation, outbox.c.author == "bot"
+            )
+        ).all()
+        answered_ids = {r.posted_tweet_id for r in bot_rows if r.kind == "faq_answer" and r.posted_tweet_id}
+        prior = conn.execute(
+            select(func.count(func.distinct(inbound_tweets.c.conversation_id))).where(
+                inbound_tweets.c.author_id == row.author_id,
+                inbound_tweets.c.conversation_id != conversation,
+                inbound_tweets.c.fetched_at >= now - CONTACT_WINDOW,
+            )
+        ).scalar_one()
+        opted_out = conn.execute(select(opt_outs.c.author_id).where(opt_outs.c.author_id == row.author_id)).first()
+        created = _aware(row.created_at) or _aware(row.fetched_at) or now
+        return Context(
+            addressed_to_us=row.source != "search",
+            from_our_account=row.author_id == self.account_id,
+            human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None,
+            bot_already_replied_in_interaction=bool(bot_rows),
+            in_thread_after_bot_answer=row.in_reply_to_tweet_id in answered_ids,
+            prior_contacts=int(prior),
+            waiting_minutes=max(0.0, (now - created).total_seconds() / 60),
+            opted_out=opted_out is not None,
+        )
+
+    def recent_bot_replies(self, conn: Connection) -> tuple[str, ...]:
+        rows = conn.execute(
+            select(outbox.c.text).where(outbox.c.author == "bot").order_by(outbox.c.id.desc()).limit(RECENT_REPLIES)
+        ).all()
+        return tuple(r.text for r in rows)
+
+    def step(self) -> StepReport:
+        """Triage one batch of stored tweets. Returns what it did (nothing: no tweet was due)."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            rows = self.due(conn, now)
+            if not rows:
+                return StepReport()
+            contexts = [self.context(conn, row, now) for row in rows]
+            recent = self.recent_bot_replies(conn)
+        results = self.desk.ask_many(
+            [
+                Question(row.text, context, variant_seed=row.tweet_id, recent_replies=recent)
+                for row, context in zip(rows, contexts, strict=True)
+            ]
+        )
+        bands: dict[str, int] = {}
+        waiting = 0
+        with self.engine.begin() as conn:
+            for row, result in zip(rows, results, strict=True):
+                fetched = _aware(row.fetched_at) or now
+                if result["nlu_unavailable"] and now - fetched < self.nlu_wait:
+                    conn.execute(
+                        update(inbound_tweets)
+                        .where(inbound_tweets.c.tweet_id == row.tweet_id)
+                        .values(state="waiting", attempts=row.attempts + 1, next_attempt_at=now + NLU_RETRY)
+                    )
+                    waiting += 1
+                    continue
+                band = self.apply(conn, row, result, now)
+                bands[band] = bands.get(band, 0) + 1
+        failpoint("after_outbox_insert")
+        return StepReport(len(rows) - waiting, waiting, tuple(sorted(bands.items())))
+
+    def apply(self, conn: Connection, row: Row[Any], result: dict[str, Any], now: datetime) -> str:
+        """Carry out one decision inside the caller's transaction; returns the band."""
+        decision = result["decision"]
+        band: str = decision["band"]
+        conversation = row.conversation_id or row.tweet_id
+        ticket_id: int | None = None
+        if decision.get("opt_out_request"):
+            record_opt_out(conn, row.author_id, row.tweet_id)
+        open_ticket = self.handoff.open_ticket_for(conn, conversation)
+        if open_ticket is not None and band not in ("human", "approve"):
+            # A person owns the thread: the customer's message joins the ticket and the bot stays silent.
+            ticket_id = self.handoff.add_customer_message(
+                conn, conversation, tweet_id=row.tweet_id, author=row.author_username or row.author_id,
+                text=row.text, created_at=_aware(row.created_at) or now,
+            )  # fmt: skip
+        elif band in ("human", "approve"):
+            faq = decision.get("faq") or {}
+            ticket_id = self.handoff.escalate(
+                conn,
+                Escalation(
+                    conversation_id=conversation, tweet_id=row.tweet_id, customer_id=row.author_id,
+                    customer_handle=row.author_username, text=row.text, created_at=_aware(row.created_at) or now,
+                    source="dm" if row.source == "dm" else ("search" if row.source == "search" else "mention"),
+                    band=band, reasons=list(decision["reasons"]), priority=int(decision["priority"]),
+                    skill=str(decision["skill"]), intent=decision.get("intent"),
+                    confidence=float(decision.get("confidence") or 0.0), faq_entry_id=faq.get("entry_id"),
+                    draft_reply=result["reply"] if band == "approve" else None,
+                    dm_handover=bool(decision.get("dm_handover")),
+                ),
+            )  # fmt: skip
+        reply = result["reply"]
+        if reply and result["reply_status"] == "bot_posts":
+            values = {
+                "target_tweet_id": row.tweet_id, "conversation_id": conversation, "kind": decision["reply"],
+                "author": "bot", "text": reply, "state": "pending", "attempts": 0, "ticket_id": ticket_id,
+                "created_at": now, "updated_at": now,
+            }  # fmt: skip
+            if insert_ignoring_duplicates(conn, outbox, [values]):
+                outbox_id = conn.execute(
+                    select(outbox.c.id).where(outbox.c.target_tweet_id == row.tweet_id)
+                ).scalar_one()
+                if ticket_id is not None:
+                    self.handoff.record_outbound(
+                        conn, ticket_id, author="bot", text=reply, outbox_id=outbox_id, kind=decision["reply"]
+                    )
+        conn.execute(
+            update(inbound_tweets)
+            .where(inbound_tweets.c.tweet_id == row.tweet_id)
+            .values(
+                state="done", band=band, decision=_json_safe(result), ticket_id=ticket_id, triaged_at=now,
+                attempts=row.attempts + 1,
+            )  # fmt: skip
+        )
+        return band
+
+
+def _json_safe(result: dict[str, Any]) -> dict[str, Any]:
+    """What is kept of a triage result with the tweet: the decision and the reply, not the raw NLU payload."""
+    return {
+        "decision": result["decision"],
+        "reply": result["reply"],
+        "reply_status": result["reply_status"],
+        "nlu_error": result["nlu_error"],
+        "faq_search_error": result["faq_search_error"],
+        "tone_violations": result["tone_violations"],
+        "policy_version": result["policy_version"],
+        "intent": (result.get("nlu") or {}).get("intent"),
+    }

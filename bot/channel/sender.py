@@ -1,0 +1,289 @@
+"""The sender: posts the outbox's replies on X, so that no tweet ever gets two public replies (invariant 2).
+
+An outbox row moves pending → sending (committed before the request) → sent | failed | unknown. A row left in
+`sending` by a crash, or `unknown` after a timeout or dropped connection, may or may not have been posted: X has no
+idempotency key, so before any re-send the sender looks for our reply to that tweet among our own recent tweets.
+Found: the row is sent. Not found: it goes back to pending. Rate limits (429) pause posting until X's reset time;
+5xx and network errors back off exponentially; a reply X refuses, or one that keeps failing, is marked failed and
+its tweet goes to a person, so every tweet reaches a final state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy.engine import Row
+
+from bot.channel.errors import XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.failpoints import failpoint
+from bot.channel.models import inbound_tweets, outbox
+from bot.channel.store import add_alert, id_key, utcnow
+from handoff.service import Escalation, Handoff
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_CAP = timedelta(minutes=5)
+
+
+class XWriter(Protocol):
+    """What the sender needs of bot.channel.x_client.XClient."""
+
+    def create_reply(self, text: str, in_reply_to_tweet_id: str) -> str: ...
+    def send_dm(self, participant_id: str, text: str) -> str: ...
+    def own_tweets(self, *, since_id: str | None = None, max_pages: int = 5) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    unknown: int = 0
+    reconciled: int = 0
+    rate_limited_until: datetime | None = None
+
+
+def is_dm_target(target_tweet_id: str) -> bool:
+    return target_tweet_id.startswith("dm-")
+
+
+class Sender:
+    def __init__(
+        self,
+        engine: Engine,
+        client: XWriter,
+        handoff: Handoff,
+        *,
+        reconcile_after_s: float = 5.0,
+        batch_size: int = 50,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.handoff = handoff
+        self.reconcile_after = timedelta(seconds=reconcile_after_s)
+        self.batch_size = batch_size
+        self.clock = clock
+        self.paused_until: datetime | None = None
+
+    # ------------------------------------------------------------------ after a crash
+    def recover(self) -> int:
+        """At start-up: rows a previous run left in `sending` may have been posted; they become `unknown`."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.state == "sending")
+                .values(state="unknown", updated_at=now, next_attempt_at=now, last_error="interrupted while sending")
+            )
+        return result.rowcount
+
+    def reconcile(self) -> int:
+        """Settle `unknown` rows by looking for our reply on X. Returns how many were settled."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(outbox).where(
+                    outbox.c.state == "unknown",
+                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+                )
+            ).all()
+        if not rows:
+            return 0
+        tweets = [r for r in rows if not is_dm_target(r.target_tweet_id)]
+        dms = [r for r in rows if is_dm_target(r.target_tweet_id)]
+        settled = 0
+        if tweets:
+            # Our reply to a tweet has a larger id than that tweet: our tweets since the oldest target cover all.
+            oldest = min((r.target_tweet_id for r in tweets), key=id_key)
+            try:
+                ours = self.client.own_tweets(since_id=oldest)
+            except XRateLimited as exc:
+                self._pause(exc)
+                return 0
+            except XError as exc:
+                log.warning("cannot look for our replies on X yet: %s", exc)
+                return 0
+            posted = {t.in_reply_to_tweet_id: t.id for t in ours if t.in_reply_to_tweet_id}
+            with self.engine.begin() as conn:
+                for row in tweets:
+                    found = posted.get(row.target_tweet_id)
+                    if found:
+                        self._mark_sent(conn, row, found, now)
+                    else:
+                        conn.execute(
+                            update(outbox)
+                            .where(outbox.c.id == row.id, outbox.c.state == "unknown")
+                            .values(state="pending", updated_at=now, next_attempt_at=now)
+                        )
+                    settled += 1
+        if dms:
+            # X offers no reliable way to find a sent DM by its target; a second DM is worse than none.
+            with self.engine.begin() as conn:
+                for row in dms:
+                    self._fail(conn, row, "the DM may or may not have been delivered; check the conversation", now)
+                    settled += 1
+        return settled
+
+    # ------------------------------------------------------------------ posting
+    def _pause(self, exc: XRateLimited) -> None:
+        self.paused_until = datetime.fromtimestamp(exc.reset_at, UTC)
+        log.warning("X rate limit on posting; paused until %s", self.paused_until.isoformat())
+
+    def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
+        return conn.execute(
+            select(outbox)
+            .where(
+                outbox.c.state == "pending",
+                or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+            )
+            .order_by(outbox.c.id)
+            .limit(self.batch_size)
+        ).all()
+
+    def send_due(self) -> SendReport:
+        """Post the pending replies that are due, one at a time, each claimed before its request."""
+        now = self.clock()
+        if self.paused_until is not None and now < self.paused_until:
+            return SendReport(rate_limited_until=self.paused_until)
+        self.paused_until = None
+        with self.engine.connect() as conn:
+            rows = self.due(conn, now)
+        counts = {"sent": 0, "failed": 0, "deferred": 0, "unknown": 0}
+        for row in rows:
+            outcome = self.send_one(row)
+            counts[outcome] = counts.get(outcome, 0) + 1
+            if self.paused_until is not None:
+                break
+        return SendReport(
+            counts["sent"], counts["failed"], counts["deferred"], counts["unknown"],
+            rate_limited_until=self.paused_until,
+        )  # fmt: skip
+
+    def send_one(self, row: Row[Any]) -> str:
+        now = self.clock()
+        with self.engine.begin() as conn:
+            claimed = conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id, outbox.c.state == "pending")
+                .values(state="sending", attempts=row.attempts + 1, updated_at=now)
+            ).rowcount
+        if claimed != 1:
+            return "deferred"  # another sender has it
+        participant = self._dm_participant(row) if is_dm_target(row.target_tweet_id) else None
+        if is_dm_target(row.target_tweet_id) and participant is None:
+            with self.engine.begin() as conn:
+                self._fail(conn, row, f"no customer is known for DM conversation {row.conversation_id}", now)
+            return "failed"
+        try:
+            if participant is not None:
+                posted_id = self.client.send_dm(participant, row.text)
+            else:
+                posted_id = self.client.create_reply(row.text, row.target_tweet_id)
+        except XRateLimited as exc:
+            self._pause(exc)
+            self._back_to_pending(row, now, datetime.fromtimestamp(exc.reset_at, UTC), str(exc), undo_attempt=True)
+            return "deferred"
+        except XUnavailable as exc:
+            if row.attempts + 1 >= MAX_ATTEMPTS:
+                with self.engine.begin() as conn:
+                    self._fail(conn, row, f"X unavailable after {MAX_ATTEMPTS} attempts: {exc}", now)
+                return "failed"
+            delay = min(timedelta(seconds=2 ** (row.attempts + 1)), BACKOFF_CAP)
+            self._back_to_pending(row, now, now + delay, str(exc))
+            return "deferred"
+        except XOutcomeUnknown as exc:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id)
+                    .values(
+                        state="unknown", last_error=str(exc), updated_at=now, next_attempt_at=now + self.reconcile_after
+                    )
+                )
+            return "unknown"
+        except XRejected as exc:
+            with self.engine.begin() as conn:
+                if exc.duplicate:
+                    # Perhaps an earlier attempt of ours went through: look before giving up.
+                    conn.execute(
+                        update(outbox)
+                        .where(outbox.c.id == row.id)
+                        .values(state="unknown", last_error=str(exc), updated_at=now, next_attempt_at=now)
+                    )
+                    return "unknown"
+                self._fail(conn, row, f"X refused the reply: {exc}", now)
+            return "failed"
+        failpoint("after_post")
+        with self.engine.begin() as conn:
+            self._mark_sent(conn, row, posted_id, now)
+        failpoint("after_mark_sent")
+        return "sent"
+
+    # ------------------------------------------------------------------ state changes
+    def _dm_participant(self, row: Row[Any]) -> str | None:
+        with self.engine.connect() as conn:
+            author = conn.execute(
+                select(inbound_tweets.c.author_id).where(inbound_tweets.c.conversation_id == row.conversation_id)
+            ).first()
+        return None if author is None else str(author.author_id)
+
+    def _back_to_pending(
+        self, row: Row[Any], now: datetime, retry_at: datetime, error: str, *, undo_attempt: bool = False
+    ) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.id == row.id)
+                .values(
+                    state="pending", next_attempt_at=retry_at, last_error=error, updated_at=now,
+                    attempts=row.attempts if undo_attempt else row.attempts + 1,
+                )  # fmt: skip
+            )
+
+    def _mark_sent(self, conn: Connection, row: Row[Any], posted_id: str, now: datetime) -> None:
+        conn.execute(
+            update(outbox)
+            .where(outbox.c.id == row.id)
+            .values(state="sent", posted_tweet_id=posted_id, sent_at=now, updated_at=now, last_error=None)
+        )
+        if row.ticket_id is not None:
+            self.handoff.mark_delivery(conn, row.id, "sent", posted_id)
+
+    def _fail(self, conn: Connection, row: Row[Any], error: str, now: datetime) -> None:
+        """The reply will not be posted: say so, and make sure a person has the tweet."""
+        conn.execute(
+            update(outbox).where(outbox.c.id == row.id).values(state="failed", last_error=error, updated_at=now)
+        )
+        add_alert(conn, "reply_failed", f"A reply to tweet {row.target_tweet_id} was not posted: {error}")
+        if row.ticket_id is not None:
+            self.handoff.mark_delivery(conn, row.id, "failed", None)
+            return
+        tweet = conn.execute(select(inbound_tweets).where(inbound_tweets.c.tweet_id == row.target_tweet_id)).first()
+        if tweet is None:
+            return
+        ticket_id = self.handoff.escalate(
+            conn,
+            Escalation(
+                conversation_id=tweet.conversation_id or tweet.tweet_id, tweet_id=tweet.tweet_id,
+                customer_id=tweet.author_id, customer_handle=tweet.author_username, text=tweet.text,
+                created_at=tweet.created_at or now, source="dm" if tweet.source == "dm" else "mention",
+                band="human", reasons=[f"The bot's reply could not be posted ({error}), so a person takes it."],
+                priority=2, skill="general",
+            ),
+        )  # fmt: skip
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(ticket_id=ticket_id))
+
+
+def outbox_counts(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+    return {state: count for state, count in rows}
+
+
+

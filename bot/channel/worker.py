@@ -1,0 +1,194 @@
+"""`carebot worker`: the loop that reads X, triages, and posts, restartable at any point.
+
+One step: read mentions (and, less often, keyword searches and DMs) when their poll is due; triage the stored
+tweets that are due; settle replies in doubt; post the pending replies. Rate limits and outages of X pause only
+the endpoint concerned; a dead NLU makes tweets wait (see processing.py). On start the sender first settles rows
+that a previous run left in flight (sender.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, insert, select, update
+
+from bot.channel.errors import XError, XRateLimited
+from bot.channel.intake import Intake
+from bot.channel.models import worker_heartbeats
+from bot.channel.processing import TweetProcessor
+from bot.channel.sender import Sender
+from bot.channel.store import add_alert, utcnow
+from bot.db import make_engine, upgrade
+from bot.desk import Desk, open_desk
+from bot.settings import Settings
+from handoff.service import Handoff
+
+log = logging.getLogger(__name__)
+
+SEARCH_EVERY = 5  # keyword searches and DMs are read every N-th mentions poll (their rate limits are lower)
+START_BACKOFF_S = 1.0
+
+
+@dataclass
+class _Poll:
+    """When an endpoint may be read next, with backoff after failures."""
+
+    interval_s: float
+    next_at: float = 0.0
+    failures: int = 0
+
+    def due(self, now: float) -> bool:
+        return now >= self.next_at
+
+    def done(self, now: float) -> None:
+        self.failures = 0
+        self.next_at = now + self.interval_s
+
+    def rate_limited(self, reset_at: float, now: float) -> None:
+        self.next_at = max(reset_at, now + self.interval_s)
+
+    def failed(self, now: float, cap_s: float) -> None:
+        self.failures += 1
+        self.next_at = now + min(cap_s, self.interval_s * 2**self.failures)
+
+
+@dataclass
+class Worker:
+    engine: Engine
+    intake: Intake
+    processor: TweetProcessor
+    sender: Sender
+    search_queries: tuple[str, ...] = ()
+    poll_interval_s: float = 2.0
+    backoff_max_s: float = 60.0
+    name: str = "worker"
+    monotonic: Callable[[], float] = time.monotonic
+    polls: dict[str, _Poll] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.polls["mentions"] = _Poll(self.poll_interval_s)
+        self.polls["dms"] = _Poll(self.poll_interval_s * SEARCH_EVERY)
+        for query in self.search_queries:
+            self.polls[f"search:{query}"] = _Poll(self.poll_interval_s * SEARCH_EVERY)
+
+    def _read(self, key: str, read: Callable[[], object]) -> None:
+        poll = self.polls[key]
+        now = self.monotonic()
+        if not poll.due(now):
+            return
+        try:
+            read()
+        except XRateLimited as exc:
+            wait = max(0.0, exc.reset_at - time.time())
+            poll.rate_limited(now + wait, now)
+            log.warning("%s: rate limited by X for %.0f s", key, wait)
+            with self.engine.begin() as conn:
+                add_alert(conn, "rate_limited", f"X rate-limited {key}; next read in {wait:.0f} s.")
+        except XError as exc:
+            poll.failed(now, self.backoff_max_s)
+            log.warning("%s: %s (retry in %.1f s)", key, exc, poll.next_at - now)
+        else:
+            poll.done(now)
+
+    def step(self) -> bool:
+        """One pass over everything that is due. Returns True when there may be more work right away."""
+        started = self.monotonic()
+        self._read("mentions", self.intake.read_mentions)
+        for query in self.search_queries:
+            self._read(f"search:{query}", lambda q=query: self.intake.read_search(q))  # type: ignore[misc]
+        self._read("dms", self.intake.read_dms)
+        triaged = self.processor.step()
+        self.sender.reconcile()
+        sent = self.sender.send_due()
+        self.heartbeat(self.monotonic() - started)
+        busy_sending = (sent.sent + sent.failed + sent.unknown) >= self.sender.batch_size
+        return triaged.triaged + triaged.waiting >= self.processor.batch_size or busy_sending
+
+    def heartbeat(self, step_seconds: float) -> None:
+        now = utcnow()
+        with self.engine.begin() as conn:
+            updated = conn.execute(
+                update(worker_heartbeats)
+                .where(worker_heartbeats.c.name == self.name)
+                .values(pid=os.getpid(), seen_at=now, step_seconds=step_seconds)
+            ).rowcount
+            if not updated:
+                conn.execute(
+                    insert(worker_heartbeats).values(
+                        name=self.name, pid=os.getpid(), seen_at=now, step_seconds=step_seconds
+                    )
+                )
+
+    def run(self, stop: threading.Event, *, idle_sleep_s: float = 0.1) -> None:
+        self.sender.recover()
+        while not stop.is_set():
+            more = self.step()
+            if not more:
+                stop.wait(idle_sleep_s)
+
+
+def last_heartbeat(engine: Engine, name: str = "worker") -> datetime | None:
+    with engine.connect() as conn:
+        seen = conn.execute(select(worker_heartbeats.c.seen_at).where(worker_heartbeats.c.name == name)).scalar()
+    if seen is not None and seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return seen
+
+
+def _wait_for_account(client: object, stop: threading.Event, backoff_max_s: float) -> object | None:
+    """Our account on X; retried with backoff while X (or the sandbox) is not reachable yet."""
+    delay = START_BACKOFF_S
+    while not stop.is_set():
+        try:
+            return client.me()  # type: ignore[attr-defined]
+        except XRateLimited as exc:
+            wait = max(1.0, exc.reset_at - time.time())
+            log.warning("X rate-limited users/me; retrying in %.0f s", wait)
+            stop.wait(wait)
+        except XError as exc:
+            log.warning("X is not reachable yet (%s); retrying in %.1f s", exc, delay)
+            stop.wait(delay)
+            delay = min(backoff_max_s, delay * 2)
+    return None
+
+
+@contextmanager
+def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worker | None]:
+    """The worker on carebot's database and X (or the sandbox X). Yields None if stopped before X answered."""
+    from bot.channel.x_client import XClient
+
+    upgrade(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    client = XClient.from_settings(settings)
+    stop = threading.Event()
+    try:
+        with open_desk(settings) if desk is None else _given(desk) as opened:
+            me = _wait_for_account(client, stop, settings.x_backoff_max_s)
+            handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
+            yield Worker(
+                engine=engine,
+                intake=Intake(engine, client),
+                processor=TweetProcessor(
+                    engine, opened, handoff, account_id=me.id,  # type: ignore[attr-defined]
+                    batch_size=settings.worker_batch_size, nlu_wait_s=settings.worker_nlu_wait_s,
+                ),  # fmt: skip
+                sender=Sender(engine, client, handoff, reconcile_after_s=settings.x_reconcile_after_s),
+                search_queries=tuple(settings.x_search_queries),
+                poll_interval_s=settings.x_poll_interval_s,
+                backoff_max_s=settings.x_backoff_max_s,
+            )
+    finally:
+        client.close()
+        engine.dispose()
+
+
+@contextmanager
+def _given(desk: Desk) -> Iterator[Desk]:
+    yield desk
