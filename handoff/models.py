@@ -1,8 +1,140 @@
-"""The handoff queue's tables: tickets, their conversation messages, the roster of agents and the audit log.
-Kept in their own MetaData; migration 0004 creates them."""
+"""The handoff queue's tables: tickets, their conversation messages, the roster of agents, who is viewing which
+ticket, and the audit log. Kept in their own MetaData; migration 0004 creates them (keep the two in step)."""
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    text,
+)
 
-metadata = MetaData()
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Tweet ids are 64-bit integers that X sends as strings.
+TWEET_ID = String(24)
+
+# The partial unique index below holds at most one open ticket per conversation.
+OPEN_CONDITION = "state IN ('queued', 'claimed', 'answered', 'reopened')"
+
+agents = Table(
+    "handoff_agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(100), nullable=False),
+    Column("initials", String(3), nullable=False, unique=True),  # 2-3 capitals: the ^AB reply signature
+    Column("kind", String(16), nullable=False),  # core | on_call
+    Column("status", String(16), nullable=False),  # online | away | offline
+    Column("capacity", Integer, nullable=False),  # open tickets the agent may hold at once
+    Column("skills", JSON, nullable=False),  # list of skill names; empty: every skill
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("kind IN ('core', 'on_call')", name="kind"),
+    CheckConstraint("status IN ('online', 'away', 'offline')", name="status"),
+    CheckConstraint("capacity >= 0", name="capacity"),
+)
+
+tickets = Table(
+    "handoff_tickets",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("conversation_id", TWEET_ID, nullable=False),
+    Column("customer_id", TWEET_ID, nullable=False),
+    Column("customer_handle", String(64), nullable=True),
+    Column("source", String(16), nullable=False),  # mention | search | dm
+    Column("state", String(16), nullable=False),  # see handoff/states.py
+    Column("priority", Integer, nullable=False),  # 1 = most urgent … 4 = routine
+    Column("skill", String(64), nullable=False),
+    Column("band", String(16), nullable=False),  # human | approve (a drafted reply waits for one click)
+    Column("reasons", JSON, nullable=False),  # triage's reasons, in words
+    Column("intent", String(64), nullable=True),
+    Column("confidence", Float, nullable=False),
+    Column("faq_entry_id", Integer, nullable=True),
+    Column("draft_reply", Text, nullable=True),
+    Column("dm_handover", Boolean, nullable=False),
+    # The holder while claimed or answered; afterwards the agent who closed it; None in the queue.
+    Column("agent_id", Integer, ForeignKey("handoff_agents.id"), nullable=True),
+    Column("sla_due_at", DateTime(timezone=True), nullable=False),  # first-response deadline
+    Column("waiting_since", DateTime(timezone=True), nullable=True),  # oldest customer message not yet answered
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=True),
+    Column("first_response_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("version", Integer, nullable=False),  # bumped by every update: optimistic concurrency
+    CheckConstraint("source IN ('mention', 'search', 'dm')", name="source"),
+    CheckConstraint(
+        "state IN ('queued', 'claimed', 'answered', 'resolved', 'returned_to_bot', 'reopened')", name="state"
+    ),
+    CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
+    CheckConstraint("band IN ('human', 'approve')", name="band"),
+    CheckConstraint("state NOT IN ('claimed', 'answered') OR agent_id IS NOT NULL", name="holder"),
+    Index("ix_handoff_tickets_queue", "state", "priority", "sla_due_at", "created_at"),
+    Index("ix_handoff_tickets_conversation", "conversation_id", "created_at"),
+    Index("ix_handoff_tickets_customer", "customer_id", "created_at"),
+    Index("ix_handoff_tickets_agent", "agent_id", "state"),
+    Index(
+        "uq_handoff_tickets_open_conversation",
+        "conversation_id",
+        unique=True,
+        sqlite_where=text(OPEN_CONDITION),
+        postgresql_where=text(OPEN_CONDITION),
+    ),
+)
+
+messages = Table(
+    "handoff_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), nullable=False),
+    Column("direction", String(8), nullable=False),  # in (the customer) | out (bot or agent)
+    Column("tweet_id", TWEET_ID, nullable=True, unique=True),  # out: known once posted
+    Column("author", String(64), nullable=False),  # the customer's handle, "bot", or an agent's initials
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("outbox_id", Integer, nullable=True),  # x_outbox.id of an outbound reply
+    Column("delivery", String(16), nullable=False),  # pending | sent | failed
+    CheckConstraint("direction IN ('in', 'out')", name="direction"),
+    CheckConstraint("delivery IN ('pending', 'sent', 'failed')", name="delivery"),
+    Index("ix_handoff_messages_ticket", "ticket_id", "created_at"),
+    Index("ix_handoff_messages_outbox", "outbox_id"),
+)
+
+ticket_views = Table(
+    "handoff_ticket_views",
+    metadata,
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), primary_key=True),
+    Column("agent_id", Integer, ForeignKey("handoff_agents.id"), primary_key=True),
+    Column("seen_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_events = Table(
+    "handoff_audit_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),  # an agent's username, a lead's name, "bot" or "customer"
+    Column("action", String(32), nullable=False),
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_handoff_audit_events_ticket", "ticket_id", "id"),
+)
