@@ -76,9 +76,7 @@ def upgrade() -> None:
         sa.CheckConstraint(
             "state NOT IN ('claimed', 'answered') OR agent_id IS NOT NULL", name="ck_handoff_tickets_holder"
         ),
-        sa.ForeignKeyConstraint(
-            ["agent_id"], ["handoff_agents.id"], name="fk_handoff_tickets_agent_id_handoff_agents"
-        ),
+        sa.ForeignKeyConstraint(["agent_id"], ["handoff_agents.id"], name="fk_handoff_tickets_agent_id_handoff_agents"),
         sa.PrimaryKeyConstraint("id", name="pk_handoff_tickets"),
     )
     op.create_index("ix_handoff_tickets_queue", "handoff_tickets", ["state", "priority", "sla_due_at", "created_at"])
@@ -144,5 +142,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("handoff_audit_events", "handoff_ticket_views", "handoff_messages", "handoff_tickets", "handoff_agents"):
+    tables = ("handoff_audit_events", "handoff_ticket_views", "handoff_messages", "handoff_tickets", "handoff_agents")
+    for table in tables:
         op.drop_table(table)
