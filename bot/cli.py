@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -33,6 +33,7 @@ from bot.nlu.server import NluServer, NluServerError
 from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
 from bot.policy import PolicyError
+from bot.processes import ChildProcessError
 from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings
 from bot.tone import ToneError
@@ -55,19 +56,8 @@ app.command("worker")(worker_command)
 console = Console(stderr=True)
 USER_ERRORS = (
     SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, KbError,
-    PolicyError, ToneError, CalibrationError, OSError,
+    PolicyError, ToneError, CalibrationError, ChildProcessError, OSError,
 )  # fmt: skip
-
-# Sample tweets for `carebot up --demo`: what a care account sees on an ordinary morning.
-DEMO_TWEETS = (
-    "@KestrelCare hiya, how do I reset my Hub 4 to factory settings?",
-    "is fibre down in Leeds again?? nothing since 7am #kestreldown",
-    "@KestrelCare you charged me twice this month, customer no KT-48213907 😡",
-    "CANCEL THIS GARBAGE CONTRACT, 3 weeks without internet!!",
-    "can I talk to an actual human please",
-    "cheers @KestrelCare that sorted it 👍",
-)
-
 
 class _Context:
     settings_file: Path | None = None
@@ -213,42 +203,18 @@ def ask(
 
 @app.command()
 def up(
-    demo: Annotated[bool, typer.Option(help="Also classify a few sample tweets once it is up.")] = False,
+    demo: Annotated[bool, typer.Option(help="Also replay recorded customer traffic into the sandbox X.")] = False,
+    demo_speed: Annotated[float, typer.Option(help="How much faster than recorded the replay runs.")] = 20.0,
 ) -> None:
-    """Start carebot's services on their embedded defaults; Ctrl-C stops them all.
+    """Start every carebot service on its embedded defaults (Rasa, the sandbox X, the worker, the web app);
+    Ctrl-C stops them all."""
+    from bot.up import run_up
 
-    Built so far: the Rasa NLU service, the knowledge base and triage behind `carebot ask`. The X channel
-    (worker, sandbox X) and the web console are not built yet, so `up` starts the NLU service only.
-    """
-    settings = STATE.settings
-    upgrade(settings.effective_database_url)
-    model = _ensure_model(settings)
     _stop_on_sigterm()
-    server = NluServer(settings, model)
-    try:
-        with console.status("Starting Rasa (loading TensorFlow and the model)…"):
-            server.start()
-        console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
-        with ExitStack() as stack:
-            with console.status("Opening the knowledge base (the first time: embedding the default FAQ)…"):
-                desk = stack.enter_context(open_desk(settings))
-            console.print(
-                "Running: the NLU service; the FAQ and triage answer `carebot ask`. "
-                "Not built yet: the X channel (worker, sandbox X) and the web console."
-            )
-            if demo:
-                for tweet in DEMO_TWEETS:
-                    console.print(Text.assemble("\n", (tweet, "bold")), highlight=False)
-                    console.print(Text(describe(desk.ask(tweet))), highlight=False)
-        console.print('\nTry in another terminal: .venv/bin/carebot ask "is the internet down in Leeds?"')
-        console.print("Press Ctrl-C to stop.")
-        while server.is_running():
-            time.sleep(0.5)
-        raise NluServerError(f"Rasa stopped unexpectedly. Last lines of {server.log_file}:\n{server.log_tail()}")
-    except KeyboardInterrupt:
-        console.print("Stopping…")
-    finally:
-        server.stop()
+    run_up(
+        STATE.settings, console, ensure_model=_ensure_model, settings_file=STATE.settings_file, demo=demo,
+        demo_speed=demo_speed,
+    )  # fmt: skip
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,180 @@
+"""`carebot up`: every carebot service on one machine, stopped together by one Ctrl-C.
+
+Starts the Rasa NLU server, the sandbox X (when no X credentials are set), the worker and the web app, and
+with --demo the replay of recorded traffic into the sandbox. While they run it prints what the worker decides
+for each tweet, so a newcomer sees the bot answer and escalate.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+from sqlalchemy import Engine, select
+
+from bot.channel.models import inbound_tweets, outbox
+from bot.db import make_engine, upgrade
+from bot.nlu.server import NluServer
+from bot.processes import ChildProcess, ChildProcessError, http_ready
+from bot.settings import Settings
+
+DEMO_TRAFFIC = "traffic/kestrel_day.jsonl"
+DEMO_SPEED = 20.0
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    """Customer text for a terminal: on one line, without control or direction characters, shortened."""
+    flat = _UNPRINTABLE.sub("·", text.replace("\r\n", " ").replace("\n", " "))
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class DecisionFeed:
+    """Prints each tweet the worker has triaged since the last call, with its band and the bot's reply."""
+
+    def __init__(self, engine: Engine, console: Console) -> None:
+        self.engine = engine
+        self.console = console
+        self.seen: set[str] = set()
+
+    def poll(self) -> int:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    inbound_tweets.c.tweet_id, inbound_tweets.c.author_username, inbound_tweets.c.text,
+                    inbound_tweets.c.band, inbound_tweets.c.source, outbox.c.text.label("reply"),
+                )  # fmt: skip
+                .outerjoin(outbox, outbox.c.target_tweet_id == inbound_tweets.c.tweet_id)
+                .where(inbound_tweets.c.state == "done")
+                .order_by(inbound_tweets.c.triaged_at.desc())
+                .limit(200)
+            ).all()
+        fresh = [row for row in reversed(rows) if row.tweet_id not in self.seen]
+        colours = {"auto": "green", "approve": "yellow", "human": "magenta", "ignore": "dim"}
+        for row in fresh:
+            self.seen.add(row.tweet_id)
+            line = Text.assemble(
+                (f"{row.band or '?':>7} ", colours.get(row.band or "", "")),
+                (f"@{one_line(row.author_username or '?', 20)}: ", "bold"),
+                one_line(row.text, 90),
+            )
+            self.console.print(line, highlight=False)
+            if row.reply:
+                self.console.print(Text(f"          ↳ {one_line(row.reply, 110)}", style="cyan"), highlight=False)
+        return len(fresh)
+
+
+def web_available() -> bool:
+    return importlib.util.find_spec("bot.web.app") is not None
+
+
+def run_up(
+    settings: Settings,
+    console: Console,
+    *,
+    ensure_model: Callable[[Settings], Path],
+    settings_file: Path | None = None,
+    demo: bool = False,
+    demo_speed: float = DEMO_SPEED,
+) -> None:
+    upgrade(settings.effective_database_url)
+    model = ensure_model(settings)
+    logs = settings.data_dir / "logs"
+    use_sandbox = not settings.x_credentials_set and not settings.x_api_url
+    with ExitStack() as stack:
+        server = NluServer(settings, model)
+        with console.status("Starting Rasa (loading TensorFlow and the model)…"):
+            server.start()
+        stack.callback(server.stop)
+        console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
+
+        with console.status("Opening the knowledge base (the first time: embedding the default FAQ)…"):
+            from bot.desk import load_default_faq
+            from bot.kb import open_knowledge_base
+
+            with open_knowledge_base(settings) as kb:
+                loaded = load_default_faq(kb, settings.training_data_dir / "faq.yml")
+        if loaded:
+            console.print(f"Loaded the default FAQ: {loaded} entries.")
+
+        children: list[ChildProcess] = []
+
+        def start(child: ChildProcess, what: str, timeout_s: float = 120.0) -> None:
+            with console.status(f"Starting {what}…"):
+                took = child.start(timeout_s)
+            stack.callback(child.stop)
+            children.append(child)
+            console.print(f"[green]{what} ready[/] in {took:.1f} s (log: {child.log_file}).")
+
+        if use_sandbox:
+            sandbox = ChildProcess(
+                "sandbox X", ["sandbox", "serve"], logs / "sandbox.log", settings_file=settings_file,
+                ready=http_ready(settings.effective_sandbox_url + "/"),
+            )  # fmt: skip
+            start(sandbox, f"the sandbox X at {settings.effective_sandbox_url}")
+        engine = make_engine(settings.effective_database_url)
+        stack.callback(engine.dispose)
+        launched = datetime.now(UTC)
+        start(
+            ChildProcess(
+                "worker", ["worker"], logs / "worker.log", settings_file=settings_file,
+                ready=lambda: _heartbeat_since(engine, launched),
+            ),  # fmt: skip
+            "the worker",
+            timeout_s=180.0,
+        )
+        web_url = f"http://{settings.web_host}:{settings.web_port}"
+        if web_available():
+            start(
+                ChildProcess(
+                    "web app", ["web"], logs / "web.log", settings_file=settings_file,
+                    ready=http_ready(web_url + "/login"),
+                ),  # fmt: skip
+                f"the web app at {web_url}",
+            )
+        if demo and use_sandbox:
+            traffic = settings.training_data_dir / DEMO_TRAFFIC
+            replay = ChildProcess(
+                "replay", ["sandbox", "replay", str(traffic), "--speed", str(demo_speed)], logs / "replay.log",
+                settings_file=settings_file,
+            )  # fmt: skip
+            replay.start()
+            stack.callback(replay.stop)
+            console.print(f"Replaying {traffic.name} into the sandbox X at {demo_speed:g}x speed.")
+        console.print()
+        if use_sandbox:
+            console.print(f"  The sandbox X (tweet as a customer): {settings.effective_sandbox_url}/")
+        if web_available():
+            console.print(f"  The agent console:                   {web_url}/")
+        console.print("  Press Ctrl-C to stop everything.\n")
+
+        feed = DecisionFeed(engine, console)
+        try:
+            while True:
+                feed.poll()
+                if not server.is_running():
+                    raise ChildProcessError(
+                        f"Rasa stopped unexpectedly. Last lines of {server.log_file}:\n{server.log_tail()}"
+                    )
+                for child in children:
+                    if not child.is_running():
+                        raise ChildProcessError(
+                            f"{child.name} stopped unexpectedly. Last lines of {child.log_file}:\n{child.log_tail()}"
+                        )
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            console.print("Stopping…")
+
+
+def _heartbeat_since(engine: Engine, launched: datetime) -> bool:
+    from bot.channel.worker import last_heartbeat
+
+    seen = last_heartbeat(engine)
+    return seen is not None and seen >= launched
