@@ -1,0 +1,57 @@
+"""The errors of the X adapter (bot/channel/x_client.py), in carebot's words; the worker imports these, never tweepy.
+
+    XError                      any failed X API call; `endpoint` names the call (mentions, create_tweet, …)
+     ├── XRateLimited           429: wait until `reset_at` (epoch seconds); `limit` is window | 24h | unknown
+     ├── XUnavailable           5xx / network / timeout after the retries of a read; a write that was not sent
+     ├── XOutcomeUnknown        a write (tweet, DM) that may or may not have happened: look on X before re-sending
+     └── XRejected              X refused the request (4xx): `status`, `detail`, `duplicate` (403 duplicate content)
+          └── XAuthError        401, or 403 for credentials or app permissions
+
+Messages are one line and never contain credentials.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+RateLimitKind = Literal["window", "24h", "unknown"]
+
+
+class XError(Exception):
+    """An X API call failed."""
+
+    def __init__(self, message: str, *, endpoint: str) -> None:
+        super().__init__(message)
+        self.endpoint = endpoint
+
+
+class XRateLimited(XError):
+    """X says too many requests: nothing more on this endpoint before `reset_at`."""
+
+    def __init__(self, message: str, *, endpoint: str, reset_at: float, limit: RateLimitKind) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.reset_at = reset_at
+        self.limit: RateLimitKind = limit
+
+
+class XUnavailable(XError):
+    """X is down, too slow or unreachable (reads: after the retries); for a write: the request was never sent."""
+
+
+class XOutcomeUnknown(XError):
+    """A write was sent but no answer came back (timeout, dropped connection, 5xx): it may have happened.
+    The caller must look on X before any re-send."""
+
+
+class XRejected(XError):
+    """X refused the request (a 4xx other than 429); re-sending it unchanged will not help."""
+
+    def __init__(self, message: str, *, endpoint: str, status: int, detail: str, duplicate: bool = False) -> None:
+        super().__init__(message, endpoint=endpoint)
+        self.status = status
+        self.detail = detail
+        self.duplicate = duplicate
+
+
+class XAuthError(XRejected):
+    """X refused our credentials or the app's permissions (401, or 403 for authentication)."""

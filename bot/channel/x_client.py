@@ -1,0 +1,645 @@
+"""The X API adapter: the one module of carebot that imports tweepy. Reads mentions, keyword searches, tweets, our
+own posts and DMs; posts replies and DMs; turns every failure into an error of bot.channel.errors.
+
+tweepy's Client always calls https://api.twitter.com and sets no timeout, so a requests adapter mounted on its
+session sends X's hosts to the configured base URL (X itself, or the sandbox X) with our timeout on every request.
+Reads are retried with bounded exponential backoff on 5xx, network errors and timeouts; writes are never retried
+here (X has no idempotency key): the caller decides, after looking on X when the outcome is unknown. A 429 is never
+retried here either: XRateLimited says until when to wait.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+import tweepy
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
+
+from bot.channel.errors import (
+    RateLimitKind,
+    XAuthError,
+    XError,
+    XOutcomeUnknown,
+    XRateLimited,
+    XRejected,
+    XUnavailable,
+)
+from bot.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+# tweepy and the OAuth libraries log request headers (a bearer token, OAuth parameters) and whole response bodies
+# (customer text over several lines) at DEBUG: keep those records out of every log.
+for _chatty in ("tweepy", "requests_oauthlib", "oauthlib"):
+    logging.getLogger(_chatty).setLevel(logging.INFO)
+
+X_HOSTS = ("https://api.twitter.com", "https://api.x.com")
+PAGE_SIZE = 100
+# X serves only the 800 most recent mentions: a read that got this many may have missed older ones.
+MENTIONS_REACHABLE = 800
+TWEET_FIELDS = ["id", "text", "author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+USER_FIELDS = ["id", "name", "username"]
+DM_EVENT_FIELDS = ["id", "event_type", "text", "sender_id", "created_at", "dm_conversation_id"]
+# The sandbox X accepts any OAuth 1.0a credentials as the care account.
+SANDBOX_CREDENTIALS = ("sandbox-consumer-key", "sandbox-consumer-secret", "0-sandbox-token", "sandbox-token-secret")
+_MAX_DETAIL_CHARS = 500
+# Failures of a read worth another try (a 5xx too); any other requests error is not.
+_TRANSIENT = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+    requests.JSONDecodeError,
+)
+
+
+@dataclass(frozen=True)
+class XUser:
+    id: str
+    username: str
+    name: str
+
+
+@dataclass(frozen=True)
+class XTweet:
+    id: str
+    text: str
+    author_id: str
+    author_username: str | None
+    conversation_id: str | None
+    in_reply_to_tweet_id: str | None
+    in_reply_to_user_id: str | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MentionsRead:
+    """Mentions newer than the since_id asked for, oldest first. `complete` is False when the endpoint ended (or
+    max_pages did) before reaching since_id: there may be a gap to backfill, e.g. through search."""
+
+    tweets: list[XTweet]
+    newest_id: str | None
+    complete: bool
+
+
+@dataclass(frozen=True)
+class XDirectMessage:
+    id: str
+    sender_id: str
+    text: str
+    created_at: datetime | None
+    conversation_id: str | None
+
+
+class _BaseUrlAdapter(HTTPAdapter):
+    """Sends requests for X's hosts to `base_url` instead, with our timeout, and signs OAuth 1.0a requests again
+    for the URL actually requested (the signature covers the URL)."""
+
+    def __init__(self, base_url: str, timeout_s: float, signer: Callable[[Any], Any] | None) -> None:
+        super().__init__()  # no retries in urllib3: ours depend on whether the request was a write
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+        self._signer = signer
+
+    def rewrite(self, url: str) -> str:
+        for host in X_HOSTS:
+            if url.lower().startswith(host + "/"):
+                return self._base_url + url[len(host) :]
+        return url
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: dict[str, str] | None = None,
+    ) -> requests.Response:
+        url = self.rewrite(request.url or "")
+        if url != request.url:
+            request.url = url
+            if self._signer is not None and str(request.headers.get("Authorization", "")).startswith("OAuth "):
+                del request.headers["Authorization"]
+                self._signer(request)
+            if proxies:  # the environment's proxies were chosen for X's host, not for this one
+                proxies = requests.utils.get_environ_proxies(url)
+        return super().send(request, stream=stream, timeout=self._timeout_s, verify=verify, cert=cert, proxies=proxies)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request certainly did not leave this machine (no connection was ever made)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError) and exc.args and isinstance(exc.args[0], MaxRetryError):
+        # NewConnectionError and NameResolutionError are ConnectTimeoutErrors too
+        return isinstance(exc.args[0].reason, ConnectTimeoutError)
+    return isinstance(exc, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema)
+
+
+def _network_problem(exc: requests.RequestException) -> str:
+    if isinstance(exc, requests.Timeout):
+        return f"timed out ({type(exc).__name__})"
+    if isinstance(exc, requests.JSONDecodeError):
+        return "answered with invalid JSON"
+    return f"connection failed ({type(exc).__name__})"
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _problem_of(response: requests.Response) -> dict[str, str]:
+    """The title, type, reason and detail of an X error answer (v2 problem or v1-style errors list)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {"detail": response.reason or ""}
+    if not isinstance(body, dict):
+        return {"detail": response.reason or ""}
+    problem = {key: str(body[key]) for key in ("title", "type", "reason", "detail") if body.get(key)}
+    messages = []
+    for error in body.get("errors") or []:
+        if isinstance(error, dict):
+            text = error.get("detail") or error.get("message")
+            if text and str(text) not in messages:
+                messages.append(str(text))
+            problem.setdefault("type", str(error.get("type") or ""))
+        elif isinstance(error, str):
+            messages.append(error)
+    parts = [problem.get("detail") or problem.get("title") or response.reason or ""]
+    parts += [message for message in messages if message != parts[0]]
+    problem["detail"] = "; ".join(part for part in parts if part)
+    return problem
+
+
+_AUTH_MARKERS = (
+    "unsupported-authentication",
+    "client-forbidden",
+    "client-not-enrolled",
+    "oauth",
+    "authenticat",
+    "credential",
+    "permission",
+    "not permitted",
+)
+
+
+def _parse_time(value: object) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _by_id(items: Iterable[Any]) -> list[Any]:
+    """Unique by id, oldest (smallest id) first."""
+    unique = {item.id: item for item in items}
+    return sorted(unique.values(), key=lambda item: int(item.id))
+
+
+def _tweets_of(pages: Iterable[dict[str, Any]]) -> list[XTweet]:
+    tweets: list[XTweet] = []
+    for page in pages:
+        usernames = {str(user["id"]): str(user["username"]) for user in (page.get("includes") or {}).get("users", [])}
+        for data in page.get("data") or []:
+            author_id = str(data["author_id"])
+            replied_to = next(
+                (str(ref["id"]) for ref in data.get("referenced_tweets") or [] if ref.get("type") == "replied_to"),
+                None,
+            )
+            tweets.append(
+                XTweet(
+                    id=str(data["id"]),
+                    text=str(data["text"]),
+                    author_id=author_id,
+                    author_username=usernames.get(author_id),
+                    conversation_id=_optional_str(data.get("conversation_id")),
+                    in_reply_to_tweet_id=replied_to,
+                    in_reply_to_user_id=_optional_str(data.get("in_reply_to_user_id")),
+                    created_at=_parse_time(data.get("created_at")),
+                )
+            )
+    return tweets
+
+
+class XClient:
+    """The X API v2, as carebot uses it. One per process; not meant to be shared between threads."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        consumer_key: str | None = None,
+        consumer_secret: str | None = None,
+        access_token: str | None = None,
+        access_token_secret: str | None = None,
+        bearer_token: str | None = None,
+        timeout_s: float = 10.0,
+        max_retries: int = 3,
+        backoff_base_s: float = 0.5,
+        backoff_max_s: float = 60.0,
+        rate_limit_default_wait_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        oauth1 = (consumer_key, consumer_secret, access_token, access_token_secret)
+        if all(oauth1):
+            self._user_auth = True
+            signer = tweepy.OAuth1UserHandler(*oauth1).apply_auth()
+        elif bearer_token:
+            self._user_auth = False
+            signer = None
+        else:
+            raise ValueError("XClient needs OAuth 1.0a user credentials (all four) or a bearer token")
+        self.base_url = base_url.rstrip("/")
+        self._secrets = [secret for secret in (*oauth1, bearer_token) if secret]
+        self._max_retries = max_retries
+        self._backoff_base_s = backoff_base_s
+        self._backoff_max_s = backoff_max_s
+        self._rate_limit_default_wait_s = rate_limit_default_wait_s
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._me: XUser | None = None
+        self._tweepy = tweepy.Client(
+            bearer_token=bearer_token,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            return_type=dict,
+            wait_on_rate_limit=False,
+        )
+        adapter = _BaseUrlAdapter(self.base_url, timeout_s, signer)
+        for host in X_HOSTS:
+            self._tweepy.session.mount(host + "/", adapter)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> XClient:
+        """A client for settings.effective_x_api_url. Without X credentials (the sandbox X), placeholder OAuth 1.0a
+        credentials. `options` (sleep, clock, rng, backoff_base_s) are for tests."""
+        secrets = [
+            None if value is None else value.get_secret_value()
+            for value in (
+                settings.x_consumer_key,
+                settings.x_consumer_secret,
+                settings.x_access_token,
+                settings.x_access_token_secret,
+            )
+        ]
+        bearer = settings.x_bearer_token.get_secret_value() if settings.x_bearer_token else None
+        if any(secrets) and not all(secrets):
+            raise SettingsError(
+                "X OAuth 1.0a needs all four of CAREBOT_X_CONSUMER_KEY, CAREBOT_X_CONSUMER_SECRET, "
+                "CAREBOT_X_ACCESS_TOKEN and CAREBOT_X_ACCESS_TOKEN_SECRET"
+            )
+        if not any(secrets) and not bearer:
+            secrets = list(SANDBOX_CREDENTIALS)
+        consumer_key, consumer_secret, access_token, access_token_secret = secrets
+        return cls(
+            settings.effective_x_api_url,
+            consumer_key=consumer_key,
+            consumer_secret=consumer_secret,
+            access_token=access_token,
+            access_token_secret=access_token_secret,
+            bearer_token=bearer,
+            timeout_s=settings.x_timeout_s,
+            max_retries=settings.x_max_retries,
+            backoff_max_s=settings.x_backoff_max_s,
+            rate_limit_default_wait_s=settings.x_rate_limit_default_wait_s,
+            **options,
+        )
+
+    def __enter__(self) -> XClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"XClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._tweepy.session.close()
+
+    # reads
+
+    def me(self) -> XUser:
+        """The care account (asked once, then remembered)."""
+        if self._me is None:
+            payload = self._read(
+                "users_me", functools.partial(self._tweepy.get_me, user_fields=USER_FIELDS, user_auth=self._user_auth)
+            )
+            self._me = self._parsed(
+                "users_me",
+                lambda: XUser(
+                    id=str(payload["data"]["id"]),
+                    username=str(payload["data"]["username"]),
+                    name=str(payload["data"].get("name") or ""),
+                ),
+            )
+        return self._me
+
+    def mentions(self, since_id: str | None, *, max_pages: int = 10) -> MentionsRead:
+        """Mentions of the care account newer than since_id (all the endpoint serves when None), oldest first."""
+        user_id = self.me().id
+
+        def page(token: str | None) -> dict[str, Any]:
+            return self._tweepy.get_users_mentions(
+                user_id, since_id=since_id, pagination_token=token, **self._tweet_params()
+            )
+
+        pages, exhausted = self._pages("mentions", page, max_pages)
+        tweets = self._parsed("mentions", lambda: _by_id(_tweets_of(pages)))
+        if not exhausted:
+            complete = False
+        elif since_id is None:
+            complete = True
+        else:
+            complete = len(tweets) < MENTIONS_REACHABLE
+        return MentionsRead(tweets=tweets, newest_id=tweets[-1].id if tweets else None, complete=complete)
+
+    def search_recent(
+        self, query: str, *, since_id: str | None = None, until_id: str | None = None, max_pages: int = 5
+    ) -> list[XTweet]:
+        """Recent tweets matching a keyword query, oldest first."""
+
+        def page(token: str | None) -> dict[str, Any]:
+            return self._tweepy.search_recent_tweets(
+                query, since_id=since_id, until_id=until_id, next_token=token, **self._tweet_params()
+            )
+
+        pages, _ = self._pages("search", page, max_pages)
+        return self._parsed("search", lambda: _by_id(_tweets_of(pages)))
+
+    def get_tweets(self, ids: Sequence[str]) -> list[XTweet]:
+        """The tweets with these ids that exist and are visible, in the order asked."""
+        wanted = list(dict.fromkeys(str(tweet_id) for tweet_id in ids))
+        tweets: list[XTweet] = []
+        for start in range(0, len(wanted), PAGE_SIZE):
+            chunk = wanted[start : start + PAGE_SIZE]
+            payload = self._read(
+                "tweet_lookup",
+                functools.partial(
+                    self._tweepy.get_tweets,
+                    chunk,
+                    tweet_fields=TWEET_FIELDS,
+                    expansions=["author_id"],
+                    user_fields=USER_FIELDS,
+                    user_auth=self._user_auth,
+                ),
+            )
+            found = {
+                tweet.id: tweet for tweet in self._parsed("tweet_lookup", functools.partial(_tweets_of, [payload]))
+            }
+            tweets += [found[tweet_id] for tweet_id in chunk if tweet_id in found]
+        return tweets
+
+    def own_tweets(self, *, since_id: str | None = None, max_pages: int = 5) -> list[XTweet]:
+        """The care account's own posts (newer than since_id), oldest first: where a reply in doubt is looked for."""
+        user_id = self.me().id
+
+        def page(token: str | None) -> dict[str, Any]:
+            return self._tweepy.get_users_tweets(
+                user_id, since_id=since_id, pagination_token=token, **self._tweet_params()
+            )
+
+        pages, _ = self._pages("user_tweets", page, max_pages)
+        return self._parsed("user_tweets", lambda: _by_id(_tweets_of(pages)))
+
+    def dm_events(self, *, max_pages: int = 3) -> list[XDirectMessage]:
+        """Direct messages received by the care account (the most recent ones), oldest first."""
+        me = self.me()
+
+        def page(token: str | None) -> dict[str, Any]:
+            return self._tweepy.get_direct_message_events(
+                event_types="MessageCreate",
+                dm_event_fields=DM_EVENT_FIELDS,
+                max_results=PAGE_SIZE,
+                pagination_token=token,
+                user_auth=self._user_auth,
+            )
+
+        pages, _ = self._pages("dm_events", page, max_pages)
+
+        def received() -> list[XDirectMessage]:
+            messages = [
+                XDirectMessage(
+                    id=str(event["id"]),
+                    sender_id=str(event["sender_id"]),
+                    text=str(event.get("text") or ""),
+                    created_at=_parse_time(event.get("created_at")),
+                    conversation_id=_optional_str(event.get("dm_conversation_id")),
+                )
+                for payload in pages
+                for event in payload.get("data") or []
+                if event.get("event_type", "MessageCreate") == "MessageCreate" and str(event["sender_id"]) != me.id
+            ]
+            return _by_id(messages)
+
+        return self._parsed("dm_events", received)
+
+    # writes
+
+    def create_reply(self, text: str, in_reply_to_tweet_id: str) -> str:
+        """Post a reply; returns the new tweet's id. Never retried here: see XOutcomeUnknown."""
+        payload = self._write(
+            "create_tweet",
+            functools.partial(
+                self._tweepy.create_tweet,
+                text=text,
+                in_reply_to_tweet_id=in_reply_to_tweet_id,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._written_id("create_tweet", lambda: str(payload["data"]["id"]))
+
+    def send_dm(self, participant_id: str, text: str) -> str:
+        """Send a direct message; returns the new DM event's id. Never retried here: see XOutcomeUnknown."""
+        payload = self._write(
+            "dm_send",
+            functools.partial(
+                self._tweepy.create_direct_message,
+                participant_id=participant_id,
+                text=text,
+                user_auth=self._user_auth,
+            ),
+        )
+        return self._written_id("dm_send", lambda: str(payload["data"]["dm_event_id"]))
+
+    # how calls are made
+
+    def _tweet_params(self) -> dict[str, Any]:
+        return {
+            "max_results": PAGE_SIZE,
+            "tweet_fields": TWEET_FIELDS,
+            "expansions": ["author_id"],
+            "user_fields": USER_FIELDS,
+            "user_auth": self._user_auth,
+        }
+
+    def _pages(
+        self, endpoint: str, fetch: Callable[[str | None], dict[str, Any]], max_pages: int
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """Up to max_pages pages; True when the endpoint had no more (no next_token)."""
+        pages: list[dict[str, Any]] = []
+        token: str | None = None
+        for _ in range(max_pages):
+            payload = self._read(endpoint, functools.partial(fetch, token))
+            pages.append(payload)
+            token = (payload.get("meta") or {}).get("next_token") if isinstance(payload, dict) else None
+            if not token:
+                return pages, True
+        return pages, False
+
+    # Errors made from an X answer are raised `from None`: X's words are in our message (scrubbed, on one line),
+    # while tweepy's exception would carry them unscrubbed into every logged traceback.
+
+    def _read(self, endpoint: str, call: Callable[[], Any]) -> Any:
+        """A read, retried on 5xx, network errors and timeouts with capped exponential backoff and jitter."""
+        attempts = self._max_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return call()
+            except tweepy.TooManyRequests as exc:
+                raise self._rate_limited(endpoint, exc.response) from None
+            except tweepy.TwitterServerError as exc:
+                problem, cause = f"HTTP {exc.response.status_code}", None
+            except tweepy.HTTPException as exc:
+                raise self._rejected(endpoint, exc.response) from None
+            except _TRANSIENT as exc:
+                problem, cause = _network_problem(exc), exc
+            except requests.RequestException as exc:
+                raise XUnavailable(f"X API {endpoint}: {_network_problem(exc)}", endpoint=endpoint) from exc
+            if attempt < attempts:
+                delay = self._backoff(attempt)
+                log.warning(
+                    "X API %s: %s; retry %d of %d in %.1f s", endpoint, problem, attempt, self._max_retries, delay
+                )
+                self._sleep(delay)
+        raise XUnavailable(
+            f"X API {endpoint} unavailable: {problem} after {attempts} attempts", endpoint=endpoint
+        ) from cause
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._backoff_max_s, self._backoff_base_s * 2 ** (attempt - 1))
+        return self._rng.uniform(ceiling / 2, ceiling)
+
+    def _write(self, endpoint: str, call: Callable[[], Any]) -> Any:
+        """A write, tried once: its failures say whether it may have happened."""
+        try:
+            return call()
+        except tweepy.TooManyRequests as exc:
+            raise self._rate_limited(endpoint, exc.response) from None
+        except tweepy.TwitterServerError as exc:
+            raise XOutcomeUnknown(
+                f"X API {endpoint}: HTTP {exc.response.status_code}; it may have been posted", endpoint=endpoint
+            ) from None
+        except tweepy.HTTPException as exc:
+            raise self._rejected(endpoint, exc.response) from None
+        except requests.RequestException as exc:
+            if _never_sent(exc):
+                raise XUnavailable(f"X API {endpoint}: {_network_problem(exc)}; not sent", endpoint=endpoint) from exc
+            raise XOutcomeUnknown(
+                f"X API {endpoint}: {_network_problem(exc)} after sending; it may have been posted", endpoint=endpoint
+            ) from exc
+
+    def _parsed(self, endpoint: str, parse: Callable[[], Any]) -> Any:
+        try:
+            return parse()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise XUnavailable(
+                f"X API {endpoint} answered with something unexpected ({type(exc).__name__})", endpoint=endpoint
+            ) from exc
+
+    def _written_id(self, endpoint: str, parse: Callable[[], str]) -> str:
+        try:
+            return parse()
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise XOutcomeUnknown(
+                f"X API {endpoint} accepted the request but its answer has no id; it may have been posted",
+                endpoint=endpoint,
+            ) from exc
+
+    def _rate_limited(self, endpoint: str, response: requests.Response) -> XRateLimited:
+        headers = response.headers
+        now = self._clock()
+
+        def number(name: str) -> float | None:
+            try:
+                return float(headers[name])
+            except (KeyError, TypeError, ValueError):
+                return None
+
+        for cap in ("x-user-limit-24hour", "x-app-limit-24hour"):
+            reset = number(f"{cap}-reset")
+            if number(f"{cap}-remaining") == 0 and reset is not None:
+                return self._rate_limit_error(endpoint, reset, now, "24h", "24-hour cap")
+        reset = number("x-rate-limit-reset")
+        if reset is not None:
+            return self._rate_limit_error(endpoint, reset, now, "window", "rate limit")
+        return self._rate_limit_error(
+            endpoint, now + self._rate_limit_default_wait_s, now, "unknown", "rate limit (no reset time given)"
+        )
+
+    @staticmethod
+    def _rate_limit_error(endpoint: str, reset: float, now: float, limit: RateLimitKind, what: str) -> XRateLimited:
+        reset_at = max(reset, now + 1.0)  # a reset time in the past (clock skew) must not make the caller spin
+        until = datetime.fromtimestamp(reset_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return XRateLimited(
+            f"X API {endpoint}: {what}; wait until {until}", endpoint=endpoint, reset_at=reset_at, limit=limit
+        )
+
+    def _rejected(self, endpoint: str, response: requests.Response) -> XRejected:
+        status = response.status_code
+        problem = _problem_of(response)
+        detail = self._scrub(_one_line(problem.get("detail", "")))[:_MAX_DETAIL_CHARS]
+        duplicate = status == 403 and "duplicate" in detail.lower()
+        clues = " ".join(problem.values()).lower()
+        error_type: type[XRejected] = XRejected
+        if status == 401 or (status == 403 and not duplicate and any(marker in clues for marker in _AUTH_MARKERS)):
+            error_type = XAuthError
+        what = "refused our credentials" if error_type is XAuthError else "rejected the request"
+        return error_type(
+            f"X API {endpoint} {what}: HTTP {status}: {detail}",
+            endpoint=endpoint,
+            status=status,
+            detail=detail,
+            duplicate=duplicate,
+        )
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+__all__ = [
+    "MentionsRead",
+    "XAuthError",
+    "XClient",
+    "XDirectMessage",
+    "XError",
+    "XOutcomeUnknown",
+    "XRateLimited",
+    "XRejected",
+    "XTweet",
+    "XUnavailable",
+    "XUser",
+]
