@@ -1,0 +1,55 @@
+"""What customers do on the sandbox X (through /sandbox/ and the page), checked like X checks it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.sandbox.store import DmEvent, Store, Tweet, UnknownTweet, User
+from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
+
+DM_MAX_CHARS = 10_000
+
+
+class SandboxInputError(ValueError):
+    """Bad input to a sandbox-only endpoint; the message says what is wrong."""
+
+
+def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any) -> Tweet:
+    """A customer tweets (the sandbox endpoint and the page): X's 280 rule holds for them too."""
+    author = customer(store, username)
+    if not isinstance(text, str) or not text.strip():
+        raise SandboxInputError("text: a tweet needs text")
+    length = weighted_length(text)
+    if length > MAX_WEIGHTED_LENGTH:
+        raise SandboxInputError(f"text: {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH}")
+    target: int | None = None
+    if in_reply_to not in (None, ""):
+        if not str(in_reply_to).isdigit() or len(str(in_reply_to)) > 19:
+            raise SandboxInputError(f"in_reply_to_tweet_id: not a tweet id: {in_reply_to!r}")
+        target = int(in_reply_to)
+    try:
+        return store.create_tweet(author, text, in_reply_to=target)
+    except UnknownTweet as exc:
+        raise SandboxInputError(f"in_reply_to_tweet_id: {exc}") from exc
+
+
+def customer(store: Store, username: Any) -> User:
+    if not isinstance(username, str):
+        raise SandboxInputError("username: required (1-15 letters, digits or _)")
+    handle = username.strip().removeprefix("@")
+    if handle.lower() == store.account.username.lower():
+        raise SandboxInputError(f"username: @{store.account.username} is the care account, not a customer")
+    try:
+        return store.create_user(handle)
+    except ValueError as exc:
+        raise SandboxInputError(f"username: {exc}") from exc
+
+
+def post_customer_dm(store: Store, username: Any, text: Any) -> DmEvent:
+    """A customer sends the care account a direct message."""
+    sender = customer(store, username)
+    if not isinstance(text, str) or not text.strip():
+        raise SandboxInputError("text: a message needs text")
+    if len(text) > DM_MAX_CHARS:
+        raise SandboxInputError(f"text: a message has at most {DM_MAX_CHARS} characters")
+    return store.create_dm(sender, store.account, text)

@@ -1,0 +1,696 @@
+"""The sandbox X's HTTP server: the subset of X API v2 carebot uses, with X's JSON shapes and rules, plus
+sandbox-only endpoints under /sandbox/ (customers tweet and send DMs, the timeline, the post log, faults, request
+counts) and the customer page at /.
+
+`create_app(store_path, account)` builds the FastAPI app over its own SQLite store. Any `Authorization: Bearer …`
+or OAuth 1.0a header acts as the care account; none gets 401. Normal answers carry x-rate-limit-* headers that
+count down per 15-minute window like X's, but the limits are not enforced: rate limiting happens only through
+faults. Faults that drop the connection need a real server (uvicorn): the client then gets no response at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+
+from bot.sandbox.customers import DM_MAX_CHARS, SandboxInputError, post_customer_dm, post_customer_tweet
+from bot.sandbox.faults import Fault, FaultError, Faults, make_fault
+from bot.sandbox.page import add_page
+from bot.sandbox.search import Candidate, QueryError, compile_query
+from bot.sandbox.store import DmEvent, DuplicateTweet, Store, Tweet, UnknownTweet, User, iso_time
+from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
+
+# X's per-15-minute limits (user context), announced in the x-rate-limit-* headers.
+RATE_LIMITS = {
+    "users_me": 75, "mentions": 180, "search": 180, "tweet_lookup": 900, "user_tweets": 900, "create_tweet": 200,
+    "dm_send": 200, "dm_events": 300,
+}  # fmt: skip
+RATE_WINDOW_S = 900
+DAILY_POST_LIMIT = 2400  # announced by the 429_24h fault
+MENTIONS_REACHABLE = 800  # like X: only the 800 most recent mentions can be read
+USER_TWEETS_REACHABLE = 3200
+SEARCH_DAYS = 7
+
+TWEET_FIELDS = {
+    "attachments", "author_id", "card_uri", "context_annotations", "conversation_id", "created_at", "edit_controls",
+    "edit_history_tweet_ids", "entities", "geo", "id", "in_reply_to_user_id", "lang", "non_public_metrics",
+    "note_tweet", "organic_metrics", "possibly_sensitive", "promoted_metrics", "public_metrics", "referenced_tweets",
+    "reply_settings", "scopes", "source", "text", "withheld",
+}  # fmt: skip
+USER_FIELDS = {
+    "affiliation", "connection_status", "created_at", "description", "entities", "id", "location",
+    "most_recent_tweet_id", "name", "pinned_tweet_id", "profile_banner_url", "profile_image_url", "protected",
+    "public_metrics", "receives_your_dm", "subscription_type", "url", "username", "verified", "verified_type",
+    "withheld",
+}  # fmt: skip
+TWEET_EXPANSIONS = {
+    "attachments.media_keys", "attachments.poll_ids", "author_id", "edit_history_tweet_ids",
+    "entities.mentions.username", "geo.place_id", "in_reply_to_user_id", "referenced_tweets.id",
+    "referenced_tweets.id.author_id",
+}  # fmt: skip
+DM_EVENT_FIELDS = {
+    "id", "text", "event_type", "created_at", "dm_conversation_id", "sender_id", "participant_ids",
+    "referenced_tweets", "attachments",
+}  # fmt: skip
+DM_EXPANSIONS = {"attachments.media_keys", "referenced_tweets.id", "sender_id", "participant_ids"}
+DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
+
+INVALID_REQUEST_TYPE = "https://api.twitter.com/2/problems/invalid-request"
+NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
+
+
+class InvalidRequest(Exception):
+    """A request parameter X would refuse (400 "Invalid Request")."""
+
+    def __init__(self, parameter: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.parameter, self.value, self.message = parameter, value, message
+
+
+class ConnectionDropped(Exception):
+    """The fault closed the connection; raised where no real connection exists (an in-process test client)."""
+
+
+class SandboxApp(FastAPI):
+    """A FastAPI app that remembers each request's transport, so a fault can close the connection unanswered."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            # uvicorn's `send` is a method of its request cycle, which holds the connection's transport.
+            scope["sandbox.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
+        await super().__call__(scope, receive, send)
+
+
+class RateWindows:
+    """The x-rate-limit-* headers: per endpoint, requests left in the current 15-minute window."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def reset_at(self, endpoint: str) -> int:
+        with self._lock:
+            start, _ = self._current(endpoint)
+        return math.ceil(start + RATE_WINDOW_S)
+
+    def use(self, endpoint: str) -> dict[str, str]:
+        with self._lock:
+            start, used = self._current(endpoint)
+            self._windows[endpoint] = (start, used + 1)
+        limit = RATE_LIMITS[endpoint]
+        return {
+            "x-rate-limit-limit": str(limit),
+            "x-rate-limit-remaining": str(max(0, limit - used - 1)),
+            "x-rate-limit-reset": str(math.ceil(start + RATE_WINDOW_S)),
+        }
+
+    def _current(self, endpoint: str) -> tuple[float, int]:
+        now = time.time()
+        start, used = self._windows.get(endpoint, (now, 0))
+        if now >= start + RATE_WINDOW_S:
+            start, used = now, 0
+        self._windows[endpoint] = (start, used)
+        return start, used
+
+
+def problem(status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any) -> dict[str, Any]:
+    """X's error body: {"title", "detail", "type", "status"}."""
+    return {"title": title, "detail": detail, "type": type_, "status": status, **extra}
+
+
+def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
+    """The sandbox X over the SQLite store at `store_path` (created if missing), with `account` as the care
+    account that every API credential acts as."""
+    store = Store(store_path, account)
+    faults = Faults()
+    windows = RateWindows()
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = SandboxApp(title="carebot sandbox X", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.state.store = store
+    app.state.faults = faults
+
+    @app.exception_handler(InvalidRequest)
+    async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
+        body = problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
+                       type_=INVALID_REQUEST_TYPE)  # fmt: skip
+        del body["status"]
+        body = {"errors": [{"parameters": {exc.parameter: [str(exc.value)]}, "message": exc.message}], **body}
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(SandboxInputError)
+    async def sandbox_input_error(_request: Request, exc: SandboxInputError) -> JSONResponse:
+        return JSONResponse(problem(400, "Invalid Request", str(exc)), status_code=400)
+
+    async def gate(request: Request, endpoint: str) -> Response | Fault | None:
+        """Count the request, check its credentials and apply a fault. A Response ends the request here; a
+        post_then_drop Fault is handed back for the handler to finish after storing."""
+        fault = faults.take(endpoint)
+        if not _authorized(request):
+            return JSONResponse(problem(401, "Unauthorized", "Unauthorized"), status_code=401)
+        if fault is None:
+            return None
+        if fault.kind == "hang":
+            await asyncio.sleep(fault.hang_s)
+            return None
+        if fault.kind == "reset":
+            return await drop_connection(request)
+        if fault.kind == "post_then_drop":
+            return fault
+        if fault.kind.startswith("429"):
+            return rate_limited(endpoint, fault)
+        status = int(fault.kind)
+        title = "Internal Server Error" if status == 500 else "Service Unavailable"
+        return JSONResponse(problem(status, title, title), status_code=status)
+
+    def rate_limited(endpoint: str, fault: Fault) -> JSONResponse:
+        now = time.time()
+        window_reset = windows.reset_at(endpoint)
+        headers = {"x-rate-limit-limit": str(RATE_LIMITS[endpoint])}
+        if fault.kind == "429_24h":
+            headers["x-rate-limit-remaining"] = str(RATE_LIMITS[endpoint] - 1)
+            headers["x-rate-limit-reset"] = str(window_reset)
+            headers["x-user-limit-24hour-limit"] = str(DAILY_POST_LIMIT)
+            headers["x-user-limit-24hour-remaining"] = "0"
+            reset_in = fault.reset_in_s if fault.reset_in_s is not None else 86_400
+            headers["x-user-limit-24hour-reset"] = str(math.ceil(now + reset_in))
+        else:
+            headers["x-rate-limit-remaining"] = "0"
+            if fault.kind == "429":
+                reset = math.ceil(now + fault.reset_in_s) if fault.reset_in_s is not None else window_reset
+                headers["x-rate-limit-reset"] = str(reset)
+        body = problem(429, "Too Many Requests", "Too Many Requests")
+        return JSONResponse(body, status_code=429, headers=headers)
+
+    def answer(endpoint: str, body: dict[str, Any], status: int = 200) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers=windows.use(endpoint))
+
+    # X API v2
+
+    @app.get("/2/users/me")
+    async def users_me(request: Request) -> Response:
+        if (early := await gate(request, "users_me")) is not None:
+            return early  # type: ignore[return-value]
+        user_fields = _fields(request, "user.fields", USER_FIELDS)
+        return answer("users_me", {"data": user_json(store.account, user_fields)})
+
+    @app.get("/2/users/{user_id}/mentions")
+    async def user_mentions(request: Request, user_id: str) -> Response:
+        if (early := await gate(request, "mentions")) is not None:
+            return early  # type: ignore[return-value]
+        view = TweetView.from_request(store, request)
+        since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
+        bound = _token_param(request, "pagination_token")
+        max_results = _max_results(request, 5, 100, 10)
+        user = _known_user(store, user_id)
+        if user is None:
+            return answer("mentions", not_found("user", "id", user_id))
+        reachable = store.mention_ids(user.id, limit=MENTIONS_REACHABLE)
+        ids = [i for i in reachable if _within(i, since_id, _lowest(until_id, bound))]
+        page, more = ids[:max_results], len(ids) > max_results
+        found = store.tweets_by_id(page)
+        return answer("mentions", view.page([found[i] for i in page if i in found], more, "next_token"))
+
+    @app.get("/2/tweets/search/recent")
+    async def search_recent(request: Request) -> Response:
+        if (early := await gate(request, "search")) is not None:
+            return early  # type: ignore[return-value]
+        view = TweetView.from_request(store, request)
+        query = request.query_params.get("query")
+        if query is None:
+            raise InvalidRequest("query", "", "The `query` query parameter can not be empty")
+        try:
+            matches = compile_query(query)
+        except QueryError as exc:
+            raise InvalidRequest("query", query, f"There were errors processing your request: {exc}") from exc
+        since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
+        bound = _token_param(request, "next_token") or _token_param(request, "pagination_token")
+        max_results = _max_results(request, 10, 100, 10)
+        not_before = iso_time(datetime.now(UTC) - timedelta(days=SEARCH_DAYS))
+        candidates = store.tweets_newest_first(
+            since_id=since_id, until_id=_lowest(until_id, bound), not_before=not_before
+        )
+        reply_users = store.users_by_id(t.in_reply_to_user_id for t in candidates if t.in_reply_to_user_id)
+        hits: list[Tweet] = []
+        for tweet in candidates:
+            replied = reply_users.get(tweet.in_reply_to_user_id or 0)
+            if matches(Candidate(tweet.text, tweet.author_username, replied.username if replied else None)):
+                hits.append(tweet)
+                if len(hits) > max_results:
+                    break
+        return answer("search", view.page(hits[:max_results], len(hits) > max_results, "next_token"))
+
+    @app.get("/2/tweets")
+    async def tweets_lookup(request: Request) -> Response:
+        if (early := await gate(request, "tweet_lookup")) is not None:
+            return early  # type: ignore[return-value]
+        view = TweetView.from_request(store, request)
+        raw = request.query_params.get("ids", "")
+        parts = [part.strip() for part in raw.split(",")] if raw else []
+        if not 1 <= len(parts) <= 100 or not all(part.isdigit() for part in parts):
+            raise InvalidRequest("ids", raw, "The `ids` query parameter needs 1 to 100 comma-separated tweet ids")
+        return answer("tweet_lookup", lookup(view, parts, many=True))
+
+    @app.get("/2/tweets/{tweet_id}")
+    async def tweet_lookup(request: Request, tweet_id: str) -> Response:
+        if (early := await gate(request, "tweet_lookup")) is not None:
+            return early  # type: ignore[return-value]
+        view = TweetView.from_request(store, request)
+        if not tweet_id.isdigit():
+            raise InvalidRequest("id", tweet_id, f"The `id` query parameter value [{tweet_id}] is not valid")
+        return answer("tweet_lookup", lookup(view, [tweet_id], many=False))
+
+    def lookup(view: TweetView, ids: Sequence[str], *, many: bool) -> dict[str, Any]:
+        numeric = [int(i) for i in ids if _is_id(i)]
+        found = store.tweets_by_id(numeric)
+        present = [found[int(i)] for i in ids if _is_id(i) and int(i) in found]
+        body: dict[str, Any] = view.render(present)
+        if not many and "data" in body:
+            body["data"] = body["data"][0]
+        missing = [i for i in ids if not (_is_id(i) and int(i) in found)]
+        if missing:
+            body["errors"] = [not_found("tweet", "ids" if many else "id", i)["errors"][0] for i in missing]
+        return body
+
+    @app.get("/2/users/{user_id}/tweets")
+    async def user_tweets(request: Request, user_id: str) -> Response:
+        if (early := await gate(request, "user_tweets")) is not None:
+            return early  # type: ignore[return-value]
+        view = TweetView.from_request(store, request)
+        since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
+        bound = _token_param(request, "pagination_token")
+        max_results = _max_results(request, 5, 100, 10)
+        user = _known_user(store, user_id)
+        if user is None:
+            return answer("user_tweets", not_found("user", "id", user_id))
+        reachable = store.tweets_newest_first(author_id=user.id, limit=USER_TWEETS_REACHABLE)
+        own = [t for t in reachable if _within(t.id, since_id, _lowest(until_id, bound))]
+        return answer("user_tweets", view.page(own[:max_results], len(own) > max_results, "next_token"))
+
+    @app.post("/2/tweets")
+    async def create_tweet(request: Request) -> Response:
+        early = await gate(request, "create_tweet")
+        if isinstance(early, Response):
+            return early
+        body = await _json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequest("text", text if text is not None else "", "A tweet needs a non-empty `text`")
+        length = weighted_length(text)
+        if length > MAX_WEIGHTED_LENGTH:
+            raise InvalidRequest("text", text, f"Your Tweet text is too long: {length} of {MAX_WEIGHTED_LENGTH}")
+        reply = body.get("reply")
+        target: int | None = None
+        if reply is not None:
+            target_raw = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
+            if not isinstance(target_raw, str | int) or not str(target_raw).isdigit():
+                raise InvalidRequest("reply.in_reply_to_tweet_id", target_raw, "`in_reply_to_tweet_id` is not valid")
+            target = int(target_raw)
+        try:
+            tweet = store.create_tweet(store.account, text, in_reply_to=target, via_api=True, require_unique_text=True)
+        except DuplicateTweet:
+            detail = "You are not allowed to create a Tweet with duplicate content."
+            return JSONResponse(problem(403, "Forbidden", detail), status_code=403, headers=windows.use("create_tweet"))
+        except UnknownTweet as exc:
+            raise InvalidRequest(
+                "reply.in_reply_to_tweet_id", target, f"The tweet you are replying to does not exist: {target}"
+            ) from exc
+        if early is not None:  # post_then_drop: stored, and the client never hears of it
+            store.mark_tweet_dropped(tweet.id)
+            return await drop_connection(request)
+        data = {"id": str(tweet.id), "text": tweet.text, "edit_history_tweet_ids": [str(tweet.id)]}
+        return answer("create_tweet", {"data": data}, status=201)
+
+    @app.post("/2/dm_conversations/with/{participant_id}/messages")
+    async def dm_send(request: Request, participant_id: str) -> Response:
+        early = await gate(request, "dm_send")
+        if isinstance(early, Response):
+            return early
+        body = await _json_body(request)
+        text = body.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InvalidRequest("text", text if text is not None else "", "A message needs a non-empty `text`")
+        if len(text) > DM_MAX_CHARS:
+            raise InvalidRequest("text", f"{len(text)} characters", f"A message has at most {DM_MAX_CHARS} characters")
+        recipient = _known_user(store, participant_id)
+        if recipient is None or recipient.id == store.account.id:
+            raise InvalidRequest("participant_id", participant_id, "`participant_id` is not a user you can message")
+        dm = store.create_dm(store.account, recipient, text, via_api=True)
+        if early is not None:
+            store.mark_dm_dropped(dm.id)
+            return await drop_connection(request)
+        data = {"dm_conversation_id": dm.dm_conversation_id, "dm_event_id": str(dm.id)}
+        return answer("dm_send", {"data": data}, status=201)
+
+    @app.get("/2/dm_events")
+    async def dm_events(request: Request) -> Response:
+        if (early := await gate(request, "dm_events")) is not None:
+            return early  # type: ignore[return-value]
+        fields = _fields(request, "dm_event.fields", DM_EVENT_FIELDS)
+        expansions = _fields(request, "expansions", DM_EXPANSIONS)
+        user_fields = _fields(request, "user.fields", USER_FIELDS)
+        event_types = _fields(request, "event_types", DM_EVENT_TYPES)
+        bound = _token_param(request, "pagination_token")
+        max_results = _max_results(request, 1, 100, 100)
+        events: list[DmEvent] = []
+        if not event_types or "MessageCreate" in event_types:
+            events = store.dm_events_newest_first(store.account.id, until_id=bound, limit=max_results + 1)
+        page = events[:max_results]
+        body: dict[str, Any] = {}
+        if page:
+            body["data"] = [dm_json(event, fields) for event in page]
+            if "sender_id" in expansions:
+                senders = store.users_by_id(event.sender_id for event in page)
+                body["includes"] = {
+                    "users": [user_json(senders[i], user_fields) for i in _unique(e.sender_id for e in page)]
+                }
+        meta: dict[str, Any] = {"result_count": len(page)}
+        if len(events) > max_results:
+            meta["next_token"] = _encode_token(page[-1].id)
+        body["meta"] = meta
+        return answer("dm_events", body)
+
+    # sandbox-only endpoints
+
+    @app.post("/sandbox/customer-tweets", status_code=201)
+    async def customer_tweet(request: Request) -> JSONResponse:
+        body = await _sandbox_body(request, {"username", "text", "in_reply_to_tweet_id"})
+        tweet = post_customer_tweet(store, body.get("username"), body.get("text"), body.get("in_reply_to_tweet_id"))
+        return JSONResponse(sandbox_tweet_json(tweet), status_code=201)
+
+    @app.post("/sandbox/customer-dms", status_code=201)
+    async def customer_dm(request: Request) -> JSONResponse:
+        body = await _sandbox_body(request, {"username", "text"})
+        dm = post_customer_dm(store, body.get("username"), body.get("text"))
+        return JSONResponse(sandbox_dm_json(dm), status_code=201)
+
+    @app.get("/sandbox/timeline")
+    async def timeline(request: Request) -> JSONResponse:
+        since_id = _sandbox_id(request, "since_id")
+        in_reply_to = _sandbox_id(request, "in_reply_to_tweet_id")
+        found = store.timeline(since_id=since_id, in_reply_to=in_reply_to)
+        return JSONResponse({"data": [sandbox_tweet_json(tweet) for tweet in found], "account": account_json()})
+
+    @app.get("/sandbox/posts")
+    async def posts() -> JSONResponse:
+        return JSONResponse({
+            "data": [sandbox_tweet_json(tweet) for tweet in store.api_posts()],
+            "dms": [sandbox_dm_json(dm) for dm in store.api_dms()],
+        })  # fmt: skip
+
+    @app.get("/sandbox/faults")
+    async def list_faults() -> JSONResponse:
+        return JSONResponse({"faults": [fault.as_dict() for fault in faults.list()]})
+
+    @app.post("/sandbox/faults", status_code=201)
+    async def set_fault(request: Request) -> JSONResponse:
+        try:
+            fault = make_fault(await _json_or_error(request))
+        except FaultError as exc:
+            raise SandboxInputError(str(exc)) from exc
+        faults.set(fault)
+        return JSONResponse({"fault": fault.as_dict()}, status_code=201)
+
+    @app.delete("/sandbox/faults")
+    async def clear_faults() -> JSONResponse:
+        faults.clear()
+        return JSONResponse({"faults": []})
+
+    @app.get("/sandbox/stats")
+    async def stats() -> JSONResponse:
+        return JSONResponse(faults.stats())
+
+    @app.delete("/sandbox/stats")
+    async def reset_stats() -> JSONResponse:
+        faults.reset_stats()
+        return JSONResponse(faults.stats())
+
+    def account_json() -> dict[str, Any]:
+        return {"id": str(store.account.id), "username": store.account.username, "name": store.account.name}
+
+    add_page(app, store)
+    return app
+
+
+class TweetView:
+    """How a request wants tweets rendered: which fields and expansions."""
+
+    def __init__(self, store: Store, fields: set[str], expansions: set[str], user_fields: set[str]) -> None:
+        self.store, self.fields, self.expansions, self.user_fields = store, fields, expansions, user_fields
+
+    @classmethod
+    def from_request(cls, store: Store, request: Request) -> TweetView:
+        return cls(
+            store, _fields(request, "tweet.fields", TWEET_FIELDS), _fields(request, "expansions", TWEET_EXPANSIONS),
+            _fields(request, "user.fields", USER_FIELDS),
+        )  # fmt: skip
+
+    def render(self, found: Sequence[Tweet]) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        if not found:
+            return body
+        body["data"] = [tweet_json(tweet, self.fields) for tweet in found]
+        includes: dict[str, Any] = {}
+        user_ids: list[int] = []
+        if "author_id" in self.expansions:
+            user_ids += [tweet.author_id for tweet in found]
+        if "in_reply_to_user_id" in self.expansions:
+            user_ids += [tweet.in_reply_to_user_id for tweet in found if tweet.in_reply_to_user_id]
+        if {"referenced_tweets.id", "referenced_tweets.id.author_id"} & self.expansions:
+            referenced = self.store.tweets_by_id([t.in_reply_to_tweet_id for t in found if t.in_reply_to_tweet_id])
+            if referenced:
+                includes["tweets"] = [tweet_json(t, self.fields) for t in referenced.values()]
+                if "referenced_tweets.id.author_id" in self.expansions:
+                    user_ids += [t.author_id for t in referenced.values()]
+        if user_ids:
+            known = self.store.users_by_id(user_ids)
+            includes["users"] = [user_json(known[i], self.user_fields) for i in _unique(user_ids) if i in known]
+        if includes:
+            body["includes"] = includes
+        return body
+
+    def page(self, found: Sequence[Tweet], more: bool, token_name: str) -> dict[str, Any]:
+        body = self.render(found)
+        meta: dict[str, Any] = {"result_count": len(found)}
+        if found:
+            meta["newest_id"], meta["oldest_id"] = str(found[0].id), str(found[-1].id)
+        if found and more:
+            meta[token_name] = _encode_token(found[-1].id)
+        body["meta"] = meta
+        return body
+
+
+async def drop_connection(request: Request) -> Response:
+    """Close the client's connection without a response. The returned Response is never sent."""
+    transport = request.scope.get("sandbox.transport")
+    if transport is None:
+        raise ConnectionDropped("the sandbox dropped the connection (fault injection)")
+    transport.abort()
+    await asyncio.sleep(0)  # let the server see the connection gone, so it sends nothing more
+    return Response(status_code=204)
+
+
+def tweet_json(tweet: Tweet, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": str(tweet.id), "text": tweet.text, "edit_history_tweet_ids": [str(tweet.id)]}
+    if "author_id" in fields:
+        data["author_id"] = str(tweet.author_id)
+    if "conversation_id" in fields:
+        data["conversation_id"] = str(tweet.conversation_id)
+    if "created_at" in fields:
+        data["created_at"] = tweet.created_at
+    if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id is not None:
+        data["in_reply_to_user_id"] = str(tweet.in_reply_to_user_id)
+    if "referenced_tweets" in fields and tweet.in_reply_to_tweet_id is not None:
+        data["referenced_tweets"] = [{"type": "replied_to", "id": str(tweet.in_reply_to_tweet_id)}]
+    return data
+
+
+ALL_TWEET_FIELDS = {"author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"}
+
+
+def sandbox_tweet_json(tweet: Tweet) -> dict[str, Any]:
+    """A tweet with every field, its author's handle and its reply target (the sandbox's own endpoints)."""
+    data = tweet_json(tweet, ALL_TWEET_FIELDS)
+    data["author_username"] = tweet.author_username
+    data["in_reply_to_tweet_id"] = str(tweet.in_reply_to_tweet_id) if tweet.in_reply_to_tweet_id else None
+    if tweet.via_api:
+        data["connection_dropped"] = tweet.connection_dropped
+    return data
+
+
+def sandbox_dm_json(dm: DmEvent) -> dict[str, Any]:
+    data = dm_json(dm, DM_EVENT_FIELDS)
+    data["sender_username"] = dm.sender_username
+    data["recipient_id"] = str(dm.recipient_id)
+    if dm.via_api:
+        data["connection_dropped"] = dm.connection_dropped
+    return data
+
+
+def user_json(user: User, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": str(user.id), "name": user.name, "username": user.username}
+    if "created_at" in fields:
+        data["created_at"] = user.created_at
+    if "protected" in fields:
+        data["protected"] = False
+    return data
+
+
+def dm_json(dm: DmEvent, fields: set[str]) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": str(dm.id), "event_type": "MessageCreate", "text": dm.text}
+    if "sender_id" in fields:
+        data["sender_id"] = str(dm.sender_id)
+    if "created_at" in fields:
+        data["created_at"] = dm.created_at
+    if "dm_conversation_id" in fields:
+        data["dm_conversation_id"] = dm.dm_conversation_id
+    return data
+
+
+def not_found(resource: str, parameter: str, value: str) -> dict[str, Any]:
+    """X's answer (HTTP 200) for a tweet or user that does not exist."""
+    return {"errors": [{
+        "value": value, "detail": f"Could not find {resource} with {parameter}: [{value}].", "title": "Not Found Error",
+        "resource_type": resource, "parameter": parameter, "resource_id": value, "type": NOT_FOUND_TYPE,
+    }]}  # fmt: skip
+
+
+def _authorized(request: Request) -> bool:
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    return scheme in ("Bearer", "OAuth") and bool(credentials.strip())
+
+
+def _fields(request: Request, name: str, allowed: set[str]) -> set[str]:
+    raw = request.query_params.get(name)
+    if not raw:
+        return set()
+    values = {value.strip() for value in raw.split(",")}
+    for value in sorted(values):
+        if value not in allowed:
+            raise InvalidRequest(name, value, f"The `{name}` query parameter value [{value}] is not one of "
+                                              f"[{','.join(sorted(allowed))}]")  # fmt: skip
+    return values
+
+
+def _id_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    if not raw.isdigit() or len(raw) > 19 or int(raw) >= 2**63:
+        raise InvalidRequest(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
+    return int(raw)
+
+
+def _max_results(request: Request, low: int, high: int, default: int) -> int:
+    raw = request.query_params.get("max_results")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest(
+            "max_results", raw, f"The `max_results` query parameter value [{raw}] is not between {low} and {high}"
+        )
+    return int(raw)
+
+
+_TOKEN_PREFIX = "sbx"
+
+
+def _encode_token(oldest_id: int) -> str:
+    """An opaque pagination token: the next page holds what is older than `oldest_id`."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    value, out = oldest_id, ""
+    while value:
+        value, rest = divmod(value, 36)
+        out = digits[rest] + out
+    return _TOKEN_PREFIX + (out or "0")
+
+
+def _token_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        if not raw.startswith(_TOKEN_PREFIX):
+            raise ValueError(raw)
+        return int(raw[len(_TOKEN_PREFIX) :], 36)
+    except ValueError as exc:
+        raise InvalidRequest(name, raw, f"The `{name}` query parameter value [{raw}] is not valid") from exc
+
+
+def _lowest(*bounds: int | None) -> int | None:
+    present = [bound for bound in bounds if bound is not None]
+    return min(present) if present else None
+
+
+def _within(tweet_id: int, since_id: int | None, until_id: int | None) -> bool:
+    return (since_id is None or tweet_id > since_id) and (until_id is None or tweet_id < until_id)
+
+
+def _known_user(store: Store, user_id: str) -> User | None:
+    if not user_id.isdigit() or len(user_id) > 19:
+        raise InvalidRequest("id", user_id, f"The `id` query parameter value [{user_id}] is not valid")
+    try:
+        return store.user(int(user_id))
+    except LookupError:
+        return None
+
+
+def _is_id(raw: str) -> bool:
+    return raw.isdigit() and len(raw) <= 19 and int(raw) < 2**63
+
+
+def _unique(values: Any) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest("body", "", "The request body is not valid JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidRequest("body", "", "The request body must be a JSON object")
+    return body
+
+
+async def _json_or_error(request: Request) -> Any:
+    try:
+        return json.loads(await request.body() or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SandboxInputError("the request body is not valid JSON") from exc
+
+
+async def _sandbox_body(request: Request, allowed: set[str]) -> dict[str, Any]:
+    body = await _json_or_error(request)
+    if not isinstance(body, dict):
+        raise SandboxInputError(f"expected a JSON object with {', '.join(sorted(allowed))}")
+    unknown = set(body) - allowed
+    if unknown:
+        raise SandboxInputError(f"unknown fields: {', '.join(sorted(unknown))}")
+    return body
+
+
+def _sandbox_id(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or len(raw) > 19:
+        raise SandboxInputError(f"{name}: not a tweet id: {raw!r}")
+    return int(raw)
