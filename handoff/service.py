@@ -571,11 +571,10 @@ class Handoff:
                 .where(messages.c.ticket_id.in_(ids), messages.c.direction == "in")
                 .group_by(messages.c.ticket_id)
             )
-            last_text = dict(
-                conn.execute(select(messages.c.ticket_id, messages.c.text).where(messages.c.id.in_(latest)))
-                .tuples()
-                .all()
-            )
+            last_text = {
+                row.ticket_id: row.text
+                for row in conn.execute(select(messages.c.ticket_id, messages.c.text).where(messages.c.id.in_(latest)))
+            }
         result = []
         for row in rows:
             ticket = _ticket(row)
