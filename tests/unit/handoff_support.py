@@ -59,9 +59,13 @@ class Desk:
         with transaction(self.engine) as conn:
             return self.handoff.escalate(conn, self.escalation(conversation, **overrides))
 
-    def answer(self, ticket_id: int, agent_id: int, text: str = "Sorry about that, we're on it ^AB") -> None:
+    def answer(self, ticket_id: int, agent_id: int, text: str = "Sorry about that, we're on it") -> None:
+        """The agent's reply is recorded and the ticket marked answered, in one transaction like the web app."""
+        initials = self.handoff.agent(agent_id).initials
         with transaction(self.engine) as conn:
-            self.handoff.record_outbound(conn, ticket_id, author="AB", text=text, outbox_id=None, kind="agent_reply")
+            self.handoff.record_outbound(
+                conn, ticket_id, author=initials, text=f"{text} ^{initials}", outbox_id=None, kind="agent_reply"
+            )
             self.handoff.mark_answered(conn, ticket_id, agent_id)
 
     def ticket_in(self, state: str, *, agent_id: int | None = None) -> Ticket:

@@ -129,7 +129,7 @@ def test_answering_sets_the_first_response_once_and_stops_the_wait(desk: Desk) -
     assert first.first_response_at == desk.clock.now
     assert first.waiting_since is None
     desk.clock.advance(minutes=5)
-    desk.answer(ticket.id, desk.ann, "And a second reply ^AB")
+    desk.answer(ticket.id, desk.ann, "And a second reply")
     second = desk.handoff.ticket(ticket.id).ticket
     assert second.state == "answered"
     assert second.first_response_at == first.first_response_at
