@@ -38,7 +38,7 @@ from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings
 from bot.tone import ToneError
 from bot.triage_cli import triage_app
-from bot.web.cli import users_app
+from bot.web.cli import users_app, web_command
 from knowledge_base.errors import KbError
 
 app = typer.Typer(help="carebot: a social customer-care desk for X.", no_args_is_help=True, add_completion=False)
@@ -51,6 +51,7 @@ app.add_typer(triage_app, name="triage")
 app.add_typer(eval_app, name="eval")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(users_app, name="users")
+app.command("web")(web_command)
 app.command("worker")(worker_command)
 
 console = Console(stderr=True)

@@ -2,6 +2,141 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, Annotated
+
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from bot.settings import Settings
 
 users_app = typer.Typer(help="Log-in accounts of agents, editors and leads.", no_args_is_help=True)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    from bot.cli import STATE  # the root command's --settings option
+
+    return STATE.settings
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    return typer.Exit(1)
+
+
+def web_command(
+    host: Annotated[str | None, typer.Option(help="Interface to listen on (default: CAREBOT_WEB_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: CAREBOT_WEB_PORT).")] = None,
+) -> None:
+    """Run the web app: the agent console and its JSON API. Log in with an account from `carebot users add`."""
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    settings = _settings()
+    host = host or settings.web_host
+    port = port or settings.web_port
+    app = create_app(settings)
+    if not app.state.services.accounts.list_accounts():
+        console.print("No accounts yet: create one with `carebot users add NAME --role agent --name … --initials …`")
+    shown = f"[{host}]" if ":" in host else host
+    console.print(f"carebot web on http://{shown}:{port}/ (Ctrl-C stops it)")
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise _fail("no password on standard input")
+        return password
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+@users_app.command("add")
+def users_add(
+    username: Annotated[str, typer.Argument(help="Log-in name: lower-case letters, digits, '.', '_', '-'.")],
+    role: Annotated[str, typer.Option(help="agent, editor or lead.")],
+    name: Annotated[str, typer.Option(help='The full name shown to colleagues, e.g. "Ann Brown".')],
+    initials: Annotated[
+        str | None, typer.Option(help="2-3 capital letters signing public replies (agents and leads).")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="core or on_call (agents and leads).")] = "core",
+    capacity: Annotated[int, typer.Option(help="Open tickets an agent may hold at once.")] = 5,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Create a log-in account; agents and leads also join the roster of the handoff queue."""
+    from bot.db import make_engine, upgrade
+    from bot.web.accounts import AGENT_ROLES, AccountError, AccountService
+
+    settings = _settings()
+    if kind not in ("core", "on_call"):
+        raise _fail(f"--kind is core or on_call, not {kind!r}")
+    url = settings.effective_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        accounts = AccountService(engine, session_hours=settings.web_session_hours)
+        if accounts.by_username(username) is not None:
+            raise _fail(f"the username {username.strip().lower()} is taken")
+        password = _read_password(password_stdin)
+        agent_id = None
+        if role in AGENT_ROLES and initials:
+            try:
+                accounts._check_password(password)
+            except AccountError as exc:
+                raise _fail(str(exc)) from exc
+            agent_id = _roster_agent(engine, settings, username.strip().lower(), name, initials, kind, capacity)
+        try:
+            account = accounts.create(
+                username, password, role=role, display_name=name, initials=initials, agent_id=agent_id
+            )
+        except AccountError as exc:
+            raise _fail(str(exc)) from exc
+    finally:
+        engine.dispose()
+    signs = f", signs ^{account.initials}" if account.initials else ""
+    console.print(f"Created {account.role} {account.username} ({account.display_name}{signs}).")
+
+
+def _roster_agent(engine: Engine, settings: Settings, username: str, name: str, initials: str, kind: str,
+                  capacity: int) -> int:  # fmt: skip
+    from handoff.service import Handoff, HandoffError
+
+    handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
+    existing = handoff.agent_by_username(username)
+    if existing is not None:
+        return int(existing.id)
+    try:
+        return int(handoff.add_agent(username, name, initials, kind=kind, capacity=capacity).id)
+    except (HandoffError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """The log-in accounts."""
+    from bot.db import make_engine, upgrade
+    from bot.web.accounts import AccountService
+
+    settings = _settings()
+    url = settings.effective_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        accounts = AccountService(engine).list_accounts()
+    finally:
+        engine.dispose()
+    table = Table("username", "name", "role", "initials", "roster agent", "active", "created")
+    for account in accounts:
+        table.add_row(
+            account.username, account.display_name, account.role, account.initials or "",
+            str(account.agent_id or ""), "yes" if account.active else "no", account.created_at.strftime("%Y-%m-%d"),
+        )  # fmt: skip
+    Console().print(table)

@@ -1,0 +1,158 @@
+"""Who may call which route: every route declares its access with exactly one `Access` dependency, and the app
+refuses to start when a route has none (deny by default).
+
+`Access` finds the session from the cookie, checks the role, and on state-changing methods the CSRF token
+(the `csrf_token` form field or the X-CSRF-Token header, compared with the session's in constant time).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import BaseRoute, Mount
+
+from bot.web.accounts import Account, Session
+
+if TYPE_CHECKING:
+    from fastapi.dependencies.models import Dependant
+
+SESSION_COOKIE = "carebot_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALL_ROLES = ("agent", "editor", "lead")
+
+
+class NotLoggedIn(Exception):
+    """Log in first."""
+
+
+class Forbidden(Exception):
+    """Your role may not do this."""
+
+
+class CsrfFailed(Exception):
+    """The form is out of date (its security token does not match your session). Reload the page and try again."""
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """The logged-in user of a request."""
+
+    account: Account
+    csrf_token: str
+    session_token: str
+
+    @property
+    def role(self) -> str:
+        return self.account.role
+
+    def may(self, *roles: str) -> bool:
+        return self.account.has_role(*roles)
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def _csrf_token_sent(request: Request) -> str | None:
+    header = request.headers.get(CSRF_HEADER)
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        value = (await request.form()).get(CSRF_FIELD)
+        return value if isinstance(value, str) else None
+    return None
+
+
+class Access:
+    """A route's access rule: public, or the roles that may call it (a lead may do what an agent does)."""
+
+    def __init__(self, *roles: str, public: bool = False) -> None:
+        unknown = set(roles) - set(ALL_ROLES)
+        if unknown or (public and roles) or (not public and not roles):
+            raise ValueError(f"an access rule is public or names roles from {ALL_ROLES}, not {roles!r}")
+        self.roles = roles
+        self.public = public
+
+    def __repr__(self) -> str:
+        return "Access(public)" if self.public else f"Access({', '.join(self.roles)})"
+
+    async def __call__(self, request: Request) -> Viewer | None:
+        session: Session | None = None
+        token = request.cookies.get(SESSION_COOKIE)
+        if token:
+            session = await run_in_threadpool(request.app.state.services.accounts.session, token)
+        if self.public:
+            request.state.viewer = Viewer(session.account, session.csrf_token, token or "") if session else None
+            return request.state.viewer
+        if session is None or not token:
+            raise NotLoggedIn()
+        viewer = Viewer(session.account, session.csrf_token, token)
+        request.state.viewer = viewer
+        if not session.account.has_role(*self.roles):
+            raise Forbidden()
+        if request.method not in SAFE_METHODS:
+            sent = await _csrf_token_sent(request)
+            if not sent or not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+                raise CsrfFailed()
+        return viewer
+
+
+# The dependencies routes use: `viewer: AgentViewer`.
+AnyViewer = Annotated[Viewer, Depends(Access(*ALL_ROLES))]
+AgentViewer = Annotated[Viewer, Depends(Access("agent"))]
+EditorViewer = Annotated[Viewer, Depends(Access("editor", "lead"))]
+LeadViewer = Annotated[Viewer, Depends(Access("lead"))]
+PublicViewer = Annotated[Viewer | None, Depends(Access(public=True))]
+
+
+def _access_rules(dependant: Dependant) -> list[Access]:
+    found = []
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, Access):
+            found.append(dependency.call)
+        found.extend(_access_rules(dependency))
+    return found
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    path: str
+    methods: frozenset[str]
+    route: BaseRoute  # the route as declared (an APIRoute has the dependencies)
+
+
+def app_routes(routes: list[BaseRoute]) -> list[RouteInfo]:
+    """Every route the app serves, with its full path, including those of included routers."""
+    found = []
+    for context in iter_route_contexts(routes):
+        methods = frozenset(getattr(context, "methods", None) or ())
+        found.append(RouteInfo(str(context.path), methods, context.original_route))
+    return found
+
+
+def route_access(route: BaseRoute) -> Access | None:
+    """The access rule a route declares; None for a route without one (which the app refuses)."""
+    if isinstance(route, APIRoute):
+        rules = {id(rule): rule for rule in _access_rules(route.dependant)}
+        return next(iter(rules.values())) if len(rules) == 1 else None
+    return None
+
+
+PUBLIC_MOUNTS = ("/static",)  # static files: CSS and JS, nothing personal
+
+
+def check_every_route_declares_access(routes: list[BaseRoute]) -> None:
+    """Raise at start-up when a route has no access rule, or more than one."""
+    for info in app_routes(routes):
+        if isinstance(info.route, Mount) and info.path in PUBLIC_MOUNTS:
+            continue
+        if route_access(info.route) is None:
+            raise RuntimeError(f"route {info.path!r} declares no single Access rule")

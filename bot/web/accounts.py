@@ -1,0 +1,282 @@
+"""Log-in accounts, sessions and the log-in rate limit: the web app's own service layer over bot/web/models.py.
+
+Passwords are argon2id hashes (argon2-cffi). A session is a random token in an HttpOnly cookie; only its sha256
+is stored, with the session's CSRF token and expiry. Failed log-ins are counted per username and per client
+address over a sliding window; past the limit, even the right password is refused until the window moves on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from bot.web.models import ROLES, accounts, login_attempts, sessions
+
+USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
+INITIALS = re.compile(r"[A-Z]{2,3}")
+MIN_PASSWORD_LENGTH = 10
+
+# Roles that sign public replies and so need initials and a roster agent.
+AGENT_ROLES = ("agent", "lead")
+
+
+class AccountError(Exception):
+    """The account cannot be created or changed as asked."""
+
+
+class LoginRefused(Exception):
+    """Wrong username or password."""
+
+
+class LoginRateLimited(LoginRefused):
+    """Too many failed log-ins for this username or from this address; try again later."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many failed log-ins. Try again in {max(1, retry_after_s // 60)} minute(s).")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    display_name: str
+    role: str
+    initials: str | None
+    agent_id: int | None
+    active: bool
+    created_at: datetime
+
+    def has_role(self, *roles: str) -> bool:
+        """Whether the account may act in one of `roles`; a lead may also do whatever an agent does."""
+        return self.role in roles or (self.role == "lead" and "agent" in roles)
+
+
+@dataclass(frozen=True)
+class Session:
+    account: Account
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    per_username: int = 5  # failed attempts per username within the window
+    per_client: int = 20  # failed attempts from one address within the window
+    window: timedelta = timedelta(minutes=15)
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _account(row: Any) -> Account:
+    return Account(
+        id=row.id, username=row.username, display_name=row.display_name, role=row.role, initials=row.initials,
+        agent_id=row.agent_id, active=row.active, created_at=row.created_at,
+    )  # fmt: skip
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives naive datetimes back; everything here is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class AccountService:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        session_hours: float = 12.0,
+        rate_limit: RateLimit | None = None,
+        hasher: PasswordHasher | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.engine = engine
+        self.session_lifetime = timedelta(hours=session_hours)
+        self.rate_limit = rate_limit or RateLimit()
+        self.hasher = hasher or PasswordHasher()  # argon2id with argon2-cffi's recommended parameters
+        self.clock = clock
+        # Verifying against this when the username is unknown takes as long as a real check.
+        self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    # ---------------------------------------------------------------- accounts
+
+    def create(
+        self,
+        username: str,
+        password: str,
+        *,
+        role: str,
+        display_name: str,
+        initials: str | None = None,
+        agent_id: int | None = None,
+    ) -> Account:
+        username = username.strip().lower()
+        if not USERNAME.fullmatch(username):
+            raise AccountError(
+                "a username is 2-64 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
+            )
+        if role not in ROLES:
+            raise AccountError(f"the role is one of {', '.join(ROLES)}, not {role!r}")
+        display_name = " ".join(display_name.split())
+        if not display_name or len(display_name) > 120:
+            raise AccountError("the name is 1-120 characters")
+        if role in AGENT_ROLES and initials is None:
+            raise AccountError(f"a {role} signs replies, so the account needs initials (--initials AB)")
+        if initials is not None and (not INITIALS.fullmatch(initials) or initials == "BOT"):
+            raise AccountError(f"initials are 2 or 3 capital letters A-Z (not BOT), not {initials!r}")
+        self._check_password(password)
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                if initials is not None and conn.scalar(select(accounts.c.id).where(accounts.c.initials == initials)):
+                    raise AccountError(f"the initials {initials} belong to another account")
+                new_id = conn.execute(
+                    insert(accounts).values(
+                        username=username, display_name=display_name, role=role, initials=initials,
+                        agent_id=agent_id, password_hash=self.hasher.hash(password), active=True, created_at=now,
+                        password_changed_at=now,
+                    )  # fmt: skip
+                ).inserted_primary_key[0]  # type: ignore[index]
+        except IntegrityError as exc:
+            raise AccountError(f"the username {username} is taken") from exc
+        return self.get(int(new_id))
+
+    def _check_password(self, password: str) -> None:
+        if len(password) < MIN_PASSWORD_LENGTH:
+            raise AccountError(f"a password has at least {MIN_PASSWORD_LENGTH} characters")
+        if len(password) > 1024:
+            raise AccountError("a password has at most 1024 characters")
+
+    def get(self, account_id: int) -> Account:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.id == account_id)).one_or_none()
+        if row is None:
+            raise AccountError(f"there is no account {account_id}")
+        return _account(row)
+
+    def by_username(self, username: str) -> Account | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(accounts).where(accounts.c.username == username.strip().lower())).one_or_none()
+        return _account(row) if row else None
+
+    def list_accounts(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            return [_account(row) for row in conn.execute(select(accounts).order_by(accounts.c.username))]
+
+    def set_password(self, username: str, password: str) -> None:
+        self._check_password(password)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(accounts.c.id).where(accounts.c.username == username)).one_or_none()
+            if row is None:
+                raise AccountError(f"there is no account {username}")
+            conn.execute(
+                update(accounts)
+                .where(accounts.c.id == row.id)
+                .values(password_hash=self.hasher.hash(password), password_changed_at=self.clock())
+            )
+            conn.execute(delete(sessions).where(sessions.c.account_id == row.id))
+
+    def set_active(self, username: str, active: bool) -> None:
+        with self.engine.begin() as conn:
+            row = conn.execute(select(accounts.c.id).where(accounts.c.username == username)).one_or_none()
+            if row is None:
+                raise AccountError(f"there is no account {username}")
+            conn.execute(update(accounts).where(accounts.c.id == row.id).values(active=active))
+            if not active:
+                conn.execute(delete(sessions).where(sessions.c.account_id == row.id))
+
+    # ---------------------------------------------------------------- logging in
+
+    def _retry_after(self, conn: Any, username: str, client: str, now: datetime) -> int | None:
+        """Seconds until a log-in may be tried again, or None when it may be tried now."""
+        since = now - self.rate_limit.window
+        failed = (login_attempts.c.at > since) & (login_attempts.c.succeeded.is_(False))
+        waits = []
+        for column, limit, value in (
+            (login_attempts.c.username, self.rate_limit.per_username, username),
+            (login_attempts.c.client, self.rate_limit.per_client, client),
+        ):
+            count, oldest = conn.execute(
+                select(func.count(), func.min(login_attempts.c.at)).where(failed & (column == value))
+            ).one()
+            if count >= limit:
+                # The oldest failure in the window leaves it first.
+                waits.append(int((_aware(oldest) + self.rate_limit.window - now).total_seconds()) + 1)
+        return max(waits) if waits else None
+
+    def log_in(self, username: str, password: str, *, client: str, replaces: str | None = None) -> tuple[str, Session]:
+        """A new session token (for the cookie) and its session; `replaces` (an old token) is ended.
+
+        Raises LoginRateLimited past the limit, LoginRefused for a wrong username or password (the same message
+        either way).
+        """
+        username = username.strip().lower()[:64]
+        client = client[:64]
+        now = self.clock()
+        with self.engine.begin() as conn:
+            retry_after = self._retry_after(conn, username, client, now)
+            if retry_after is not None:
+                raise LoginRateLimited(retry_after)
+            row = conn.execute(select(accounts).where(accounts.c.username == username)).one_or_none()
+        ok = False
+        try:
+            ok = self.hasher.verify(row.password_hash if row is not None else self._dummy_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+        ok = ok and row is not None and row.active
+        with self.engine.begin() as conn:
+            conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=ok))
+            if not ok or row is None:
+                raise LoginRefused("Wrong username or password.")
+            if self.hasher.check_needs_rehash(row.password_hash):
+                conn.execute(
+                    update(accounts).where(accounts.c.id == row.id).values(password_hash=self.hasher.hash(password))
+                )
+            if replaces:
+                conn.execute(delete(sessions).where(sessions.c.token_hash == _hash_token(replaces)))
+            conn.execute(delete(sessions).where(sessions.c.expires_at < now))
+            token = secrets.token_urlsafe(32)
+            csrf = secrets.token_urlsafe(32)
+            expires = now + self.session_lifetime
+            conn.execute(
+                insert(sessions).values(
+                    token_hash=_hash_token(token), account_id=row.id, csrf_token=csrf, created_at=now,
+                    expires_at=expires, client=client,
+                )  # fmt: skip
+            )
+        return token, Session(_account(row), csrf, expires)
+
+    def session(self, token: str | None) -> Session | None:
+        """The live session of a cookie's token; None when unknown, expired or the account is disabled."""
+        if not token or len(token) > 128:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(sessions.c.csrf_token, sessions.c.expires_at, accounts)
+                .join(accounts, accounts.c.id == sessions.c.account_id)
+                .where(sessions.c.token_hash == _hash_token(token))
+            ).one_or_none()
+        if row is None or not row.active or _aware(row.expires_at) <= self.clock():
+            return None
+        return Session(_account(row), row.csrf_token, _aware(row.expires_at))
+
+    def log_out(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(sessions).where(sessions.c.token_hash == _hash_token(token)))
+
+    def forget_attempts(self, *, older_than: timedelta = timedelta(days=7)) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(login_attempts).where(login_attempts.c.at < self.clock() - older_than))
+            return result.rowcount or 0

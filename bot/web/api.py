@@ -1,0 +1,125 @@
+"""The JSON API under /api/: the agent console's actions for scripts and integrations, calling the same service
+layer as the pages. Authenticated by the session cookie; every POST carries the X-CSRF-Token header.
+Errors are {"error": {"status", "title", "detail"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from bot.web.access import AgentViewer, AnyViewer
+from bot.web.console import MAX_REPLY_CHARS, ConsoleService
+
+router = APIRouter(prefix="/api", tags=["agent console"])
+
+
+def _console(request: Request) -> ConsoleService:
+    console: ConsoleService = request.app.state.services.console
+    return console
+
+
+class ReplyIn(BaseModel):
+    text: str = Field(max_length=MAX_REPLY_CHARS, description="The reply's body; the server adds your ^initials.")
+
+
+class ToneCheckIn(BaseModel):
+    text: str = Field(max_length=MAX_REPLY_CHARS * 2)
+    ticket_id: int | None = Field(default=None, description="Also check against this ticket's earlier replies.")
+
+
+@router.get("/openapi.json", include_in_schema=False)
+def openapi(request: Request, viewer: AnyViewer) -> JSONResponse:
+    return JSONResponse(request.app.openapi())
+
+
+@router.get("/me", summary="Who is logged in, and the CSRF token for POSTs")
+def me(viewer: AnyViewer) -> dict[str, Any]:
+    account = viewer.account
+    return {
+        "username": account.username, "display_name": account.display_name, "role": account.role,
+        "initials": account.initials, "csrf_token": viewer.csrf_token,
+    }  # fmt: skip
+
+
+@router.get("/queue", summary="Open tickets, most urgent first")
+def queue(request: Request, viewer: AgentViewer, limit: int = 200) -> dict[str, Any]:
+    items = _console(request).queue(limit=max(1, min(limit, 1000)))
+    return {"tickets": [item.to_dict() for item in items]}
+
+
+@router.post("/queue/take-next", summary="Claim the next ticket for you (priority, SLA, age; skills and capacity)")
+def take_next(request: Request, viewer: AgentViewer) -> dict[str, Any]:
+    return {"ticket_id": _console(request).take_next(viewer.account)}
+
+
+@router.get("/tickets/{ticket_id}", summary="A ticket with its thread, reasons, earlier contacts and audit")
+def ticket(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _console(request).ticket(ticket_id, viewer.account).to_dict()
+
+
+@router.get("/tickets/{ticket_id}/suggestions", summary="The top FAQ answers for the customer's last message")
+def suggestions(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    console = _console(request)
+    found = console.ticket(ticket_id)
+    hits = console.suggestions(found.last_customer_text, viewer.account, seed=ticket_id)
+    return {"suggestions": [s.to_dict() for s in hits]}
+
+
+@router.post("/tone-check", summary="The tone check of a reply as it would be posted (signed with your initials)")
+def tone_check(request: Request, viewer: AgentViewer, payload: ToneCheckIn) -> dict[str, Any]:
+    console = _console(request)
+    recent: list[str] = []
+    if payload.ticket_id is not None:
+        recent = [m.text for m in console.ticket(payload.ticket_id).messages if m.direction == "out"]
+    return console.tone_check(payload.text, viewer.account, recent_replies=recent).to_dict()
+
+
+@router.post("/tickets/{ticket_id}/reply", summary="Queue a reply (tone-checked, signed by the server)")
+def reply(request: Request, viewer: AgentViewer, ticket_id: int, payload: ReplyIn) -> dict[str, Any]:
+    report = _console(request).reply(ticket_id, viewer.account, payload.text)
+    return {"queued": True, "text": report.text}
+
+
+def _done(request: Request, viewer: AgentViewer, ticket_id: int, action: str) -> dict[str, Any]:
+    console = _console(request)
+    getattr(console, action)(ticket_id, viewer.account)
+    found = console.ticket(ticket_id)
+    return {"ticket_id": ticket_id, "state": found.state, "holder": found.holder}
+
+
+@router.post("/tickets/{ticket_id}/claim", summary="Hold a ticket")
+def claim(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "claim")
+
+
+@router.post("/tickets/{ticket_id}/release", summary="Put a held ticket back in the queue")
+def release(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "release")
+
+
+@router.post("/tickets/{ticket_id}/resolve", summary="Resolve a ticket")
+def resolve(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "resolve")
+
+
+@router.post("/tickets/{ticket_id}/return-to-bot", summary="Hand the conversation back to the bot")
+def return_to_bot(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "return_to_bot")
+
+
+@router.post("/tickets/{ticket_id}/approve-draft", summary="Send the bot's drafted reply, signed by you")
+def approve_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "approve_draft")
+
+
+@router.post("/tickets/{ticket_id}/reject-draft", summary="Reject the bot's drafted reply")
+def reject_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "reject_draft")
+
+
+@router.post("/tickets/{ticket_id}/move-to-dm", summary="Ask the customer in public to continue in a DM")
+def move_to_dm(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+    return _done(request, viewer, ticket_id, "move_to_dm")

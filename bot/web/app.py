@@ -1,0 +1,186 @@
+"""The web app's assembly: `create_app(settings)` wires the services (accounts, handoff queue, knowledge base,
+outbox) into FastAPI with the security headers, the error pages and every route's access rule checked.
+
+Pages are server-rendered Jinja2 with autoescape; the few scripts are files under /static (the
+Content-Security-Policy allows no inline script and nothing from another origin).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import ExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.db import make_engine, upgrade
+from bot.settings import Settings
+from bot.web.access import check_every_route_declares_access
+from bot.web.accounts import AccountService, RateLimit
+from bot.web.console import ConsoleService, ReplyQueue
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "base-uri 'none'",
+        "object-src 'none'",
+    )
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+
+
+class SecurityHeaders:
+    """Adds the security headers to every response; pages and API answers are not cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        is_static = scope["path"].startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in dict(SECURITY_HEADERS)]
+                headers.extend(SECURITY_HEADERS)
+                if not is_static:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class LazyKnowledgeBase:
+    """The knowledge base (bot.kb.open_knowledge_base), opened on the first suggestion: loading the embedding
+    model takes seconds, and a console without the FAQ still works."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._stack = ExitStack()
+        self._kb: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._kb is None:
+                from bot.kb import open_knowledge_base
+
+                self._kb = self._stack.enter_context(open_knowledge_base(self._settings, migrate=False))
+            return self._kb
+
+    def close(self) -> None:
+        with self._lock:
+            self._stack.close()
+            self._kb = None
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    accounts: AccountService
+    handoff: Any  # handoff.service.Handoff
+    console: ConsoleService
+    on_close: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for close in reversed(self.on_close):
+            close()
+        self.on_close.clear()
+
+
+def build_services(
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    handoff: Any = None,
+    knowledge_base: Callable[[], Any] | None = None,
+    reply_queue: ReplyQueue | None = None,
+    transaction: Callable[[Engine], Any] | None = None,
+    rate_limit: RateLimit | None = None,
+    migrate: bool = True,
+) -> Services:
+    """The services over carebot's database (migrated first unless migrate=False); tests pass their own parts."""
+    on_close: list[Callable[[], None]] = []
+    if engine is None:
+        url = settings.effective_database_url
+        if migrate:
+            upgrade(url)
+        engine = make_engine(url)
+        on_close.append(engine.dispose)
+    if handoff is None:
+        from handoff.service import Handoff
+
+        handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
+    if knowledge_base is None:
+        lazy = LazyKnowledgeBase(settings)
+        on_close.append(lazy.close)
+        knowledge_base = lazy
+    accounts = AccountService(engine, session_hours=settings.web_session_hours, rate_limit=rate_limit)
+    console = ConsoleService(
+        handoff, engine, knowledge_base=knowledge_base, reply_queue=reply_queue, transaction=transaction
+    )
+    return Services(settings, engine, accounts, handoff, console, on_close)
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
+    """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
+    from bot.web import api, errors, pages
+
+    owned = services is None
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            app.state.services.close()
+
+    app = FastAPI(
+        title="carebot",
+        summary="The agent console's JSON API: the same actions as the pages, for the same logged-in users.",
+        description=(
+            "Log in through the page at /login; the session cookie authenticates API calls. Every POST needs the "
+            "session's CSRF token in the X-CSRF-Token header (GET /api/me returns it)."
+        ),
+        version="1",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,  # served by the API router behind a log-in
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.state.settings = settings
+    app.add_middleware(SecurityHeaders)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    errors.install(app)
+    check_every_route_declares_access(app.routes)
+    return app

@@ -1,0 +1,459 @@
+"""The agent console's service layer: what the pages and the JSON API both call.
+
+It composes the handoff queue (handoff.Handoff), the knowledge base (suggestions), the tone guide (the live check
+and the signature) and the outbox (bot.channel.replies.queue_agent_reply). Routes never query tables themselves.
+Every method returns plain view objects, so the pages and the API show the same thing.
+
+The signature is the server's: an agent writes the body, the console appends `^XY` from the account's initials
+(a copy of their own signature typed at the end is taken off first; anyone else's is a tone violation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+
+from bot.channel.replies import ReplyError, queue_agent_reply
+from bot.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
+from bot.web.accounts import Account
+from handoff import HandoffError, TicketNotFound, transaction
+from handoff.states import OPEN_STATES
+from knowledge_base.errors import KbError
+from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
+
+MAX_REPLY_CHARS = 2000  # a reply body longer than this is refused before anything else (a tweet is 280)
+
+
+class ConsoleError(Exception):
+    """The action cannot be done; the message says why, in words an agent reads."""
+
+
+class NotFound(ConsoleError):
+    """There is no such ticket."""
+
+
+class KnowledgeBaseProvider(Protocol):
+    def __call__(self) -> Any: ...  # a bot.kb.KnowledgeBase (service, searcher), opened on first use
+
+
+ReplyQueue = Callable[[Any, Any, int, Any, str], Any]  # (conn, handoff, ticket_id, agent, text) -> outbox id
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# ---------------------------------------------------------------- view objects
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    state: str
+    priority: int
+    band: str
+    source: str
+    skill: str
+    customer_handle: str | None
+    preview: str
+    reasons: list[str]
+    created_at: datetime
+    waiting_s: int | None  # how long the customer has waited for an answer; None: not waiting
+    sla_due_at: datetime | None
+    sla_left_s: int | None  # negative: breached
+    holder: str | None  # initials of the agent who holds it
+    viewers: list[str]  # initials of agents looking at it now
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat()
+        data["sla_due_at"] = self.sla_due_at.isoformat() if self.sla_due_at else None
+        return data
+
+
+@dataclass(frozen=True)
+class MessageItem:
+    id: int
+    direction: str  # in | out
+    author: str
+    text: str
+    created_at: datetime
+    tweet_id: str | None
+    delivery: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class AuditItem:
+    at: datetime
+    actor: str
+    action: str
+    details: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "actor": self.actor, "action": self.action, "details": self.details}
+
+
+@dataclass(frozen=True)
+class EarlierContact:
+    id: int
+    state: str
+    created_at: datetime
+    resolved_at: datetime | None
+    intent: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "state": self.state, "created_at": self.created_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None, "intent": self.intent,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    entry_id: int
+    slug: str
+    score: float
+    question: str
+    answer: str
+    insert_text: str  # the answer in the house voice, without the signature (the server adds it)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+
+@dataclass(frozen=True)
+class ToneReport:
+    text: str  # what would be posted: the body and the signature
+    signature: str
+    length: int  # weighted, as X counts
+    limit: int
+    violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text, "signature": self.signature, "length": self.length, "limit": self.limit,
+            "ok": self.ok, "violations": [v.to_dict() for v in self.violations],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TicketView:
+    id: int
+    state: str
+    priority: int
+    band: str
+    source: str
+    skill: str
+    customer_id: str
+    customer_handle: str | None
+    conversation_id: str
+    reasons: list[str]
+    intent: str | None
+    confidence: float
+    draft_reply: str | None
+    dm_handover: bool
+    holder_id: int | None
+    holder: str | None
+    created_at: datetime
+    sla_due_at: datetime | None
+    sla_left_s: int | None
+    first_response_at: datetime | None
+    messages: list[MessageItem]
+    audit: list[AuditItem]
+    earlier: list[EarlierContact] = field(default_factory=list)
+    viewers: list[str] = field(default_factory=list)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    @property
+    def last_customer_text(self) -> str:
+        for message in reversed(self.messages):
+            if message.direction == "in":
+                return message.text
+        return ""
+
+    def held_by(self, account: Account) -> bool:
+        return self.holder_id is not None and self.holder_id == account.agent_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "state": self.state, "priority": self.priority, "band": self.band, "source": self.source,
+            "skill": self.skill, "customer_id": self.customer_id, "customer_handle": self.customer_handle,
+            "conversation_id": self.conversation_id, "reasons": self.reasons, "intent": self.intent,
+            "confidence": self.confidence, "draft_reply": self.draft_reply, "dm_handover": self.dm_handover,
+            "holder": self.holder, "created_at": self.created_at.isoformat(),
+            "sla_due_at": self.sla_due_at.isoformat() if self.sla_due_at else None, "sla_left_s": self.sla_left_s,
+            "first_response_at": self.first_response_at.isoformat() if self.first_response_at else None,
+            "messages": [m.to_dict() for m in self.messages], "audit": [a.to_dict() for a in self.audit],
+            "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers,
+        }  # fmt: skip
+
+
+# ---------------------------------------------------------------- the service
+
+
+class ConsoleService:
+    def __init__(
+        self,
+        handoff: Any,
+        engine: Engine,
+        *,
+        knowledge_base: KnowledgeBaseProvider | None = None,
+        reply_queue: ReplyQueue | None = None,
+        transaction: Callable[[Engine], AbstractContextManager[Any]] | None = None,
+        guide: ToneGuide | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.handoff = handoff
+        self.engine = engine
+        self._knowledge_base = knowledge_base
+        self._reply_queue = reply_queue
+        self._transaction = transaction
+        self.guide = guide or default_guide()
+        self.clock = clock
+
+    # ------------------------------------------------ helpers
+
+    def _agent_id(self, account: Account) -> int:
+        if account.agent_id is None:
+            raise ConsoleError("Your account has no place on the roster, so it cannot take tickets. Ask a lead.")
+        return account.agent_id
+
+    def _author(self, account: Account) -> Author:
+        if not account.initials:
+            raise ConsoleError("Your account has no initials, so it cannot sign replies. Ask a lead.")
+        return Author.agent(account.initials)
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run a handoff action, turning its errors into messages for the agent."""
+        try:
+            return action()
+        except TicketNotFound as exc:
+            raise NotFound(str(exc) or "There is no such ticket.") from exc
+        except HandoffError as exc:
+            raise ConsoleError(str(exc)) from exc
+
+    def _sla_left(self, due: datetime | None) -> int | None:
+        due = _aware(due)
+        return None if due is None else int((due - self.clock()).total_seconds())
+
+    @staticmethod
+    def _one_line(text: str, limit: int = 160) -> str:
+        text = " ".join(text.split())
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    def _transaction_for(self) -> AbstractContextManager[Any]:
+        return (self._transaction or transaction)(self.engine)
+
+    # ------------------------------------------------ reading
+
+    def queue(self, *, limit: int = 200) -> list[QueueItem]:
+        now = self.clock()
+        items = []
+        for row in self.handoff.queue(limit=limit):
+            ticket = row.ticket
+            created = _aware(ticket.created_at) or now
+            items.append(
+                QueueItem(
+                    id=ticket.id, state=ticket.state, priority=ticket.priority, band=ticket.band,
+                    source=ticket.source, skill=ticket.skill, customer_handle=ticket.customer_handle,
+                    preview=self._one_line(row.last_customer_text or ""), reasons=list(ticket.reasons),
+                    created_at=created,
+                    waiting_s=int(row.waiting_seconds) if row.waiting_seconds is not None else None,
+                    sla_due_at=_aware(ticket.sla_due_at),
+                    sla_left_s=int(row.sla_seconds_left) if ticket.first_response_at is None else None,
+                    holder=row.holder.initials if row.holder is not None else None, viewers=list(row.viewers),
+                )  # fmt: skip
+            )
+        return items
+
+    def ticket(self, ticket_id: int, viewer: Account | None = None) -> TicketView:
+        """The whole ticket; a viewing agent is recorded as looking at it."""
+        if viewer is not None and viewer.agent_id is not None:
+            self._call(lambda: self.handoff.record_view(ticket_id, viewer.agent_id))
+        detail = self._call(lambda: self.handoff.ticket(ticket_id))
+        ticket = detail.ticket
+        earlier = self.handoff.customer_history(ticket.customer_id, exclude_ticket=ticket.id)
+        return TicketView(
+            id=ticket.id, state=ticket.state, priority=ticket.priority, band=ticket.band, source=ticket.source,
+            skill=ticket.skill, customer_id=ticket.customer_id, customer_handle=ticket.customer_handle,
+            conversation_id=ticket.conversation_id, reasons=list(ticket.reasons), intent=ticket.intent,
+            confidence=float(ticket.confidence or 0.0), draft_reply=ticket.draft_reply,
+            dm_handover=bool(ticket.dm_handover), holder_id=ticket.holder_id,
+            holder=detail.holder.initials if detail.holder is not None else None,
+            created_at=_aware(ticket.created_at) or self.clock(), sla_due_at=_aware(ticket.sla_due_at),
+            sla_left_s=self._sla_left(ticket.sla_due_at) if ticket.first_response_at is None else None,
+            first_response_at=_aware(ticket.first_response_at),
+            messages=[
+                MessageItem(
+                    id=m.id, direction=m.direction, author=m.author, text=m.text,
+                    created_at=_aware(m.created_at) or self.clock(), tweet_id=m.tweet_id, delivery=m.delivery,
+                )  # fmt: skip
+                for m in detail.messages
+            ],
+            audit=[
+                AuditItem(at=_aware(a.at) or self.clock(), actor=a.actor, action=a.action, details=dict(a.details))
+                for a in detail.audit
+            ],
+            earlier=[
+                EarlierContact(
+                    id=t.id, state=t.state, created_at=_aware(t.created_at) or self.clock(),
+                    resolved_at=_aware(t.resolved_at), intent=t.intent,
+                )  # fmt: skip
+                for t in earlier
+            ],
+            viewers=list(detail.viewers),
+        )  # fmt: skip
+
+    # ------------------------------------------------ suggestions and tone
+
+    def suggestions(self, text: str, account: Account, *, seed: int | str = 0, k: int = 3) -> list[Suggestion]:
+        """The top published FAQ answers for a customer's text, ready to insert in the house voice."""
+        if self._knowledge_base is None or not text.strip():
+            return []
+        kb = self._knowledge_base()
+        try:
+            result = kb.searcher.search(text, k=k)
+            published = kb.service.published([hit.entry_id for hit in result.hits])
+        except KbError:
+            return []
+        author = self._author(account)
+        suggestions = []
+        for hit in result.hits:
+            version = published.get(hit.entry_id)
+            if version is None:
+                continue
+            try:
+                reply = compose_reply(
+                    "faq_answer", author, variant_seed=f"{seed}:{hit.entry_id}", answer=version.content.answer,
+                    guide=self.guide,
+                )  # fmt: skip
+            except ToneError:
+                continue
+            suggestions.append(
+                Suggestion(
+                    entry_id=hit.entry_id, slug=hit.slug, score=round(float(hit.score), 3),
+                    question=version.content.question, answer=version.content.answer,
+                    insert_text=self.strip_own_signature(reply, account),
+                )  # fmt: skip
+            )
+        return suggestions
+
+    def strip_own_signature(self, text: str, account: Account) -> str:
+        """The body without the account's own signature at its end (the server adds it)."""
+        signature = self.guide.signature(self._author(account))
+        body = text.rstrip()
+        pattern = re.compile(r"\s*" + re.escape(signature) + r"$")
+        return pattern.sub("", body).rstrip()
+
+    def signed(self, body: str, account: Account) -> str:
+        signature = self.guide.signature(self._author(account))
+        return f"{self.strip_own_signature(body, account)} {signature}".lstrip()
+
+    def tone_check(self, body: str, account: Account, *, recent_replies: list[str] | None = None) -> ToneReport:
+        """The tone check of what would be posted: the body signed with the account's initials."""
+        if len(body) > MAX_REPLY_CHARS:
+            body = body[:MAX_REPLY_CHARS]
+        author = self._author(account)
+        text = self.signed(body, account)
+        violations = check(text, author, recent_replies=recent_replies or (), guide=self.guide)
+        return ToneReport(
+            text=text, signature=self.guide.signature(author), length=weighted_length(text),
+            limit=MAX_WEIGHTED_LENGTH, violations=violations,
+        )  # fmt: skip
+
+    # ------------------------------------------------ actions
+
+    def take_next(self, account: Account) -> int | None:
+        agent_id = self._agent_id(account)
+        ticket = self._call(lambda: self.handoff.take_next(agent_id))
+        return None if ticket is None else int(ticket.id)
+
+    def claim(self, ticket_id: int, account: Account) -> None:
+        agent_id = self._agent_id(account)
+        self._call(lambda: self.handoff.claim(ticket_id, agent_id))
+
+    def release(self, ticket_id: int, account: Account) -> None:
+        agent_id = self._agent_id(account)
+        self._call(lambda: self.handoff.release(ticket_id, agent_id))
+
+    def resolve(self, ticket_id: int, account: Account) -> None:
+        agent_id = self._agent_id(account)
+        self._call(lambda: self.handoff.resolve(ticket_id, agent_id))
+
+    def return_to_bot(self, ticket_id: int, account: Account) -> None:
+        agent_id = self._agent_id(account)
+        self._call(lambda: self.handoff.return_to_bot(ticket_id, agent_id))
+
+    def reject_draft(self, ticket_id: int, account: Account) -> None:
+        agent_id = self._agent_id(account)
+        self._call(lambda: self.handoff.reject_draft(ticket_id, agent_id))
+
+    def _recent_replies(self, ticket: TicketView) -> list[str]:
+        return [m.text for m in ticket.messages if m.direction == "out"]
+
+    def reply(self, ticket_id: int, account: Account, body: str) -> ToneReport:
+        """Queue the agent's reply (signed by the server) to go out through the outbox.
+
+        Refused with the tone violations when the check finds any; the ticket must be held by this agent.
+        """
+        if len(body) > MAX_REPLY_CHARS:
+            raise ConsoleError(f"The reply is longer than {MAX_REPLY_CHARS} characters; a tweet has 280.")
+        ticket = self.ticket(ticket_id)
+        if not ticket.is_open:
+            raise ConsoleError(f"Ticket {ticket_id} is {ticket.state.replace('_', ' ')}; it takes no reply.")
+        if not ticket.held_by(account):
+            raise ConsoleError("Claim the ticket before replying: nobody else should answer it at the same time.")
+        report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket))
+        if not report.ok:
+            raise ConsoleError("Not sent: " + " ".join(v.message for v in report.violations))
+        self._queue_reply(ticket_id, account, report.text)
+        return report
+
+    def approve_draft(self, ticket_id: int, account: Account) -> ToneReport:
+        """Send the bot's drafted reply of an approve-band ticket, signed by the approving agent."""
+        ticket = self.ticket(ticket_id)
+        if not ticket.draft_reply:
+            raise ConsoleError("This ticket has no draft to approve.")
+        if not ticket.held_by(account) and ticket.holder_id is None:
+            self.claim(ticket_id, account)
+        body = self.guide.signature_pattern.sub("", ticket.draft_reply).strip()
+        return self.reply(ticket_id, account, body)
+
+    def dm_handover_text(self, ticket_id: int, account: Account) -> str:
+        reply = compose_reply("dm_handover", self._author(account), variant_seed=ticket_id, guide=self.guide)
+        return self.strip_own_signature(reply, account)
+
+    def move_to_dm(self, ticket_id: int, account: Account) -> ToneReport:
+        """Ask the customer, in public, to continue in a direct message (the tone guide's words)."""
+        return self.reply(ticket_id, account, self.dm_handover_text(ticket_id, account))
+
+    def _queue_reply(self, ticket_id: int, account: Account, text: str) -> None:
+        """The one place a reply enters the outbox: bot.channel.replies.queue_agent_reply in one transaction
+        (it re-checks the tone against recent replies, picks the tweet to answer, records the message and marks
+        the ticket answered)."""
+        agent = self._call(lambda: self.handoff.agent(self._agent_id(account)))
+        try:
+            with self._transaction_for() as conn:
+                (self._reply_queue or queue_agent_reply)(conn, self.handoff, ticket_id, agent, text)
+        except (HandoffError, ReplyError) as exc:
+            raise ConsoleError(str(exc)) from exc

@@ -1,0 +1,119 @@
+/* The agent console's small behaviours: live tone check, inserting a suggestion, SLA countdowns, confirmations,
+   and refreshing the queue. Everything shown from the server goes in as text (textContent), never as HTML. */
+(function () {
+  "use strict";
+
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
+
+  function formatDuration(seconds) {
+    var s = Math.abs(Math.round(seconds));
+    if (s < 60) return s + "s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + "m";
+    var h = Math.floor(m / 60);
+    m = m % 60;
+    if (h < 48) return h + "h " + (m < 10 ? "0" : "") + m + "m";
+    return Math.floor(h / 24) + "d " + (h % 24) + "h";
+  }
+
+  function tickSla() {
+    var now = Date.now();
+    document.querySelectorAll("[data-sla-due]").forEach(function (el) {
+      var due = Date.parse(el.getAttribute("data-sla-due"));
+      if (isNaN(due)) return;
+      var left = (due - now) / 1000;
+      el.textContent = (left < 0 ? "\u2212" : "") + formatDuration(left);
+      el.classList.toggle("sla-breached", left < 0);
+      el.classList.toggle("sla-soon", left >= 0 && left < 900);
+    });
+  }
+
+  function confirmations() {
+    document.querySelectorAll("button[data-confirm]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+  }
+
+  function replyBox() {
+    var form = document.getElementById("reply");
+    if (!form) return;
+    var box = document.getElementById("reply-body");
+    var report = document.getElementById("tone-report");
+    var length = document.getElementById("reply-length");
+    var ticketId = parseInt(form.getAttribute("data-ticket-id"), 10);
+    var timer = null;
+    var sequence = 0;
+
+    function show(result) {
+      report.replaceChildren();
+      length.textContent = result.length + " / " + result.limit;
+      length.classList.toggle("over", result.length > result.limit);
+      if (!box.value.trim()) return;
+      if (result.violations.length === 0) {
+        var ok = document.createElement("li");
+        ok.className = "tone-ok";
+        ok.textContent = "Tone check passed: " + result.text;
+        report.appendChild(ok);
+      }
+      result.violations.forEach(function (violation) {
+        var item = document.createElement("li");
+        item.className = "tone-" + violation.code;
+        item.textContent = violation.message;
+        report.appendChild(item);
+      });
+    }
+
+    function check() {
+      var mine = ++sequence;
+      fetch("/api/tone-check", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
+        body: JSON.stringify({ text: box.value, ticket_id: ticketId })
+      }).then(function (response) {
+        return response.ok ? response.json() : null;
+      }).then(function (result) {
+        if (result && mine === sequence) show(result);
+      }).catch(function () { /* the server checks again on send */ });
+    }
+
+    box.addEventListener("input", function () {
+      clearTimeout(timer);
+      timer = setTimeout(check, 250);
+    });
+    if (box.value.trim()) check();
+
+    document.querySelectorAll("a.insert[data-insert-text]").forEach(function (link) {
+      link.addEventListener("click", function (event) {
+        event.preventDefault();
+        box.value = link.getAttribute("data-insert-text");
+        box.focus();
+        check();
+      });
+    });
+  }
+
+  function autoRefresh() {
+    var table = document.querySelector("[data-auto-refresh]");
+    if (!table) return;
+    var seconds = parseInt(table.getAttribute("data-auto-refresh"), 10) || 30;
+    var last = Date.now();
+    ["mousemove", "keydown", "scroll"].forEach(function (name) {
+      document.addEventListener(name, function () { last = Date.now(); }, { passive: true });
+    });
+    setInterval(function () {
+      if (Date.now() - last > 5000 && document.visibilityState === "visible") window.location.reload();
+    }, seconds * 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    tickSla();
+    setInterval(tickSla, 1000);
+    confirmations();
+    replyBox();
+    autoRefresh();
+  });
+})();
