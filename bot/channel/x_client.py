@@ -238,7 +238,8 @@ def _tweets_of(pages: Iterable[dict[str, Any]]) -> list[XTweet]:
 
 
 class XClient:
-    """The X API v2, as carebot uses it. One per process; not meant to be shared between threads."""
+    """The X API v2, as carebot uses it. Reuse one per process: its only state is the connection pool (shared
+    by threads as requests allows) and the care account, asked once."""
 
     def __init__(
         self,
