@@ -8,6 +8,7 @@ address over a sliding window; past the limit, even the right password is refuse
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from collections.abc import Callable
@@ -42,7 +43,8 @@ class LoginRateLimited(LoginRefused):
     """Too many failed log-ins for this username or from this address; try again later."""
 
     def __init__(self, retry_after_s: int) -> None:
-        super().__init__(f"Too many failed log-ins. Try again in {max(1, retry_after_s // 60)} minute(s).")
+        minutes = math.ceil(retry_after_s / 60)
+        super().__init__(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
         self.retry_after_s = retry_after_s
 
 
@@ -213,7 +215,7 @@ class AccountService:
             ).one()
             if count >= limit:
                 # The oldest failure in the window leaves it first.
-                waits.append(int((_aware(oldest) + self.rate_limit.window - now).total_seconds()) + 1)
+                waits.append(max(1, math.ceil((_aware(oldest) + self.rate_limit.window - now).total_seconds())))
         return max(waits) if waits else None
 
     def log_in(self, username: str, password: str, *, client: str, replaces: str | None = None) -> tuple[str, Session]:
@@ -236,10 +238,12 @@ class AccountService:
         except (VerificationError, InvalidHashError):
             ok = False
         ok = ok and row is not None and row.active
+        if not ok or row is None:
+            with self.engine.begin() as conn:
+                conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=False))
+            raise LoginRefused("Wrong username or password.")
         with self.engine.begin() as conn:
-            conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=ok))
-            if not ok or row is None:
-                raise LoginRefused("Wrong username or password.")
+            conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=True))
             if self.hasher.check_needs_rehash(row.password_hash):
                 conn.execute(
                     update(accounts).where(accounts.c.id == row.id).values(password_hash=self.hasher.hash(password))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import Engine
@@ -124,6 +125,7 @@ def build_services(
     reply_queue: ReplyQueue | None = None,
     transaction: Callable[[Engine], Any] | None = None,
     rate_limit: RateLimit | None = None,
+    password_hasher: PasswordHasher | None = None,
     migrate: bool = True,
 ) -> Services:
     """The services over carebot's database (migrated first unless migrate=False); tests pass their own parts."""
@@ -142,7 +144,9 @@ def build_services(
         lazy = LazyKnowledgeBase(settings)
         on_close.append(lazy.close)
         knowledge_base = lazy
-    accounts = AccountService(engine, session_hours=settings.web_session_hours, rate_limit=rate_limit)
+    accounts = AccountService(
+        engine, session_hours=settings.web_session_hours, rate_limit=rate_limit, hasher=password_hasher
+    )
     console = ConsoleService(
         handoff, engine, knowledge_base=knowledge_base, reply_queue=reply_queue, transaction=transaction
     )

@@ -48,10 +48,11 @@ def _redirect(path: str) -> RedirectResponse:
 
 @router.get("/login")
 def login_page(request: Request, viewer: PublicViewer, next: str = "/") -> Response:
-    if viewer is not None:
-        return _redirect(_safe_next(next))
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(32)
-    response = render(request, "login.html", None, next=_safe_next(next), login_token=token, username="", error=None)
+    response = render(
+        request, "login.html", None, next=_safe_next(next), login_token=token, username="", error=None,
+        logged_in_as=viewer.account.display_name if viewer else None,
+    )  # fmt: skip
     _set_login_cookie(request, response, token)
     return response
 
@@ -76,6 +77,7 @@ def log_in(
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     error: str | None = None
     status = 200
+    retry_after: int | None = None
     if not expected or not hmac.compare_digest(expected.encode(), login_token.encode()):
         error, status = "The log-in form was out of date. Please try again.", 403
     else:
@@ -84,7 +86,7 @@ def log_in(
                 username, password, client=client_address(request), replaces=request.cookies.get(SESSION_COOKIE)
             )
         except LoginRateLimited as exc:
-            error, status = str(exc), 429
+            error, status, retry_after = str(exc), 429, exc.retry_after_s
         except LoginRefused as exc:
             error, status = str(exc), 401
         else:
@@ -98,9 +100,11 @@ def log_in(
     fresh = secrets.token_urlsafe(32)
     response = render(
         request, "login.html", None, status_code=status, next=_safe_next(next), login_token=fresh,
-        username=username[:64], error=error,
+        username=username[:64], error=error, logged_in_as=None,
     )  # fmt: skip
     _set_login_cookie(request, response, fresh)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 

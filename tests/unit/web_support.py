@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
@@ -29,6 +30,8 @@ from knowledge_base.service import EntryContent, KnowledgeBaseService
 from knowledge_base.testing import FakeEmbedder
 
 PASSWORD = "correct horse battery"
+# argon2id with small parameters: the tests check the logic, not the cost.
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 _tweet_ids = itertools.count(1_860_000_000_000_000_000)
 _TEMPLATE: dict[str, Path] = {}
 
@@ -138,7 +141,7 @@ def web_desk(directory: Path, *, rate_limit: RateLimit | None = None) -> Iterato
     kb = KnowledgeBase(service, FaqSearcher(sessions, embedder, refresh_interval_s=0))
     services = build_services(
         settings, engine=engine, handoff=Handoff(engine, sla_minutes=60), knowledge_base=lambda: kb,
-        rate_limit=rate_limit, migrate=False,
+        rate_limit=rate_limit, password_hasher=FAST_HASHER, migrate=False,
     )  # fmt: skip
     app = create_app(settings, services=services)
     try:

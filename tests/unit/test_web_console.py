@@ -1,0 +1,240 @@
+"""The agent console through its pages and its JSON API: the queue, take next, the ticket page, replies signed by
+the server and queued in the outbox, drafts of the approve band, move to DM, resolve, return to bot, KB
+suggestions and the live tone check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from web_support import WebDesk, csrf_of, web_desk
+
+from bot.channel.models import outbox
+from handoff import transaction
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[WebDesk]:
+    with web_desk(tmp_path) as desk:
+        yield desk
+
+
+def _outbox(desk: WebDesk) -> list[dict[str, object]]:
+    with desk.engine.connect() as conn:
+        return [dict(row._mapping) for row in conn.execute(select(outbox).order_by(outbox.c.id))]
+
+
+def _take(desk: WebDesk, username: str = "ann") -> tuple[object, str, int]:
+    client = desk.logged_in(username)
+    csrf = csrf_of(client)
+    response = client.post("/queue/take-next", data={"csrf_token": csrf})
+    assert response.status_code == 303 and response.headers["location"].startswith("/tickets/")
+    return client, csrf, int(response.headers["location"].rsplit("/", 1)[1])
+
+
+def test_the_queue_shows_priority_reasons_holder_and_viewers(desk: WebDesk) -> None:
+    urgent = desk.escalate("Whole street is offline", priority=1, reasons=["an outage report", "many reports"])
+    desk.escalate("just a question", priority=4, reasons=["no FAQ entry is close"])
+    bob = desk.logged_in("bob")
+    bob.get(f"/tickets/{urgent}")  # Bob is looking at it
+    page = desk.logged_in("ann").get("/queue")
+    assert page.status_code == 200
+    html = page.text
+    assert html.index("Whole street is offline") < html.index("just a question")  # most urgent first
+    assert "P1" in html and "an outage report" in html and "no FAQ entry is close" in html
+    assert "👁 BO" in html
+    api = desk.logged_in("lee").get("/api/queue").json()["tickets"]
+    assert [t["id"] for t in api][0] == urgent
+    assert api[0]["viewers"] == ["BO"] and api[0]["sla_left_s"] > 0 and api[0]["holder"] is None
+
+
+def test_take_next_claims_the_most_urgent_ticket(desk: WebDesk) -> None:
+    desk.escalate(priority=3)
+    urgent = desk.escalate(priority=1)
+    client, _, taken = _take(desk)
+    assert taken == urgent
+    assert desk.handoff.ticket(urgent).ticket.state == "claimed"
+    page = client.get(f"/tickets/{urgent}")
+    assert "Send reply" in page.text and "Release" in page.text and "^AB" in page.text
+
+
+def test_take_next_with_nothing_waiting_says_so(desk: WebDesk) -> None:
+    client = desk.logged_in("ann")
+    response = client.post("/queue/take-next", data={"csrf_token": csrf_of(client)})
+    assert response.headers["location"] == "/queue"
+    assert "Nothing is waiting" in client.get("/queue").text
+
+
+def test_a_reply_is_signed_by_the_server_and_queued_in_the_outbox(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("how do I reset my hub?")
+    client, csrf, _ = _take(desk)
+    tweet_id = desk.handoff.ticket(ticket_id).messages[0].tweet_id
+    response = client.post(
+        f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": "Hold the reset button for 15 seconds. ^AB"}
+    )
+    assert response.status_code == 303
+    [row] = _outbox(desk)
+    assert row["text"] == "Hold the reset button for 15 seconds. ^AB"  # a typed own signature is not doubled
+    assert row["author"] == "AB" and row["target_tweet_id"] == tweet_id and row["state"] == "pending"
+    detail = desk.handoff.ticket(ticket_id)
+    assert detail.ticket.state == "answered" and detail.messages[-1].text == row["text"]
+    assert "Reply queued" in client.get(f"/tickets/{ticket_id}").text
+
+
+def test_a_reply_signed_with_someone_elses_initials_is_refused_and_kept_in_the_box(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    client, csrf, _ = _take(desk)
+    body = "Sorted it for you ^BO"
+    response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body})
+    assert response.status_code == 409
+    assert "Not sent" in response.text and "^BO" in response.text
+    assert f">{body}</textarea>" in response.text
+    assert _outbox(desk) == []
+
+
+def test_personal_data_in_a_reply_is_refused(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    client, _, _ = _take(desk)
+    csrf = csrf_of(client)
+    response = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "Call us back on 07700 900123 please"},
+        headers={"X-CSRF-Token": csrf},
+    )  # fmt: skip
+    assert response.status_code == 409
+    assert "personal details" in response.json()["error"]["detail"]
+    assert _outbox(desk) == []
+
+
+def test_only_the_holder_may_reply(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    _take(desk, "ann")
+    bob = desk.logged_in("bob")
+    response = bob.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "I'll take this one"}, headers={"X-CSRF-Token": csrf_of(bob)}
+    )
+    assert response.status_code == 409 and "Claim the ticket" in response.json()["error"]["detail"]
+    claim = bob.post(f"/api/tickets/{ticket_id}/claim", headers={"X-CSRF-Token": csrf_of(bob)})
+    assert claim.status_code == 409 and "Ann Brown" in claim.json()["error"]["detail"]
+    assert _outbox(desk) == []
+
+
+def test_approving_a_draft_sends_it_signed_by_the_approving_agent(desk: WebDesk) -> None:
+    draft = "Hi there! Hold the reset button for 15 seconds. ^bot"
+    ticket_id = desk.escalate("reset my hub pls", band="approve", draft_reply=draft, reasons=["FAQ match to approve"])
+    client = desk.logged_in("ann")
+    page = client.get(f"/tickets/{ticket_id}")
+    assert "Approve and send" in page.text
+    response = client.post(f"/tickets/{ticket_id}/approve-draft", data={"csrf_token": csrf_of(client)})
+    assert response.status_code == 303
+    [row] = _outbox(desk)
+    assert row["text"] == "Hi there! Hold the reset button for 15 seconds. ^AB"
+    assert desk.handoff.ticket(ticket_id).ticket.state == "answered"
+
+
+def test_editing_a_draft_puts_it_in_the_reply_box_without_the_bot_signature(desk: WebDesk) -> None:
+    ticket_id = desk.escalate(band="approve", draft_reply="Pay in the app under Billing. ^bot")
+    page = desk.logged_in("ann").get(f"/tickets/{ticket_id}?edit=1")
+    assert ">Pay in the app under Billing.</textarea>" in page.text
+
+
+def test_rejecting_a_draft_leaves_a_human_ticket(desk: WebDesk) -> None:
+    ticket_id = desk.escalate(band="approve", draft_reply="Pay in the app under Billing. ^bot")
+    client, csrf, _ = _take(desk)
+    assert client.post(f"/tickets/{ticket_id}/reject-draft", data={"csrf_token": csrf}).status_code == 303
+    ticket = desk.handoff.ticket(ticket_id).ticket
+    assert ticket.draft_reply is None and ticket.band == "human"
+    assert "Approve and send" not in client.get(f"/tickets/{ticket_id}").text
+
+
+def test_move_to_dm_posts_the_tone_guides_invitation(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("my account number is KT-48213907 and I was charged twice")
+    client, csrf, _ = _take(desk)
+    assert client.post(f"/tickets/{ticket_id}/move-to-dm", data={"csrf_token": csrf}).status_code == 303
+    [row] = _outbox(desk)
+    assert "DM" in str(row["text"]) and str(row["text"]).endswith("^AB")
+    assert "48213907" not in str(row["text"])
+
+
+def test_resolve_after_answering_and_return_to_bot(desk: WebDesk) -> None:
+    first = desk.escalate()
+    client, csrf, _ = _take(desk)
+    refused = client.post(f"/tickets/{first}/resolve", data={"csrf_token": csrf})
+    assert refused.status_code == 303 and "cannot be resolved" in client.get(f"/tickets/{first}").text
+    client.post(f"/tickets/{first}/reply", data={"csrf_token": csrf, "body": "All fixed now, thanks for waiting."})
+    assert client.post(f"/tickets/{first}/resolve", data={"csrf_token": csrf}).headers["location"] == "/queue"
+    assert desk.handoff.ticket(first).ticket.state == "resolved"
+
+    second = desk.escalate(customer_id="777", customer_handle="sam")
+    api = client.post(f"/api/tickets/{second}/return-to-bot", headers={"X-CSRF-Token": csrf})
+    assert api.json() == {"ticket_id": second, "state": "returned_to_bot", "holder": None}
+
+
+def test_the_ticket_page_shows_the_thread_earlier_contacts_reasons_and_audit(desk: WebDesk) -> None:
+    old = desk.escalate("first problem last week")
+    client, csrf, _ = _take(desk)
+    client.post(f"/tickets/{old}/reply", data={"csrf_token": csrf, "body": "Sorted, have a good day."})
+    client.post(f"/tickets/{old}/resolve", data={"csrf_token": csrf})
+    new = desk.escalate("still broken!", reasons=["the customer is angry"])
+    page = client.get(f"/tickets/{new}").text
+    assert "still broken!" in page and "the customer is angry" in page
+    assert f'href="/tickets/{old}"' in page  # an earlier contact of the same customer
+    detail = client.get(f"/api/tickets/{new}").json()
+    assert [e["id"] for e in detail["earlier"]] == [old]
+    assert detail["audit"] and detail["messages"][0]["text"] == "still broken!"
+
+
+def test_suggestions_come_from_the_published_faq_and_insert_without_the_signature(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("how do I reset my hub 4 router?")
+    client, _, _ = _take(desk)
+    suggestions = client.get(f"/api/tickets/{ticket_id}/suggestions").json()["suggestions"]
+    assert suggestions[0]["slug"] == "reset-hub"
+    assert "reset button" in suggestions[0]["insert_text"] and "^AB" not in suggestions[0]["insert_text"]
+    page = client.get(f"/tickets/{ticket_id}?insert={suggestions[0]['entry_id']}").text
+    assert suggestions[0]["insert_text"] in page.split("<textarea", 1)[1].split("</textarea>", 1)[0]
+    assert 'data-insert-text="' in page
+
+
+def test_the_tone_check_endpoint_reports_the_signed_text_and_violations(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    client = desk.logged_in("ann")
+    csrf = csrf_of(client)
+    ok = client.post("/api/tone-check", json={"text": "Sorry about that, we're on it.", "ticket_id": ticket_id},
+                     headers={"X-CSRF-Token": csrf}).json()  # fmt: skip
+    assert ok["ok"] and ok["text"] == "Sorry about that, we're on it. ^AB" and ok["length"] == len(ok["text"])
+    bad = client.post("/api/tone-check", json={"text": "WHY IS THIS SO HARD " * 20},
+                      headers={"X-CSRF-Token": csrf}).json()  # fmt: skip
+    assert {v["code"] for v in bad["violations"]} >= {"too_long", "shouting"}
+
+
+def test_a_missing_ticket_is_a_clear_404(desk: WebDesk) -> None:
+    client = desk.logged_in("ann")
+    assert client.get("/tickets/999").status_code == 404
+    response = client.get("/api/tickets/999")
+    assert response.status_code == 404 and response.json()["error"]["title"] == "Not found"
+
+
+def test_a_lead_can_work_the_queue_but_an_editor_cannot(desk: WebDesk) -> None:
+    desk.escalate()
+    _take(desk, "lee")
+    editor = desk.logged_in("eve")
+    assert editor.get("/queue").status_code == 403
+    assert editor.get("/").status_code == 200
+
+
+def test_the_openapi_description_lists_the_api_and_needs_a_log_in(desk: WebDesk) -> None:
+    assert desk.client().get("/api/openapi.json").status_code == 401
+    schema = desk.logged_in("eve").get("/api/openapi.json").json()
+    assert "/api/tickets/{ticket_id}/reply" in schema["paths"] and "/queue" not in schema["paths"]
+    assert "/api/queue" in desk.logged_in("eve").get("/api/docs").text
+
+
+def test_delivery_of_a_reply_shows_in_the_thread(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    client, csrf, _ = _take(desk)
+    client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": "On it, one moment please."})
+    [row] = _outbox(desk)
+    with transaction(desk.engine) as conn:
+        desk.handoff.mark_delivery(conn, int(row["id"]), "sent", "1999")  # type: ignore[call-overload]
+    assert "delivery-sent" in client.get(f"/tickets/{ticket_id}").text
