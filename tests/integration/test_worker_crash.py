@@ -1,0 +1,107 @@
+"""The worker killed with SIGKILL at each named point, twice, over real HTTP (tweepy against the sandbox X), the real
+Rasa and the real MiniLM, on SQLite and on PostgreSQL. After a restart every customer tweet is stored once and
+triaged, no tweet has two public replies from us, and every reply is sent or failed (DESIGN.md invariants 1, 2)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from worker_support import (
+    CUSTOMER_TWEETS,
+    check_invariants,
+    fresh_database,
+    settled,
+    small_training_data,
+    start_worker,
+    stop_worker,
+    tweet,
+    wait_for,
+    worker_environment,
+)
+
+from bot.channel.failpoints import POINTS
+from bot.sandbox.testing import running_sandbox
+
+pytestmark = pytest.mark.rasa
+ROUNDS = 2
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def worker_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
+    return fresh_database(str(request.getfixturevalue("postgres_url")))
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Any]:
+    with running_sandbox(tmp_path / "sandbox-x.db") as running:
+        yield running
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_worker_killed_at_any_point_loses_nothing_and_never_replies_twice(
+    point: str, worker_database: str, sandbox: Any, rasa_server: Any, tmp_path: Path
+) -> None:
+    env = worker_environment(
+        data_dir=tmp_path / "var", database_url=worker_database, sandbox_url=sandbox.url, rasa=rasa_server,
+        training_dir=small_training_data(tmp_path / "training"),
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    customer_tweets: set[str] = set()
+    for round_ in range(ROUNDS):
+        for n, text in enumerate(CUSTOMER_TWEETS):
+            customer_tweets.add(tweet(sandbox.url, f"cust{round_}x{n}", text)["id"])
+        crashing = start_worker({**env, "CAREBOT_FAILPOINT": f"{point}@{round_ + 1}"}, log)
+        try:
+            assert crashing.wait(timeout=180) == -9, f"the worker did not die at {point}:\n{log.read_text()[-3000:]}"
+        finally:
+            stop_worker(crashing)
+        worker = start_worker(env, log)
+        try:
+            wait_for(lambda: settled(worker_database, len(customer_tweets)), 180, "the worker to settle", log)
+        finally:
+            stop_worker(worker)
+    counts = check_invariants(worker_database, sandbox.url, customer_tweets)
+    assert counts["stored"] == len(customer_tweets)
+    faq_questions = sum("?" in text or "how do" in text for text in CUSTOMER_TWEETS)
+    assert counts["sent"] >= ROUNDS * faq_questions // 2, counts  # the bot did answer, crash or not
+
+
+def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
+    sandbox: Any, rasa_server: Any, tmp_path: Path
+) -> None:
+    database = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
+    env = worker_environment(
+        data_dir=tmp_path / "var", database_url=database, sandbox_url=sandbox.url, rasa=rasa_server,
+        training_dir=small_training_data(tmp_path / "training"), CAREBOT_X_TIMEOUT_S="1",
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    customer_tweets = {tweet(sandbox.url, f"storm{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS)}
+    worker = start_worker(env, log)
+    try:
+        wait_for(lambda: settled(database, 0) and _requests(sandbox.url) > 0, 120, "the worker to start", log)
+        for kind in ("500", "503", "429", "429_no_reset", "429_24h", "reset", "hang"):
+            httpx.delete(f"{sandbox.url}/sandbox/stats")
+            fault = {"endpoint": "*", "kind": kind, "count": None, "hang_s": 3}
+            httpx.post(f"{sandbox.url}/sandbox/faults", json=fault).raise_for_status()
+            more = {tweet(sandbox.url, f"{kind}x{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS[:3])}
+            customer_tweets |= more
+            time.sleep(6)
+            seen = _requests(sandbox.url)
+            httpx.delete(f"{sandbox.url}/sandbox/faults")
+            # 6 s of storm with polls every 0.2 s: a hot loop would make hundreds of requests.
+            assert seen <= 40, f"{seen} requests to X in 6 s of {kind}"
+        wait_for(lambda: settled(database, len(customer_tweets)), 240, "the worker to recover", log)
+    finally:
+        stop_worker(worker)
+    check_invariants(database, sandbox.url, customer_tweets)
+
+
+def _requests(sandbox_url: str) -> int:
+    return int(httpx.get(f"{sandbox_url}/sandbox/stats").json()["total"])

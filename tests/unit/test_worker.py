@@ -1,0 +1,313 @@
+"""The worker against an in-memory X: intake stores each tweet once, triage writes decisions, tickets and outbox rows
+in one transaction, the sender never posts twice to one tweet and looks on X before any re-send, and failures of X
+or the NLU lose nothing. (The same paths over real HTTP, with crashes: tests/integration/test_worker_*.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channel_support import ACCOUNT, FakeX
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.orm import sessionmaker
+
+from bot.channel.errors import XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.intake import Intake
+from bot.channel.models import alerts, inbound_tweets, opt_outs, outbox
+from bot.channel.processing import TweetProcessor
+from bot.channel.sender import Sender
+from bot.channel.worker import Worker
+from bot.db import make_engine, upgrade
+from bot.desk import Desk
+from bot.kb import KnowledgeBase
+from bot.nlu.client import NluResult, NluUnavailable, parse_response
+from bot.nlu.testing import canned_parse
+from bot.policy import load_policy
+from bot.tone import ToneGuide
+from handoff.models import tickets
+from handoff.service import Handoff
+from knowledge_base.search import FaqSearcher
+from knowledge_base.service import EntryContent, KnowledgeBaseService
+from knowledge_base.testing import FakeEmbedder
+
+POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
+RESTART = "How do I restart my Kestrel hub?"
+
+
+class KeywordNlu:
+    """Stands in for Rasa: the message kind from keywords; `down` makes every parse fail as a dead server would."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls = 0
+
+    def parse(self, text: str) -> NluResult:
+        self.calls += 1
+        if self.down:
+            raise NluUnavailable("the NLU server is unavailable: cannot connect")
+        lowered = text.lower()
+        rules = [
+            ("restart", "product_question"), ("outage", "outage_report"), ("human", "request_human"),
+            ("stop replying", "opt_out"), ("didn't help", "answer_not_helpful"), ("bill", "billing_issue"),
+        ]  # fmt: skip
+        intent = next((name for word, name in rules if word in lowered), "greeting")
+        return parse_response(canned_parse(text, intent, 0.95), text)
+
+
+@dataclass
+class Desk1:
+    engine: Engine
+    x: FakeX
+    nlu: KeywordNlu
+    handoff: Handoff
+    worker: Worker
+
+    def rows(self, table: Any) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(table)).all())
+
+    def outbox_by_target(self) -> dict[str, Any]:
+        return {row.target_tweet_id: row for row in self.rows(outbox)}
+
+    def run(self, steps: int = 3) -> None:
+        for _ in range(steps):
+            self.worker.step()
+
+    def set_outbox(self, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(outbox).values(**values))
+
+
+@pytest.fixture
+def desk(tmp_path: Path) -> Iterator[Desk1]:
+    url = f"sqlite:///{tmp_path / 'carebot.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = sessionmaker(engine)
+    embedder = FakeEmbedder()
+    service = KnowledgeBaseService(sessions, embedder)
+    entry = service.create_draft(
+        EntryContent(
+            slug="restart-hub", question=RESTART, answer="Hold the reset button for 10 seconds, then wait 2 minutes.",
+            paraphrases=("my hub is frozen how do I reboot it",), tags=("hub",), language="en",
+        ),  # fmt: skip
+        author="editor",
+    )
+    service.publish("restart-hub", author="editor")
+    kb = KnowledgeBase(service, FaqSearcher(sessions, embedder, refresh_interval_s=0))
+    nlu = KeywordNlu()
+    x = FakeX()
+    handoff = Handoff(engine, sla_minutes=60)
+    the_desk = Desk(nlu, kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)  # type: ignore[arg-type]
+    worker = Worker(
+        engine=engine,
+        intake=Intake(engine, x),
+        processor=TweetProcessor(engine, the_desk, handoff, account_id=ACCOUNT.id, nlu_wait_s=60),
+        sender=Sender(engine, x, handoff, reconcile_after_s=0),
+        search_queries=("kestrel broken",),
+        poll_interval_s=0,
+    )
+    try:
+        yield Desk1(engine, x, nlu, handoff, worker)
+    finally:
+        engine.dispose()
+
+
+def test_a_question_the_faq_answers_gets_one_public_reply_signed_by_the_bot(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("ann", f"@KestrelCare {RESTART}")
+    desk.run()
+    replies = desk.x.replies_to(tweet.id)
+    assert len(replies) == 1
+    assert replies[0].text.endswith("^bot") and "reset button" in replies[0].text
+    row = desk.outbox_by_target()[tweet.id]
+    assert (row.state, row.posted_tweet_id, row.author) == ("sent", replies[0].id, "bot")
+    [stored] = desk.rows(inbound_tweets)
+    assert (stored.state, stored.band) == ("done", "auto")
+    desk.run()
+    assert len(desk.x.replies_to(tweet.id)) == 1  # nothing happens twice
+
+
+def test_tweets_fetched_again_are_stored_once(desk: Desk1) -> None:
+    for n in range(5):
+        desk.x.customer_tweet(f"c{n}", f"@KestrelCare hello number {n}")
+    desk.worker.intake.read_mentions()
+    with desk.engine.begin() as conn:  # as after a crash before the checkpoint moved: read everything again
+        conn.execute(update(inbound_tweets).values(state="new"))
+    from bot.channel.models import checkpoints
+
+    with desk.engine.begin() as conn:
+        conn.execute(checkpoints.delete())
+    desk.worker.intake.read_mentions()
+    with desk.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(inbound_tweets)).scalar_one() == 5
+
+
+def test_two_customers_asking_the_same_question_get_different_wording(desk: Desk1) -> None:
+    first = desk.x.customer_tweet("ann", f"@KestrelCare {RESTART}")
+    second = desk.x.customer_tweet("bob", f"@KestrelCare {RESTART}")
+    desk.run()
+    texts = [desk.x.replies_to(first.id)[0].text, desk.x.replies_to(second.id)[0].text]
+    assert texts[0] != texts[1]
+
+
+def test_an_outage_report_is_acknowledged_and_becomes_a_ticket(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("cat", "@KestrelCare outage in Leeds again, nothing works")
+    desk.run()
+    [stored] = desk.rows(inbound_tweets)
+    assert stored.band == "human" and stored.ticket_id is not None
+    [ticket] = desk.rows(tickets)
+    assert ticket.conversation_id == tweet.id and ticket.state == "queued"
+    assert len(desk.x.replies_to(tweet.id)) == 1  # the acknowledgement
+
+
+def test_while_a_person_owns_the_thread_the_bot_stays_silent(desk: Desk1) -> None:
+    first = desk.x.customer_tweet("dan", "@KestrelCare can I talk to a human please")
+    desk.run()
+    ack = desk.x.replies_to(first.id)[0]
+    follow_up = desk.x.customer_tweet("dan", f"@KestrelCare also {RESTART}", in_reply_to=ack.id)
+    desk.run()
+    assert desk.x.replies_to(follow_up.id) == []
+    [ticket] = desk.rows(tickets)
+    stored = {row.tweet_id: row for row in desk.rows(inbound_tweets)}
+    assert stored[follow_up.id].ticket_id == ticket.id
+
+
+def test_keyword_search_hits_go_to_people_only(desk: Desk1) -> None:
+    hit = desk.x.customer_tweet("eve", f"kestrel broken again. {RESTART}")  # not addressed to us
+    desk.run()
+    stored = {row.tweet_id: row for row in desk.rows(inbound_tweets)}
+    assert stored[hit.id].source == "search" and stored[hit.id].band == "human"
+    assert desk.x.replies_to(hit.id) == []
+
+
+def test_an_opt_out_is_remembered_and_silences_the_bot(desk: Desk1) -> None:
+    desk.x.customer_tweet("fay", "@KestrelCare please stop replying to me")
+    desk.run()
+    assert [row.author_id for row in desk.rows(opt_outs)] == [desk.x.users["fay"]]
+    later = desk.x.customer_tweet("fay", f"@KestrelCare {RESTART}")
+    desk.run()
+    assert desk.x.replies_to(later.id) == []
+
+
+def test_a_dm_becomes_a_ticket_and_is_never_answered_in_public(desk: Desk1) -> None:
+    desk.x.customer_dm("gus", "my bill is wrong, account KT-12345678")
+    desk.run()
+    [stored] = desk.rows(inbound_tweets)
+    assert stored.source == "dm" and stored.band in ("human", "approve")
+    assert desk.x.our_replies() == []
+
+
+def test_when_the_nlu_is_down_tweets_wait_and_are_never_auto_answered(desk: Desk1) -> None:
+    desk.nlu.down = True
+    tweet = desk.x.customer_tweet("hal", f"@KestrelCare {RESTART}")
+    desk.run()
+    [stored] = desk.rows(inbound_tweets)
+    assert stored.state == "waiting" and desk.x.our_replies() == []
+    desk.nlu.down = False
+    with desk.engine.begin() as conn:
+        conn.execute(update(inbound_tweets).values(next_attempt_at=None))
+        conn.execute(update(inbound_tweets).values(next_attempt_at=stored.fetched_at))
+    desk.run()
+    assert len(desk.x.replies_to(tweet.id)) == 1
+
+
+def test_after_waiting_too_long_for_the_nlu_tweets_go_to_people(desk: Desk1) -> None:
+    desk.nlu.down = True
+    desk.worker.processor.nlu_wait = desk.worker.processor.nlu_wait * 0
+    tweet = desk.x.customer_tweet("ida", f"@KestrelCare {RESTART}")
+    desk.run()
+    [stored] = desk.rows(inbound_tweets)
+    assert stored.state == "done" and stored.band == "human"
+    assert desk.x.replies_to(tweet.id) == [] or desk.outbox_by_target()[tweet.id].kind != "faq_answer"
+
+
+def test_more_mentions_than_x_serves_raise_an_alert_and_are_backfilled(desk: Desk1) -> None:
+    desk.x.customer_tweet("first", "@KestrelCare hello")
+    desk.worker.intake.read_mentions()
+    storm = [desk.x.customer_tweet(f"s{n}", f"@KestrelCare outage here {n}") for n in range(900)]
+    report = desk.worker.intake.read_mentions()
+    assert report.gap
+    with desk.engine.connect() as conn:
+        stored = set(conn.execute(select(inbound_tweets.c.tweet_id)).scalars())
+        assert conn.execute(select(alerts.c.kind)).scalars().all() == ["mention_gap"]
+    assert {t.id for t in storm} <= stored
+
+
+def test_a_reply_in_doubt_is_found_on_x_and_not_posted_again(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("jo", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", desk.x.post_then_drop(tweet.id))
+    desk.run(4)
+    assert len(desk.x.replies_to(tweet.id)) == 1
+    row = desk.outbox_by_target()[tweet.id]
+    assert row.state == "sent" and row.posted_tweet_id == desk.x.replies_to(tweet.id)[0].id
+
+
+def test_a_reply_in_doubt_that_never_reached_x_is_sent_once(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("kim", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", XOutcomeUnknown("read timed out", endpoint="create_tweet"))
+    desk.run(4)
+    assert len(desk.x.replies_to(tweet.id)) == 1
+    assert desk.x.calls["create_tweet"] == 2 and desk.x.calls["user_tweets"] >= 1
+
+
+def test_rows_left_sending_by_a_crash_are_reconciled_before_any_resend(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("lee", f"@KestrelCare {RESTART}")
+    desk.worker.intake.read_mentions()
+    desk.worker.processor.step()
+    [row] = desk.rows(outbox)
+    desk.x.create_reply(row.text, tweet.id)  # the crashed run had posted it …
+    desk.set_outbox(state="sending")  # … but died before marking it sent
+    posts = desk.x.calls["create_tweet"]
+    desk.worker.sender.recover()
+    desk.run()
+    assert desk.x.calls["create_tweet"] == posts
+    assert len(desk.x.replies_to(tweet.id)) == 1 and desk.outbox_by_target()[tweet.id].state == "sent"
+
+
+def test_a_rate_limit_pauses_posting_until_the_reset_without_a_hot_loop(desk: Desk1) -> None:
+    import time
+
+    for n in range(3):
+        desk.x.customer_tweet(f"m{n}", f"@KestrelCare {RESTART} ({n})")
+    desk.x.fail(
+        "create_tweet",
+        XRateLimited("too many requests", endpoint="create_tweet", reset_at=time.time() + 3600, limit="window"),
+    )
+    desk.run(10)
+    assert desk.x.calls["create_tweet"] == 1
+    assert {row.state for row in desk.rows(outbox)} == {"pending"}
+    desk.worker.sender.paused_until = None
+    desk.set_outbox(next_attempt_at=None)
+    desk.run()
+    assert len(desk.x.our_replies()) == 3
+
+
+def test_x_unavailable_backs_off_and_then_posts(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("ned", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", XUnavailable("HTTP 503", endpoint="create_tweet"))
+    desk.run(5)
+    assert desk.x.calls["create_tweet"] == 1  # backing off, not hammering
+    desk.set_outbox(next_attempt_at=None)
+    desk.run()
+    assert len(desk.x.replies_to(tweet.id)) == 1
+
+
+def test_a_reply_x_refuses_fails_and_the_tweet_goes_to_a_person(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("ola", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", XRejected("forbidden", endpoint="create_tweet", status=403, detail="not allowed"))
+    desk.run()
+    row = desk.outbox_by_target()[tweet.id]
+    assert row.state == "failed" and row.ticket_id is not None
+    assert [t.conversation_id for t in desk.rows(tickets)] == [tweet.id]
+    assert "reply_failed" in {a.kind for a in desk.rows(alerts)}
+
+
+def test_reading_mentions_backs_off_when_x_is_down(desk: Desk1) -> None:
+    desk.worker.polls["mentions"].interval_s = 1.0
+    desk.x.fail("mentions", *[XUnavailable("HTTP 500", endpoint="mentions") for _ in range(20)])
+    for _ in range(20):
+        desk.worker.step()
+    assert desk.x.calls["mentions"] == 1
