@@ -33,8 +33,9 @@ metadata = MetaData(
 # Tweet ids are 64-bit integers that X sends as strings.
 TWEET_ID = String(24)
 
-# The partial unique index below holds at most one open ticket per conversation.
+# Partial indexes: at most one open ticket per conversation; the queue's order over open and over waiting tickets.
 OPEN_CONDITION = "state IN ('queued', 'claimed', 'answered', 'reopened')"
+WAITING_CONDITION = "state IN ('queued', 'reopened')"
 
 agents = Table(
     "handoff_agents",
@@ -88,7 +89,25 @@ tickets = Table(
     CheckConstraint("priority BETWEEN 1 AND 4", name="priority"),
     CheckConstraint("band IN ('human', 'approve')", name="band"),
     CheckConstraint("state NOT IN ('claimed', 'answered') OR agent_id IS NOT NULL", name="holder"),
-    Index("ix_handoff_tickets_queue", "state", "priority", "sla_due_at", "created_at"),
+    # "Take next" and the queue view walk these in order (and SKIP LOCKED skips along them) instead of sorting.
+    Index(
+        "ix_handoff_tickets_waiting",
+        "priority",
+        "sla_due_at",
+        "created_at",
+        "id",
+        sqlite_where=text(WAITING_CONDITION),
+        postgresql_where=text(WAITING_CONDITION),
+    ),
+    Index(
+        "ix_handoff_tickets_open",
+        "priority",
+        "sla_due_at",
+        "created_at",
+        "id",
+        sqlite_where=text(OPEN_CONDITION),
+        postgresql_where=text(OPEN_CONDITION),
+    ),
     Index("ix_handoff_tickets_conversation", "conversation_id", "created_at"),
     Index("ix_handoff_tickets_customer", "customer_id", "created_at"),
     Index("ix_handoff_tickets_agent", "agent_id", "state"),

@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from handoff import states as sm
 from handoff.errors import AgentNotFound, Conflict, HandoffError, InvalidInput, TicketNotFound
-from handoff.models import agents, audit_events, messages, ticket_views, tickets
+from handoff.models import OPEN_CONDITION, WAITING_CONDITION, agents, audit_events, messages, ticket_views, tickets
 
 __all__ = [
     "Agent", "AgentNotFound", "AuditEvent", "Conflict", "Escalation", "Handoff", "HandoffError", "InvalidInput",
@@ -44,6 +44,10 @@ MAX_CLAIM_ATTEMPTS = 20  # lost races "take next" retries before it gives up
 _INITIALS = re.compile(r"[A-Z]{2,3}")
 
 Clock = Callable[[], datetime]
+
+# Written out, not bound as parameters, so that both databases match them with the partial indexes' conditions.
+_WAITING = text(WAITING_CONDITION)
+_OPEN = text(OPEN_CONDITION)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -444,7 +448,7 @@ class Handoff:
             with self._engine.begin() as conn:
                 agent = self._agent_row(conn, agent_id, lock=True)
                 self._require_free_capacity(conn, agent)
-                candidate = select(tickets).where(tickets.c.state.in_(sm.CLAIMABLE_STATES))
+                candidate = select(tickets).where(_WAITING)
                 if agent.skills:
                     candidate = candidate.where(tickets.c.skill.in_(list(agent.skills)))
                 candidate = candidate.order_by(
@@ -558,9 +562,10 @@ class Handoff:
         if unknown:
             raise InvalidInput(f"unknown ticket states: {', '.join(sorted(unknown))}")
         now = self._now()
+        in_states = _OPEN if tuple(states) == sm.OPEN_STATES else tickets.c.state.in_(list(states))
         with self._engine.connect() as conn:
             rows = conn.execute(
-                select(tickets).where(tickets.c.state.in_(list(states)))
+                select(tickets).where(in_states)
                 .order_by(tickets.c.priority, tickets.c.sla_due_at, tickets.c.created_at, tickets.c.id).limit(limit)
             ).all()  # fmt: skip
             ids = [row.id for row in rows]
@@ -729,9 +734,7 @@ class Handoff:
         return row
 
     def _open_row(self, conn: Connection, conversation_id: str) -> Row[Any] | None:
-        return conn.execute(
-            select(tickets).where(tickets.c.conversation_id == conversation_id, tickets.c.state.in_(sm.OPEN_STATES))
-        ).first()
+        return conn.execute(select(tickets).where(tickets.c.conversation_id == conversation_id, _OPEN)).first()
 
     def _ticket_of_tweet(self, conn: Connection, tweet_id: str) -> int | None:
         return conn.execute(select(messages.c.ticket_id).where(messages.c.tweet_id == tweet_id)).scalar()

@@ -133,3 +133,13 @@ def test_answering_sets_the_first_response_once_and_stops_the_wait(desk: Desk) -
     second = desk.handoff.ticket(ticket.id).ticket
     assert second.state == "answered"
     assert second.first_response_at == first.first_response_at
+
+
+def test_the_partial_indexes_name_the_same_states_as_the_state_machine() -> None:
+    from handoff.models import OPEN_CONDITION, WAITING_CONDITION
+
+    def listed(condition: str) -> tuple[str, ...]:
+        return tuple(part.strip(" '") for part in condition.split("(", 1)[1].rstrip(")").split(","))
+
+    assert listed(OPEN_CONDITION) == sm.OPEN_STATES
+    assert listed(WAITING_CONDITION) == sm.CLAIMABLE_STATES

@@ -19,6 +19,8 @@ depends_on = None
 TWEET_ID = sa.String(24)
 TIMESTAMP = sa.DateTime(timezone=True)
 OPEN_CONDITION = "state IN ('queued', 'claimed', 'answered', 'reopened')"
+WAITING_CONDITION = "state IN ('queued', 'reopened')"
+QUEUE_ORDER = ["priority", "sla_due_at", "created_at", "id"]
 
 
 def upgrade() -> None:
@@ -79,7 +81,17 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["agent_id"], ["handoff_agents.id"], name="fk_handoff_tickets_agent_id_handoff_agents"),
         sa.PrimaryKeyConstraint("id", name="pk_handoff_tickets"),
     )
-    op.create_index("ix_handoff_tickets_queue", "handoff_tickets", ["state", "priority", "sla_due_at", "created_at"])
+    for name, condition in (
+        ("ix_handoff_tickets_waiting", WAITING_CONDITION),
+        ("ix_handoff_tickets_open", OPEN_CONDITION),
+    ):
+        op.create_index(
+            name,
+            "handoff_tickets",
+            QUEUE_ORDER,
+            sqlite_where=sa.text(condition),
+            postgresql_where=sa.text(condition),
+        )
     op.create_index("ix_handoff_tickets_conversation", "handoff_tickets", ["conversation_id", "created_at"])
     op.create_index("ix_handoff_tickets_customer", "handoff_tickets", ["customer_id", "created_at"])
     op.create_index("ix_handoff_tickets_agent", "handoff_tickets", ["agent_id", "state"])
