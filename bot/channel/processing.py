@@ -205,8 +205,12 @@ class TweetProcessor:
 
 
 def _json_safe(result: dict[str, Any]) -> dict[str, Any]:
-    """What is kept of a triage result with the tweet: the decision and the reply, not the raw NLU payload."""
+    """What is kept of a triage result with the tweet: the decision, the reply and the FAQ hits (the editor's
+    "unanswered questions" look for tweets no entry was close to), not the raw NLU payload."""
+    search = result.get("faq_search") or {}
     return {
+        "faq_hits": search.get("hits", [])[:3],
+        "faq_top_score": (search.get("hits") or [{}])[0].get("score"),
         "decision": result["decision"],
         "reply": result["reply"],
         "reply_status": result["reply_status"],
