@@ -71,6 +71,50 @@ class DecisionFeed:
         return len(fresh)
 
 
+# The demo's people: a small shift of core and on-call agents, an FAQ editor and a team lead.
+DEMO_PEOPLE = (
+    # username, role, name, initials, kind, status
+    ("ann", "agent", "Ann Brown", "AB", "core", "online"),
+    ("raj", "agent", "Raj Patel", "RP", "core", "online"),
+    ("olu", "agent", "Olu Adeyemi", "OA", "on_call", "offline"),
+    ("eve", "editor", "Eve Marsh", None, None, None),
+    ("liam", "lead", "Liam Chen", "LC", "core", "online"),
+)
+
+
+def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str, str, str]]:
+    """Create the demo's accounts (or give existing ones a new password); returns (username, password, role,
+    name) to print. Only `carebot up --demo` calls this: a real desk creates accounts with `carebot users add`."""
+    import secrets
+
+    from bot.web.accounts import AccountService
+    from handoff.service import Handoff
+
+    engine = make_engine(settings.effective_database_url)
+    created = []
+    try:
+        accounts = AccountService(engine, session_hours=settings.web_session_hours)
+        handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
+        for username, role, name, initials, kind, status in DEMO_PEOPLE:
+            password = "-".join(secrets.token_hex(2) for _ in range(3))
+            if accounts.by_username(username) is not None:
+                accounts.set_password(username, password)
+            else:
+                agent_id = None
+                if initials:
+                    agent = handoff.agent_by_username(username) or handoff.add_agent(
+                        username, name, initials, kind=kind or "core"
+                    )
+                    agent_id = int(agent.id)
+                    if status:
+                        handoff.set_status(agent_id, status, by="demo")
+                accounts.create(username, password, role=role, display_name=name, initials=initials, agent_id=agent_id)
+            created.append((username, password, role, name))
+    finally:
+        engine.dispose()
+    return created
+
+
 def web_available() -> bool:
     return importlib.util.find_spec("bot.web.app") is not None
 
@@ -131,6 +175,7 @@ def run_up(
             timeout_s=180.0,
         )
         web_url = f"http://{settings.web_host}:{settings.web_port}"
+        people = ensure_demo_accounts(settings) if demo and web_available() else []
         if web_available():
             start(
                 ChildProcess(
@@ -153,6 +198,8 @@ def run_up(
             console.print(f"  The sandbox X (tweet as a customer): {settings.effective_sandbox_url}/")
         if web_available():
             console.print(f"  The agent console:                   {web_url}/")
+        for username, password, role, name in people:
+            console.print(f"    log in as {username:<5} password {password}  ({role}, {name})")
         console.print("  Press Ctrl-C to stop everything.\n")
 
         feed = DecisionFeed(engine, console)
