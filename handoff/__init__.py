@@ -13,6 +13,7 @@ from handoff.service import (
     Message,
     QueueRow,
     RosterRow,
+    ShiftPicture,
     Ticket,
     TicketDetail,
     transaction,
@@ -20,5 +21,5 @@ from handoff.service import (
 
 __all__ = [
     "Agent", "AgentNotFound", "AuditEvent", "Conflict", "Escalation", "Handoff", "HandoffError", "InvalidInput",
-    "Message", "QueueRow", "RosterRow", "Ticket", "TicketDetail", "TicketNotFound", "transaction",
+    "Message", "QueueRow", "RosterRow", "ShiftPicture", "Ticket", "TicketDetail", "TicketNotFound", "transaction",
 ]  # fmt: skip

@@ -156,4 +156,5 @@ audit_events = Table(
     Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), nullable=True),
     Column("details", JSON, nullable=False),
     Index("ix_handoff_audit_events_ticket", "ticket_id", "id"),
+    Index("ix_handoff_audit_events_action", "action", "at"),
 )

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
@@ -30,7 +31,7 @@ from handoff.models import OPEN_CONDITION, WAITING_CONDITION, agents, audit_even
 
 __all__ = [
     "Agent", "AgentNotFound", "AuditEvent", "Conflict", "Escalation", "Handoff", "HandoffError", "InvalidInput",
-    "Message", "QueueRow", "RosterRow", "Ticket", "TicketDetail", "TicketNotFound", "transaction",
+    "Message", "QueueRow", "RosterRow", "ShiftPicture", "Ticket", "TicketDetail", "TicketNotFound", "transaction",
 ]  # fmt: skip
 
 SOURCES = ("mention", "search", "dm")
@@ -40,14 +41,14 @@ AGENT_STATUSES = ("online", "away", "offline")
 DELIVERIES = ("pending", "sent", "failed")
 MOST_URGENT, ROUTINE = 1, 4
 VIEWER_WINDOW = timedelta(minutes=1)  # an agent who looked at a ticket this recently is "viewing" it
-MAX_CLAIM_ATTEMPTS = 20  # lost races "take next" retries before it gives up
+MAX_ATTEMPTS = 20  # lost races retried (by "take next", or while filing a tweet) before giving up
 _INITIALS = re.compile(r"[A-Z]{2,3}")
 
 Clock = Callable[[], datetime]
 
 # Written out, not bound as parameters, so that both databases match them with the partial indexes' conditions.
-_WAITING = text(WAITING_CONDITION)
-_OPEN = text(OPEN_CONDITION)
+_WAITING = sql_text(WAITING_CONDITION)
+_OPEN = sql_text(OPEN_CONDITION)
 
 
 # ---------------------------------------------------------------------------------------------- values
@@ -185,6 +186,21 @@ class TicketDetail:
     viewers: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ShiftPicture:
+    """The shift at a glance, for a lead."""
+
+    open_by_priority: dict[int, int]  # priority → open tickets (every priority 1-4 present)
+    sla_breaches: int  # open tickets still without a first response after their deadline
+    oldest_waiting: Ticket | None  # the open ticket whose customer has waited longest for an answer
+    created_last_hour: int  # tickets created or reopened in the last hour…
+    created_hour_before: int  # …and in the hour before it
+
+    @property
+    def open_tickets(self) -> int:
+        return sum(self.open_by_priority.values())
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a transaction that commits at the end, or rolls back on any error."""
@@ -299,7 +315,7 @@ class Handoff:
         filed = self._ticket_of_tweet(conn, escalation.tweet_id)
         if filed is not None:
             return filed
-        for _ in range(MAX_CLAIM_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             ticket_id = self._file(conn, escalation)
             if ticket_id is not None:
                 self._insert_customer_message(
@@ -389,7 +405,7 @@ class Handoff:
         filed = self._ticket_of_tweet(conn, tweet_id)
         if filed is not None:
             return filed
-        for _ in range(MAX_CLAIM_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             row = self._open_row(conn, conversation_id)
             if row is None:
                 return None
@@ -444,7 +460,7 @@ class Handoff:
     def take_next(self, agent_id: int) -> Ticket | None:
         """Claim the most urgent waiting ticket the agent has the skill for: highest priority, then earliest SLA
         deadline, then oldest. None when nothing is waiting; Conflict when the agent is at capacity."""
-        for _ in range(MAX_CLAIM_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             with self._engine.begin() as conn:
                 agent = self._agent_row(conn, agent_id, lock=True)
                 self._require_free_capacity(conn, agent)
@@ -606,6 +622,39 @@ class Handoff:
         return TicketDetail(
             ticket=ticket, messages=[_message(m) for m in thread], audit=[_audit_event(a) for a in trail],
             holder=holder, viewers=viewers,
+        )  # fmt: skip
+
+    def shift(self) -> ShiftPicture:
+        """Open tickets by priority, SLA breaches, the longest wait, and the volume of the last two hours."""
+        now = self._now()
+        hour_ago, two_hours_ago = now - timedelta(hours=1), now - timedelta(hours=2)
+        with self._engine.connect() as conn:
+            by_priority = dict.fromkeys(range(MOST_URGENT, ROUTINE + 1), 0)
+            for priority, count in conn.execute(
+                select(tickets.c.priority, func.count()).where(_OPEN).group_by(tickets.c.priority)
+            ):
+                by_priority[priority] = count
+            breaches = conn.execute(
+                select(func.count())
+                .select_from(tickets)
+                .where(_OPEN, tickets.c.first_response_at.is_(None), tickets.c.sla_due_at < now)
+            ).scalar_one()
+            oldest = conn.execute(
+                select(tickets)
+                .where(_OPEN, tickets.c.waiting_since.is_not(None))
+                .order_by(tickets.c.waiting_since, tickets.c.id)
+                .limit(1)
+            ).first()
+            # Reopened tickets count as new contacts: the audit log has when each was created or reopened.
+            arrivals = select(func.count()).where(audit_events.c.action.in_(["created", "reopened"]))
+            last_hour = conn.execute(arrivals.where(audit_events.c.at > hour_ago)).scalar_one()
+            hour_before = conn.execute(
+                arrivals.where(audit_events.c.at > two_hours_ago, audit_events.c.at <= hour_ago)
+            ).scalar_one()
+        return ShiftPicture(
+            open_by_priority=by_priority, sla_breaches=breaches,
+            oldest_waiting=None if oldest is None else _ticket(oldest), created_last_hour=last_hour,
+            created_hour_before=hour_before,
         )  # fmt: skip
 
     def customer_history(self, customer_id: str, *, exclude_ticket: int | None = None, limit: int = 20) -> list[Ticket]:

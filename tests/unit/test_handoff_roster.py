@@ -125,3 +125,26 @@ def test_a_tickets_life_is_told_by_its_audit_trail(desk: Desk) -> None:
     assert trail[0].at < trail[1].at < trail[4].at
     assert trail[4].details["text"] == "Fixed now ^BO"
     assert [e.id for e in desk.handoff.audit(ticket_id=ticket_id, limit=2)] == [trail[-1].id, trail[-2].id]
+
+
+def test_the_shift_picture_counts_open_work_breaches_the_longest_wait_and_the_hourly_volume(desk: Desk) -> None:
+    empty = desk.handoff.shift()
+    assert (empty.open_tickets, empty.sla_breaches, empty.oldest_waiting) == (0, 0, None)
+    assert empty.open_by_priority == {1: 0, 2: 0, 3: 0, 4: 0}
+
+    earlier = desk.escalate(priority=2)  # 130 minutes before "now": outside both hours
+    closed = desk.ticket_in("resolved")
+    desk.clock.advance(minutes=40)
+    desk.escalate(priority=4)  # in the hour before the last
+    desk.clock.advance(minutes=50)
+    desk.escalate(priority=1)
+    desk.escalate(closed.conversation_id, priority=1)  # the customer is back: reopened, a new contact
+    answered = desk.ticket_in("answered")
+    desk.clock.advance(minutes=40)
+
+    picture = desk.handoff.shift()
+    assert picture.open_by_priority == {1: 2, 2: 1, 3: 1, 4: 1}
+    assert picture.sla_breaches == 2  # past their 60-minute deadlines without an answer: the first two
+    assert picture.oldest_waiting is not None and picture.oldest_waiting.id == earlier
+    assert (picture.created_last_hour, picture.created_hour_before) == (3, 1)
+    assert answered.id != picture.oldest_waiting.id

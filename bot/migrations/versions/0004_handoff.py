@@ -151,6 +151,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_handoff_audit_events"),
     )
     op.create_index("ix_handoff_audit_events_ticket", "handoff_audit_events", ["ticket_id", "id"])
+    op.create_index("ix_handoff_audit_events_action", "handoff_audit_events", ["action", "at"])
 
 
 def downgrade() -> None:
