@@ -305,10 +305,11 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
 
     @app.post("/2/tweets")
     async def create_tweet(request: Request) -> Response:
+        raw = await request.body()  # received in full before any fault, as a real server would have it
         early = await gate(request, "create_tweet")
         if isinstance(early, Response):
             return early
-        body = await _json_body(request)
+        body = _json_body(raw)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequest("text", text if text is not None else "", "A tweet needs a non-empty `text`")
@@ -339,10 +340,11 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
 
     @app.post("/2/dm_conversations/with/{participant_id}/messages")
     async def dm_send(request: Request, participant_id: str) -> Response:
+        raw = await request.body()  # received in full before any fault, as a real server would have it
         early = await gate(request, "dm_send")
         if isinstance(early, Response):
             return early
-        body = await _json_body(request)
+        body = _json_body(raw)
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
             raise InvalidRequest("text", text if text is not None else "", "A message needs a non-empty `text`")
@@ -660,9 +662,9 @@ def _unique(values: Any) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
+def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(await request.body() or b"null")
+        body = json.loads(raw or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest("body", "", "The request body is not valid JSON") from exc
     if not isinstance(body, dict):

@@ -37,7 +37,7 @@ class SandboxStartError(RuntimeError):
 def running_sandbox(store_path: Path, port: int = 0, account: str = "KestrelCare") -> Iterator[RunningSandbox]:
     """Serve the sandbox X over `store_path` on 127.0.0.1:`port` (0: a free port) until the block ends."""
     app = create_app(store_path, account)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY for it
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))
     bound_port = sock.getsockname()[1]
