@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -352,7 +352,8 @@ class Handoff:
         ).first()  # fmt: skip
         if latest is not None:
             to_state = sm.next_state("reopen", latest.state)
-            assert to_state is not None  # not open, so closed
+            if to_state is None:
+                return None  # it was opened after we looked for an open one: try again, the tweet joins it
             changed = self._update_if_unchanged(
                 conn, latest, state=to_state, agent_id=None, **self._triage_columns(e), claimed_at=None,
                 first_response_at=None, resolved_at=None, updated_at=now,
@@ -369,22 +370,22 @@ class Handoff:
             "updated_at": now, "version": 1,
         }  # fmt: skip
         try:
-            if self._is_postgresql(conn):
-                # A concurrent worker may create the conversation's open ticket first (the partial unique index
-                # refuses a second one): undo just this insert and append to that ticket instead.
-                with conn.begin_nested():
-                    ticket_id = conn.execute(insert(tickets).values(values).returning(tickets.c.id)).scalar_one()
-            else:
+            with self._statement_savepoint(conn):
                 ticket_id = conn.execute(insert(tickets).values(values).returning(tickets.c.id)).scalar_one()
         except IntegrityError:
-            if not self._is_postgresql(conn):
+            if self._open_row(conn, e.conversation_id) is None:
                 raise
-            return None
+            return None  # another worker opened the conversation's ticket just now: the tweet joins that one
         self._audit(conn, "bot", "created", ticket_id, {
             "tweet_id": e.tweet_id, "source": e.source, "band": e.band, "priority": e.priority, "skill": e.skill,
             "reasons": list(e.reasons),
         })  # fmt: skip
         return int(ticket_id)
+
+    def _statement_savepoint(self, conn: Connection) -> AbstractContextManager[Any]:
+        """Lets one failed statement be undone without the caller's transaction: a savepoint on PostgreSQL (where
+        an error aborts the whole transaction); nothing on SQLite, which undoes just the failed statement."""
+        return conn.begin_nested() if self._is_postgresql(conn) else nullcontext()
 
     def _triage_columns(self, e: Escalation) -> dict[str, Any]:
         created = _utc(e.created_at)

@@ -196,3 +196,54 @@ def test_one_ticket_claimed_by_many_agents_at_once_on_postgresql_goes_to_one(han
 
 def test_one_ticket_claimed_by_many_agents_at_once_on_sqlite_goes_to_one(handoff_sqlite_url: str) -> None:
     claim_one_ticket_at_once(handoff_sqlite_url, 6)
+
+
+def escalate_the_same_conversations_at_once(url: str, workers: int, conversations: int) -> None:
+    """Workers file different tweets of the same new conversations at the same moment: one ticket each."""
+    start = threading.Barrier(workers)
+    errors: list[BaseException] = []
+    now = datetime.now(UTC)
+
+    def worker(number: int) -> None:
+        engine = make_engine(url)
+        handoff = Handoff(engine)
+        try:
+            start.wait()
+            for n in range(conversations):
+                with transaction(engine) as conn:
+                    handoff.escalate(conn, Escalation(
+                        conversation_id=f"77{n:06d}", tweet_id=f"88{n:06d}{number:02d}", customer_id="5",
+                        customer_handle="maya_k", text=f"still down ({number})", created_at=now, source="mention",
+                        band="human", reasons=["an outage report"], priority=1 + number % 4, skill="general",
+                    ))  # fmt: skip
+        except BaseException as exc:  # reported by the test
+            errors.append(exc)
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            per_conversation = Counter(conn.execute(select(tickets.c.conversation_id)).scalars())
+            filed = conn.execute(select(func.count()).select_from(messages)).scalar_one()
+            priorities = set(conn.execute(select(tickets.c.priority)).scalars())
+    finally:
+        engine.dispose()
+    assert len(per_conversation) == conversations and set(per_conversation.values()) == {1}
+    assert filed == workers * conversations  # no tweet lost
+    assert priorities == {1}  # each ticket took the most urgent of its tweets
+
+
+@pytest.mark.postgres
+def test_workers_filing_one_conversation_at_once_on_postgresql_open_one_ticket(handoff_postgres_url: str) -> None:
+    escalate_the_same_conversations_at_once(handoff_postgres_url, workers=4, conversations=60)
+
+
+def test_workers_filing_one_conversation_at_once_on_sqlite_open_one_ticket(handoff_sqlite_url: str) -> None:
+    escalate_the_same_conversations_at_once(handoff_sqlite_url, workers=4, conversations=40)
