@@ -13,6 +13,10 @@ DM_MAX_CHARS = 10_000
 class SandboxInputError(ValueError):
     """Bad input to a sandbox-only endpoint; the message says what is wrong."""
 
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any) -> Tweet:
     """A customer tweets (the sandbox endpoint and the page): X's 280 rule holds for them too."""

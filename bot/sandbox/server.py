@@ -42,6 +42,7 @@ DAILY_POST_LIMIT = 2400  # announced by the 429_24h fault
 MENTIONS_REACHABLE = 800  # like X: only the 800 most recent mentions can be read
 USER_TWEETS_REACHABLE = 3200
 SEARCH_DAYS = 7
+SEARCH_BATCH = 500  # tweets read from the store at a time while searching
 
 TWEET_FIELDS = {
     "attachments", "author_id", "card_uri", "context_annotations", "conversation_id", "created_at", "edit_controls",
@@ -125,9 +126,9 @@ class RateWindows:
         return start, used
 
 
-def problem(status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: Any) -> dict[str, Any]:
+def problem(status: int, title: str, detail: str) -> dict[str, Any]:
     """X's error body: {"title", "detail", "type", "status"}."""
-    return {"title": title, "detail": detail, "type": type_, "status": status, **extra}
+    return {"title": title, "detail": detail, "type": "about:blank", "status": status}
 
 
 def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
@@ -148,15 +149,17 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
 
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
-        body = problem(400, "Invalid Request", "One or more parameters to your request was invalid.",
-                       type_=INVALID_REQUEST_TYPE)  # fmt: skip
-        del body["status"]
-        body = {"errors": [{"parameters": {exc.parameter: [str(exc.value)]}, "message": exc.message}], **body}
+        body = {
+            "errors": [{"parameters": {exc.parameter: [str(exc.value)]}, "message": exc.message}],
+            "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+            "type": INVALID_REQUEST_TYPE,
+        }  # fmt: skip
         return JSONResponse(body, status_code=400)
 
     @app.exception_handler(SandboxInputError)
     async def sandbox_input_error(_request: Request, exc: SandboxInputError) -> JSONResponse:
-        return JSONResponse(problem(400, "Invalid Request", str(exc)), status_code=400)
+        title = "Unsupported Media Type" if exc.status == 415 else "Invalid Request"
+        return JSONResponse(problem(exc.status, title, str(exc)), status_code=exc.status)
 
     async def gate(request: Request, endpoint: str) -> Response | Fault | None:
         """Count the request, check its credentials and apply a fault. A Response ends the request here; a
@@ -243,17 +246,22 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         bound = _token_param(request, "next_token") or _token_param(request, "pagination_token")
         max_results = _max_results(request, 10, 100, 10)
         not_before = iso_time(datetime.now(UTC) - timedelta(days=SEARCH_DAYS))
-        candidates = store.tweets_newest_first(
-            since_id=since_id, until_id=_lowest(until_id, bound), not_before=not_before
-        )
-        reply_users = store.users_by_id(t.in_reply_to_user_id for t in candidates if t.in_reply_to_user_id)
         hits: list[Tweet] = []
-        for tweet in candidates:
-            replied = reply_users.get(tweet.in_reply_to_user_id or 0)
-            if matches(Candidate(tweet.text, tweet.author_username, replied.username if replied else None)):
-                hits.append(tweet)
-                if len(hits) > max_results:
-                    break
+        upper = _lowest(until_id, bound)
+        while len(hits) <= max_results:  # newest first, a batch at a time, until one more than a page is found
+            batch = store.tweets_newest_first(
+                since_id=since_id, until_id=upper, not_before=not_before, limit=SEARCH_BATCH
+            )
+            reply_users = store.users_by_id(t.in_reply_to_user_id for t in batch if t.in_reply_to_user_id)
+            for tweet in batch:
+                replied = reply_users.get(tweet.in_reply_to_user_id or 0)
+                if matches(Candidate(tweet.text, tweet.author_username, replied.username if replied else None)):
+                    hits.append(tweet)
+                    if len(hits) > max_results:
+                        break
+            if len(batch) < SEARCH_BATCH:
+                break
+            upper = batch[-1].id
         return answer("search", view.page(hits[:max_results], len(hits) > max_results, "next_token"))
 
     @app.get("/2/tweets")
@@ -673,6 +681,9 @@ def _json_body(raw: bytes) -> dict[str, Any]:
 
 
 async def _json_or_error(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":  # also keeps other web pages' forms from posting here
+        raise SandboxInputError("send JSON with Content-Type: application/json", status=415)
     try:
         return json.loads(await request.body() or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -299,7 +299,11 @@ def test_customer_tweets_are_checked(client: TestClient) -> None:
         response = client.post("/sandbox/customer-tweets", json=body)
         assert response.status_code == 400, body
         assert response.json()["detail"]
-    assert client.post("/sandbox/customer-tweets", content=b"[").status_code == 400
+    json_type = {"Content-Type": "application/json"}
+    assert client.post("/sandbox/customer-tweets", content=b"[", headers=json_type).status_code == 400
+    form = client.post("/sandbox/customer-tweets", content=b'{"username": "eve", "text": "hi"}',
+                       headers={"Content-Type": "text/plain"})  # fmt: skip
+    assert form.status_code == 415 and "application/json" in form.json()["detail"]
     assert client.get("/sandbox/timeline").json()["data"] == []
     assert tweet(client, "@Ann_1", "hello")["author_username"] == "Ann_1"
 
@@ -334,3 +338,13 @@ def test_ids_are_increasing_snowflakes_and_the_store_survives_a_restart(tmp_path
         assert [t["id"] for t in mentions["data"]] == [newer, *reversed(ids)]
         assert post(second, "reply ^bot").status_code == 403  # the duplicate check remembers
         assert [p["id"] for p in second.get("/sandbox/posts").json()["data"]] == [posted]
+
+
+def test_search_reads_past_many_non_matching_tweets(client: TestClient) -> None:
+    store = client.app.state.store  # type: ignore[attr-defined]
+    customer = store.create_user("chatty")
+    wanted = store.create_tweet(customer, "broadband down in Leeds").id
+    for i in range(1200):  # more than two of the search's store batches
+        store.create_tweet(customer, f"unrelated chatter {i}")
+    body = client.get("/2/tweets/search/recent", headers=AUTH, params={"query": "broadband Leeds"}).json()
+    assert [t["id"] for t in body["data"]] == [str(wanted)] and "next_token" not in body["meta"]
