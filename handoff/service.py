@@ -539,7 +539,7 @@ class Handoff:
             self._require_state(row, "reassign")
             if row.state in sm.HELD_STATES and row.agent_id == to_agent_id:
                 raise Conflict(f"Ticket {ticket_id} is already held by {agent.display_name} ({agent.initials}).")
-            self._require_free_capacity(conn, agent)
+            self._require_free_capacity(conn, agent, yours=False)
             previous = self._username(conn, row.agent_id) if row.state in sm.HELD_STATES else None
             ticket = self._claim_row(conn, row, agent, actor=by, action="reassigned", details={"from_agent": previous})
             if ticket is None:
@@ -699,13 +699,19 @@ class Handoff:
                 taken = conn.execute(select(agents).where(column == value)).first()
                 if taken is not None:
                     raise Conflict(f"The {column.name} {value!r} is already used by {taken.display_name}.")
-            agent_id = conn.execute(
-                insert(agents).values(
-                    username=username, display_name=display_name, initials=initials, kind=kind, status=status,
-                    capacity=capacity, skills=list(dict.fromkeys(skills)), created_at=self._now(),
-                ).returning(agents.c.id)
-            ).scalar_one()  # fmt: skip
-            self._audit(conn, username, "agent_added", None, {"agent": username, "kind": kind, "capacity": capacity})
+            try:
+                with self._statement_savepoint(conn):
+                    agent_id = conn.execute(
+                        insert(agents).values(
+                            username=username, display_name=display_name, initials=initials, kind=kind,
+                            status=status, capacity=capacity, skills=list(dict.fromkeys(skills)),
+                            created_at=self._now(),
+                        ).returning(agents.c.id)
+                    ).scalar_one()  # fmt: skip
+            except IntegrityError as exc:  # added by somebody else at this very moment
+                raise Conflict(f"The username {username!r} or the initials {initials!r} are already used.") from exc
+            details = {"agent": username, "kind": kind, "capacity": capacity, "skills": list(skills)}
+            self._audit(conn, "admin", "agent_added", None, details)
             return _agent(self._agent_row(conn, agent_id))
 
     def agent(self, agent_id: int) -> Agent:
@@ -811,12 +817,16 @@ class Handoff:
         capacity = select(agents.c.capacity).where(agents.c.id == agent_id).scalar_subquery()
         return self._held_count(agent_id) < capacity
 
-    def _require_free_capacity(self, conn: Connection, agent: Row[Any]) -> None:
+    def _require_free_capacity(self, conn: Connection, agent: Row[Any], *, yours: bool = True) -> None:
         held = conn.execute(select(self._held_count(agent.id))).scalar_one()
         if held >= agent.capacity:
+            if yours:
+                raise Conflict(
+                    f"You hold {held} open tickets and your capacity is {agent.capacity}: resolve or release one first."
+                )
             raise Conflict(
-                f"{agent.display_name} ({agent.initials}) holds {held} open tickets, the capacity is "
-                f"{agent.capacity}: resolve, release or reassign one first."
+                f"{agent.display_name} ({agent.initials}) holds {held} open tickets and the capacity is "
+                f"{agent.capacity}: raise it, or give the ticket to somebody else."
             )
 
     def _require_state(self, row: Row[Any], action: str) -> str:
