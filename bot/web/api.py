@@ -45,8 +45,9 @@ def me(viewer: AnyViewer) -> dict[str, Any]:
 
 
 @router.get("/queue", summary="Open tickets, most urgent first")
-def queue(request: Request, viewer: AgentViewer, limit: int = 200) -> dict[str, Any]:
-    items = _console(request).queue(limit=max(1, min(limit, 1000)))
+def queue(request: Request, viewer: AgentViewer, limit: int = 200, view: str = "all") -> dict[str, Any]:
+    """`view`: all, waiting (nobody holds them), mine, breached (past the first-reply deadline)."""
+    items = _console(request).queue(limit=max(1, min(limit, 1000)), view=view, account=viewer.account)
     return {"tickets": [item.to_dict() for item in items]}
 
 

@@ -27,6 +27,8 @@ from handoff.states import OPEN_STATES
 from knowledge_base.errors import KbError
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
+QUEUE_VIEWS = ("all", "waiting", "mine", "breached")
+MIN_SUGGESTION_SCORE = 0.3  # less similar entries are noise, not suggestions
 MAX_REPLY_CHARS = 2000  # a reply body longer than this is refused before anything else (a tweet is 280)
 
 
@@ -266,7 +268,25 @@ class ConsoleService:
 
     # ------------------------------------------------ reading
 
-    def queue(self, *, limit: int = 200) -> list[QueueItem]:
+    def queue(self, *, limit: int = 200, view: str = "all", account: Account | None = None) -> list[QueueItem]:
+        """Open tickets in "take next" order; `view` narrows them: all, waiting (nobody holds them), mine (held
+        by `account`), breached (past the first-reply deadline)."""
+        if view not in QUEUE_VIEWS:
+            raise ConsoleError(f"There is no queue view {view!r}; try one of {', '.join(QUEUE_VIEWS)}.")
+        fetched = self._queue(limit if view == "all" else 5 * limit)
+        return [item for item in fetched if self.in_view(item, view, account)][:limit]
+
+    @staticmethod
+    def in_view(item: QueueItem, view: str, account: Account | None) -> bool:
+        if view == "waiting":
+            return item.holder is None
+        if view == "mine":
+            return account is not None and item.holder is not None and item.holder == account.initials
+        if view == "breached":
+            return item.sla_left_s is not None and item.sla_left_s < 0
+        return True
+
+    def _queue(self, limit: int) -> list[QueueItem]:
         now = self.clock()
         items = []
         for row in self.handoff.queue(limit=limit):
@@ -326,8 +346,11 @@ class ConsoleService:
 
     # ------------------------------------------------ suggestions and tone
 
-    def suggestions(self, text: str, account: Account, *, seed: int | str = 0, k: int = 3) -> list[Suggestion]:
-        """The top published FAQ answers for a customer's text, ready to insert in the house voice."""
+    def suggestions(
+        self, text: str, account: Account, *, seed: int | str = 0, k: int = 3, min_score: float = MIN_SUGGESTION_SCORE
+    ) -> list[Suggestion]:
+        """The top published FAQ answers for a customer's text (at least `min_score` similar), ready to insert in
+        the house voice."""
         if self._knowledge_base is None or not text.strip():
             return []
         kb = self._knowledge_base()
@@ -340,7 +363,7 @@ class ConsoleService:
         suggestions = []
         for hit in result.hits:
             version = published.get(hit.entry_id)
-            if version is None:
+            if version is None or hit.score < min_score:
                 continue
             try:
                 reply = compose_reply(

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.web.access import SESSION_COOKIE, AgentViewer, AnyViewer, PublicViewer, client_address
 from bot.web.accounts import LoginRateLimited, LoginRefused
-from bot.web.console import ConsoleError, ConsoleService
+from bot.web.console import QUEUE_VIEWS, ConsoleError, ConsoleService
 from bot.web.rendering import render, set_notice
 
 router = APIRouter(include_in_schema=False)
@@ -132,15 +132,12 @@ def home(request: Request, viewer: AnyViewer) -> Response:
 
 
 @router.get("/queue")
-def queue_page(request: Request, viewer: AgentViewer) -> Response:
-    items = _console(request).queue()
-    counts = {
-        "open": len(items),
-        "waiting": sum(1 for i in items if i.holder is None),
-        "breached": sum(1 for i in items if i.sla_left_s is not None and i.sla_left_s < 0),
-        "mine": sum(1 for i in items if i.holder is not None and i.holder == viewer.account.initials),
-    }
-    return render(request, "queue.html", viewer, items=items, counts=counts)
+def queue_page(request: Request, viewer: AgentViewer, view: str = "all") -> Response:
+    console = _console(request)
+    everything = console.queue(account=viewer.account)
+    counts = {name: sum(1 for i in everything if console.in_view(i, name, viewer.account)) for name in QUEUE_VIEWS}
+    items = console.queue(view=view, account=viewer.account)
+    return render(request, "queue.html", viewer, items=items, counts=counts, view=view, views=QUEUE_VIEWS)
 
 
 @router.post("/queue/take-next")

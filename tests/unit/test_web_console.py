@@ -5,6 +5,7 @@ suggestions and the live tone check."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,18 @@ def test_delivery_of_a_reply_shows_in_the_thread(desk: WebDesk) -> None:
     with transaction(desk.engine) as conn:
         desk.handoff.mark_delivery(conn, int(row["id"]), "sent", "1999")  # type: ignore[call-overload]
     assert "delivery-sent" in client.get(f"/tickets/{ticket_id}").text
+
+
+def test_queue_views_narrow_the_queue(desk: WebDesk) -> None:
+    mine = desk.escalate("mine")
+    desk.escalate("waiting one")
+    _take(desk, "ann")
+    late = desk.escalate("late one", created_at=datetime.now(UTC) - timedelta(hours=3))
+    client = desk.logged_in("ann")
+    ids = {view: [t["id"] for t in client.get(f"/api/queue?view={view}").json()["tickets"]]
+           for view in ("all", "waiting", "mine", "breached")}  # fmt: skip
+    assert ids["mine"] == [mine] and mine not in ids["waiting"] and late in ids["breached"]
+    assert len(ids["all"]) == 3 and ids["breached"] == [late]
+    page = client.get("/queue?view=mine").text
+    assert 'aria-current="page"><strong>1</strong> yours' in page
+    assert client.get("/api/queue?view=nonsense").status_code == 409
