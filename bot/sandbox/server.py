@@ -1,11 +1,20 @@
 """The sandbox X's HTTP server: the subset of X API v2 carebot uses, with X's JSON shapes and rules, plus
-sandbox-only endpoints under /sandbox/ (customers tweet and send DMs, the timeline, the post log, faults, request
-counts) and the customer page at /.
+sandbox-only endpoints under /sandbox/ and the customer page at /.
 
 `create_app(store_path, account)` builds the FastAPI app over its own SQLite store. Any `Authorization: Bearer …`
 or OAuth 1.0a header acts as the care account; none gets 401. Normal answers carry x-rate-limit-* headers that
 count down per 15-minute window like X's, but the limits are not enforced: rate limiting happens only through
 faults. Faults that drop the connection need a real server (uvicorn): the client then gets no response at all.
+
+Sandbox-only endpoints (JSON, no authentication: a loopback tool):
+  POST /sandbox/customer-tweets {username, text, in_reply_to_tweet_id?} → 201 the tweet (a customer tweets)
+  POST /sandbox/customer-dms {username, text} → 201 the DM event (a customer writes to the care account)
+  GET /sandbox/timeline?since_id=&in_reply_to_tweet_id=&limit= → {"data": tweets oldest first, "account"}
+  GET /sandbox/posts → {"data": tweets, "dms": DMs} the care account created through the API, each with
+      "connection_dropped" (stored, but the client got no answer)
+  POST /sandbox/faults {endpoint, kind, count?, hang_s?, reset_in_s?}; GET and DELETE /sandbox/faults
+  GET /sandbox/stats → {"requests": {endpoint: n}, "total": n}; DELETE /sandbox/stats sets them to zero
+Tweets from the sandbox endpoints carry every tweet field plus author_username and in_reply_to_tweet_id.
 """
 
 from __future__ import annotations
@@ -414,7 +423,10 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     async def timeline(request: Request) -> JSONResponse:
         since_id = _sandbox_id(request, "since_id")
         in_reply_to = _sandbox_id(request, "in_reply_to_tweet_id")
-        found = store.timeline(since_id=since_id, in_reply_to=in_reply_to)
+        limit = request.query_params.get("limit")
+        if limit is not None and (not limit.isdigit() or int(limit) < 1):
+            raise SandboxInputError(f"limit: a positive number of tweets, not {limit!r}")
+        found = store.timeline(since_id=since_id, in_reply_to=in_reply_to, limit=int(limit) if limit else None)
         return JSONResponse({"data": [sandbox_tweet_json(tweet) for tweet in found], "account": account_json()})
 
     @app.get("/sandbox/posts")

@@ -348,3 +348,9 @@ def test_search_reads_past_many_non_matching_tweets(client: TestClient) -> None:
         store.create_tweet(customer, f"unrelated chatter {i}")
     body = client.get("/2/tweets/search/recent", headers=AUTH, params={"query": "broadband Leeds"}).json()
     assert [t["id"] for t in body["data"]] == [str(wanted)] and "next_token" not in body["meta"]
+
+
+def test_timeline_limit_keeps_the_most_recent(client: TestClient) -> None:
+    ids = [tweet(client, "ann", f"tweet {i}")["id"] for i in range(5)]
+    assert [t["id"] for t in client.get("/sandbox/timeline?limit=2").json()["data"]] == ids[3:]
+    assert client.get("/sandbox/timeline?limit=0").status_code == 400
