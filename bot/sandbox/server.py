@@ -170,9 +170,9 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         title = "Unsupported Media Type" if exc.status == 415 else "Invalid Request"
         return JSONResponse(problem(exc.status, title, str(exc)), status_code=exc.status)
 
-    async def gate(request: Request, endpoint: str) -> Response | Fault | None:
-        """Count the request, check its credentials and apply a fault. A Response ends the request here; a
-        post_then_drop Fault is handed back for the handler to finish after storing."""
+    async def gate(request: Request, endpoint: str) -> Response | None:
+        """Count the request, check its credentials and apply a fault. A Response ends the request here. For
+        post_then_drop, `request.state.drop_after_storing` tells the handler to store, then drop."""
         fault = faults.take(endpoint)
         if not _authorized(request):
             return JSONResponse(problem(401, "Unauthorized", "Unauthorized"), status_code=401)
@@ -184,7 +184,8 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         if fault.kind == "reset":
             return await drop_connection(request)
         if fault.kind == "post_then_drop":
-            return fault
+            request.state.drop_after_storing = True
+            return None
         if fault.kind.startswith("429"):
             return rate_limited(endpoint, fault)
         status = int(fault.kind)
@@ -218,14 +219,14 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/users/me")
     async def users_me(request: Request) -> Response:
         if (early := await gate(request, "users_me")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         user_fields = _fields(request, "user.fields", USER_FIELDS)
         return answer("users_me", {"data": user_json(store.account, user_fields)})
 
     @app.get("/2/users/{user_id}/mentions")
     async def user_mentions(request: Request, user_id: str) -> Response:
         if (early := await gate(request, "mentions")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         view = TweetView.from_request(store, request)
         since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
         bound = _token_param(request, "pagination_token")
@@ -242,7 +243,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/tweets/search/recent")
     async def search_recent(request: Request) -> Response:
         if (early := await gate(request, "search")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         view = TweetView.from_request(store, request)
         query = request.query_params.get("query")
         if query is None:
@@ -276,7 +277,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/tweets")
     async def tweets_lookup(request: Request) -> Response:
         if (early := await gate(request, "tweet_lookup")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         view = TweetView.from_request(store, request)
         raw = request.query_params.get("ids", "")
         parts = [part.strip() for part in raw.split(",")] if raw else []
@@ -287,7 +288,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/tweets/{tweet_id}")
     async def tweet_lookup(request: Request, tweet_id: str) -> Response:
         if (early := await gate(request, "tweet_lookup")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         view = TweetView.from_request(store, request)
         if not tweet_id.isdigit():
             raise InvalidRequest("id", tweet_id, f"The `id` query parameter value [{tweet_id}] is not valid")
@@ -308,7 +309,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/users/{user_id}/tweets")
     async def user_tweets(request: Request, user_id: str) -> Response:
         if (early := await gate(request, "user_tweets")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         view = TweetView.from_request(store, request)
         since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
         bound = _token_param(request, "pagination_token")
@@ -316,15 +317,17 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         user = _known_user(store, user_id)
         if user is None:
             return answer("user_tweets", not_found("user", "id", user_id))
-        reachable = store.tweets_newest_first(author_id=user.id, limit=USER_TWEETS_REACHABLE)
-        own = [t for t in reachable if _within(t.id, since_id, _lowest(until_id, bound))]
+        oldest_reachable = store.nth_newest_tweet_id(user.id, USER_TWEETS_REACHABLE)
+        lower = max(since_id or 0, oldest_reachable - 1 if oldest_reachable else 0) or None
+        own = store.tweets_newest_first(
+            author_id=user.id, since_id=lower, until_id=_lowest(until_id, bound), limit=max_results + 1
+        )
         return answer("user_tweets", view.page(own[:max_results], len(own) > max_results, "next_token"))
 
     @app.post("/2/tweets")
     async def create_tweet(request: Request) -> Response:
         raw = await request.body()  # received in full before any fault, as a real server would have it
-        early = await gate(request, "create_tweet")
-        if isinstance(early, Response):
+        if (early := await gate(request, "create_tweet")) is not None:
             return early
         body = _json_body(raw)
         text = body.get("text")
@@ -349,7 +352,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
             raise InvalidRequest(
                 "reply.in_reply_to_tweet_id", target, f"The tweet you are replying to does not exist: {target}"
             ) from exc
-        if early is not None:  # post_then_drop: stored, and the client never hears of it
+        if getattr(request.state, "drop_after_storing", False):  # stored, and the client never hears of it
             store.mark_tweet_dropped(tweet.id)
             return await drop_connection(request)
         data = {"id": str(tweet.id), "text": tweet.text, "edit_history_tweet_ids": [str(tweet.id)]}
@@ -358,8 +361,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.post("/2/dm_conversations/with/{participant_id}/messages")
     async def dm_send(request: Request, participant_id: str) -> Response:
         raw = await request.body()  # received in full before any fault, as a real server would have it
-        early = await gate(request, "dm_send")
-        if isinstance(early, Response):
+        if (early := await gate(request, "dm_send")) is not None:
             return early
         body = _json_body(raw)
         text = body.get("text")
@@ -371,7 +373,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         if recipient is None or recipient.id == store.account.id:
             raise InvalidRequest("participant_id", participant_id, "`participant_id` is not a user you can message")
         dm = store.create_dm(store.account, recipient, text, via_api=True)
-        if early is not None:
+        if getattr(request.state, "drop_after_storing", False):
             store.mark_dm_dropped(dm.id)
             return await drop_connection(request)
         data = {"dm_conversation_id": dm.dm_conversation_id, "dm_event_id": str(dm.id)}
@@ -380,7 +382,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
     @app.get("/2/dm_events")
     async def dm_events(request: Request) -> Response:
         if (early := await gate(request, "dm_events")) is not None:
-            return early  # type: ignore[return-value]
+            return early
         fields = _fields(request, "dm_event.fields", DM_EVENT_FIELDS)
         expansions = _fields(request, "expansions", DM_EXPANSIONS)
         user_fields = _fields(request, "user.fields", USER_FIELDS)

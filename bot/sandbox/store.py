@@ -269,6 +269,14 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.scalars(query))
 
+    def nth_newest_tweet_id(self, author_id: int, n: int) -> int | None:
+        """The id of the author's n-th most recent tweet; None when they have fewer."""
+        query = (
+            select(tweets.c.id).where(tweets.c.author_id == author_id).order_by(tweets.c.id.desc()).offset(n - 1)
+        ).limit(1)
+        with self.engine.connect() as conn:
+            return conn.scalar(query)
+
     def tweets_newest_first(
         self, *, author_id: int | None = None, since_id: int | None = None, until_id: int | None = None,
         not_before: str | None = None, limit: int | None = None,

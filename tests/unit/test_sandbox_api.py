@@ -354,3 +354,14 @@ def test_timeline_limit_keeps_the_most_recent(client: TestClient) -> None:
     ids = [tweet(client, "ann", f"tweet {i}")["id"] for i in range(5)]
     assert [t["id"] for t in client.get("/sandbox/timeline?limit=2").json()["data"]] == ids[3:]
     assert client.get("/sandbox/timeline?limit=0").status_code == 400
+
+
+def test_only_the_most_recent_own_tweets_are_reachable(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("bot.sandbox.server.USER_TWEETS_REACHABLE", 10)  # X: 3200
+    store = client.app.state.store  # type: ignore[attr-defined]
+    ids = [str(store.create_tweet(store.account, f"post {i}", via_api=True).id) for i in range(14)]
+    account = me(client)["id"]
+    body = client.get(f"/2/users/{account}/tweets", headers=AUTH, params={"max_results": 100}).json()
+    assert [t["id"] for t in body["data"]] == list(reversed(ids))[:10]
+    since = client.get(f"/2/users/{account}/tweets", headers=AUTH, params={"since_id": ids[0]}).json()
+    assert since["meta"]["result_count"] == 10 and since["meta"]["oldest_id"] == ids[4]
