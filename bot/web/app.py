@@ -109,6 +109,7 @@ class Services:
     handoff: Any  # handoff.service.Handoff
     console: ConsoleService
     on_close: list[Callable[[], None]] = field(default_factory=list)
+    knowledge_base: Callable[[], Any] | None = None  # () -> bot.kb.KnowledgeBase, opened on first use
 
     def close(self) -> None:
         for close in reversed(self.on_close):
@@ -150,12 +151,12 @@ def build_services(
     console = ConsoleService(
         handoff, engine, knowledge_base=knowledge_base, reply_queue=reply_queue, transaction=transaction
     )
-    return Services(settings, engine, accounts, handoff, console, on_close)
+    return Services(settings, engine, accounts, handoff, console, on_close, knowledge_base)
 
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
-    from bot.web import api, errors, pages
+    from bot.web import api, editor_pages, errors, lead_pages, pages
 
     owned = services is None
     services = services or build_services(settings)
@@ -185,6 +186,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(editor_pages.router)
+    app.include_router(lead_pages.router)
     errors.install(app)
     check_every_route_declares_access(app.routes)
     return app

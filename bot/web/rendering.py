@@ -29,7 +29,12 @@ class NavItem:
 
 
 # The navigation: each page lists the roles that see it (the routes enforce the same roles).
-NAVIGATION = (NavItem("Queue", "/queue", ("agent", "lead")),)
+NAVIGATION = (
+    NavItem("Queue", "/queue", ("agent", "lead")),
+    NavItem("Shift", "/lead", ("lead",)),
+    NavItem("FAQ", "/faq", ("editor", "lead")),
+    NavItem("Unanswered", "/unanswered", ("editor", "lead")),
+)
 
 
 def duration(seconds: int | float | None) -> str:

@@ -1,0 +1,88 @@
+"""The lead view's pages (role lead): the shift at a glance with surge warnings, the roster with status and
+capacity changes, and reassigning open tickets. Every change goes through handoff and is audited.
+
+Form actions redirect back to /lead (POST → 303 → GET) with a one-shot notice.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from starlette.responses import RedirectResponse, Response
+
+from bot.web.access import LeadViewer
+from bot.web.lead import LeadError, LeadService, SurgeLevels
+from bot.web.rendering import render, set_notice
+
+router = APIRouter(include_in_schema=False)
+_build_lock = threading.Lock()
+
+STATUSES = ("online", "away", "offline")
+
+
+def _lead(request: Request) -> LeadService:
+    """The lead service, built once per app from its Services (tests may set app.state.lead first)."""
+    state = request.app.state
+    with _build_lock:
+        if getattr(state, "lead", None) is None:
+            services = state.services
+            state.lead = LeadService(services.handoff, services.engine, SurgeLevels.from_settings(services.settings))
+    lead: LeadService = state.lead
+    return lead
+
+
+def _back(message: str, kind: str = "success", anchor: str = "") -> RedirectResponse:
+    response = RedirectResponse(f"/lead{anchor}", status_code=303)
+    set_notice(response, message, kind)
+    return response
+
+
+@router.get("/lead")
+def lead_page(request: Request, viewer: LeadViewer) -> Response:
+    lead = _lead(request)
+    shift = lead.shift()
+    roster = lead.roster()
+    return render(
+        request, "lead.html", viewer, shift=shift, roster=roster, tickets=lead.open_tickets(),
+        audit=lead.audit(limit=25), statuses=STATUSES, levels=lead.levels,
+        assignable=[row for row in roster if row.agent.status != "offline"] or roster,
+    )  # fmt: skip
+
+
+@router.post("/lead/agents/{agent_id}/status")
+def set_status(
+    request: Request, viewer: LeadViewer, agent_id: int, status: Annotated[str, Form(max_length=16)]
+) -> Response:
+    if status not in STATUSES:
+        return _back(f"Choose a status: {', '.join(STATUSES)}.", "error", "#roster")
+    try:
+        agent = _lead(request).set_status(agent_id, status, by=viewer.account.username)
+    except LeadError as exc:
+        return _back(str(exc), "error", "#roster")
+    return _back(f"{agent.display_name} ({agent.initials}) is {status} now.", anchor="#roster")
+
+
+@router.post("/lead/agents/{agent_id}/capacity")
+def set_capacity(
+    request: Request, viewer: LeadViewer, agent_id: int, capacity: Annotated[int, Form(ge=0, le=100)]
+) -> Response:
+    try:
+        agent = _lead(request).set_capacity(agent_id, capacity, by=viewer.account.username)
+    except LeadError as exc:
+        return _back(str(exc), "error", "#roster")
+    return _back(f"{agent.display_name} ({agent.initials}) may hold {capacity} tickets at once.", anchor="#roster")
+
+
+@router.post("/lead/tickets/{ticket_id}/reassign")
+def reassign(
+    request: Request, viewer: LeadViewer, ticket_id: int, agent_id: Annotated[int, Form(ge=1)]
+) -> Response:
+    lead = _lead(request)
+    try:
+        lead.reassign(ticket_id, agent_id, by=viewer.account.username)
+        agent = lead.agent(agent_id)
+    except LeadError as exc:
+        return _back(str(exc), "error", "#tickets")
+    return _back(f"Ticket {ticket_id} is with {agent.display_name} ({agent.initials}) now.", anchor="#tickets")
