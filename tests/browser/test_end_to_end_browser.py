@@ -1,0 +1,105 @@
+"""The whole path in a real browser: a customer tweets at the sandbox X, the worker (real tweepy over HTTP) files
+a ticket, an agent logged in to the console takes it, answers and resolves it, and the reply appears in the
+sandbox X timeline under the customer's thread, signed with that agent's initials."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from browser_support import Served, log_in
+from playwright.sync_api import Page, expect
+
+from bot.channel.intake import Intake
+from bot.channel.processing import TweetProcessor
+from bot.channel.sender import Sender
+from bot.channel.worker import Worker
+from bot.channel.x_client import XClient
+from bot.desk import Desk
+from bot.nlu.client import NluResult, parse_response
+from bot.nlu.testing import canned_parse
+from bot.policy import load_policy
+from bot.sandbox.testing import running_sandbox
+from bot.tone import ToneGuide
+
+POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
+
+
+class AsksForAHuman:
+    """Stands in for Rasa: every tweet asks for a person."""
+
+    def parse(self, text: str) -> NluResult:
+        return parse_response(canned_parse(text, "request_human", 0.97), text)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[str]:
+    with running_sandbox(tmp_path / "sandbox-x.db") as running:
+        yield running.url
+
+
+@pytest.fixture
+def worker(served: Served, sandbox: str) -> Iterator[Worker]:
+    settings = served.desk.settings.model_copy(update={"x_api_url": sandbox})
+    client = XClient.from_settings(settings)
+    desk = Desk(AsksForAHuman(), served.desk.kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)  # type: ignore[arg-type]
+    engine, handoff = served.desk.engine, served.desk.handoff
+    try:
+        yield Worker(
+            engine=engine, intake=Intake(engine, client),
+            processor=TweetProcessor(engine, desk, handoff, account_id=client.me().id, nlu_wait_s=60),
+            sender=Sender(engine, client, handoff, reconcile_after_s=0), search_queries=(), poll_interval_s=0,
+        )  # fmt: skip
+    finally:
+        client.close()
+
+
+def _until(condition: Callable[[], object], worker: Worker, what: str, timeout_s: float = 20) -> object:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        worker.step()
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_tweet_is_taken_answered_and_resolved_and_the_reply_appears_on_x(
+    page: Page, served: Served, sandbox: str, worker: Worker
+) -> None:
+    tweet = httpx.post(f"{sandbox}/sandbox/customer-tweets", json={
+        "username": "maya_k", "text": "@KestrelCare my fibre is down again, can I talk to an actual person please?",
+    }).json()  # fmt: skip
+
+    def replies_to(tweet_id: str) -> list[dict[str, str]]:
+        timeline = httpx.get(f"{sandbox}/sandbox/timeline", params={"in_reply_to_tweet_id": tweet_id}).json()
+        return list(timeline["data"])
+
+    [acknowledgement] = _until(lambda: replies_to(tweet["id"]), worker, "the bot's acknowledgement")  # type: ignore[misc]
+    assert acknowledgement["text"].endswith("^bot")
+
+    log_in(page, served)
+    expect(page.locator("table.queue")).to_contain_text("can I talk to an actual person please?")
+    page.click("#take-next")
+    expect(page.locator(".thread")).to_contain_text("my fibre is down again")
+    expect(page.locator(".msg-out")).to_contain_text(acknowledgement["text"])
+    page.fill("#reply-body", "Sorry Maya, I'm Ann from the team. There's a fault in your area; an engineer is on it.")
+    expect(page.locator("#tone-report")).to_contain_text("Tone check passed")
+    page.click("#send-reply")
+    expect(page.locator(".notice-success")).to_contain_text("Reply queued")
+
+    [reply] = _until(lambda: replies_to(acknowledgement["id"]), worker, "the agent's reply on X")  # type: ignore[misc]
+    assert reply["text"] == "Sorry Maya, I'm Ann from the team. There's a fault in your area; an engineer is on it. ^AB"
+    assert reply["author_username"] == "KestrelCare" and reply["conversation_id"] == tweet["id"]
+    page.reload()
+    expect(page.locator(".msg-out .delivery").last).to_have_text("sent")
+
+    page.click("#resolve")
+    expect(page.locator(".notice-success")).to_contain_text("resolved")
+    page.goto(sandbox + "/")
+    expect(page.locator("body")).to_contain_text("an engineer is on it. ^AB")
+    page.screenshot(path="/tmp/carebot-sandbox-timeline.png", full_page=True)
