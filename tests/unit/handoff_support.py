@@ -7,7 +7,7 @@ import itertools
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,7 +42,6 @@ class Desk:
     clock: Clock
     ann: int = 0
     bob: int = 0
-    conversations: Iterator[int] = field(default_factory=lambda: itertools.count(1))
 
     def escalation(self, conversation: str | None = None, **overrides: Any) -> Escalation:
         tweet_id = str(next(_tweet_ids))
@@ -58,6 +57,12 @@ class Desk:
     def escalate(self, conversation: str | None = None, **overrides: Any) -> int:
         with transaction(self.engine) as conn:
             return self.handoff.escalate(conn, self.escalation(conversation, **overrides))
+
+    def take(self, agent_id: int) -> Ticket:
+        """Take next, when the test knows there is a ticket for the agent."""
+        ticket = self.handoff.take_next(agent_id)
+        assert ticket is not None, "nothing was waiting"
+        return ticket
 
     def answer(self, ticket_id: int, agent_id: int, text: str = "Sorry about that, we're on it") -> None:
         """The agent's reply is recorded and the ticket marked answered, in one transaction like the web app."""
@@ -115,7 +120,3 @@ def scratch_desk(directory: Path, **handoff_options: Any) -> Iterator[Desk]:
         yield desk
     finally:
         engine.dispose()
-
-
-def later(desk: Desk, escalation: Escalation, **delta: float) -> Escalation:
-    return replace(escalation, created_at=desk.clock.advance(**delta))

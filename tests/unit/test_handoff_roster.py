@@ -59,9 +59,9 @@ def test_the_roster_counts_held_tickets_and_lists_core_online_agents_first(desk:
     for _ in range(3):
         desk.escalate()
     desk.handoff.take_next(desk.ann)
-    answered = desk.handoff.take_next(desk.ann)
+    answered = desk.take(desk.ann)
     desk.answer(answered.id, desk.ann)
-    resolved = desk.handoff.take_next(desk.bob)
+    resolved = desk.take(desk.bob)
     desk.answer(resolved.id, desk.bob)
     desk.handoff.resolve(resolved.id, desk.bob)
 
