@@ -70,7 +70,8 @@ class Sender:
         self.reconcile_after = timedelta(seconds=reconcile_after_s)
         self.batch_size = batch_size
         self.clock = clock
-        self.paused_until: datetime | None = None
+        self.paused_until: datetime | None = None  # posting rate-limited until then
+        self.lookups_paused_until: datetime | None = None  # reading our own tweets rate-limited until then
 
     # ------------------------------------------------------------------ after a crash
     def recover(self) -> int:
@@ -87,6 +88,8 @@ class Sender:
     def reconcile(self) -> int:
         """Settle `unknown` rows by looking for our reply on X. Returns how many were settled."""
         now = self.clock()
+        if self.lookups_paused_until is not None and now < self.lookups_paused_until:
+            return 0
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(outbox).where(
@@ -105,10 +108,12 @@ class Sender:
             try:
                 ours = self.client.own_tweets(since_id=oldest)
             except XRateLimited as exc:
-                self._pause(exc)
+                self.lookups_paused_until = datetime.fromtimestamp(exc.reset_at, UTC)
+                log.warning("X rate limit on reading our tweets; replies in doubt wait until %s", exc.reset_at)
                 return 0
             except XError as exc:
                 log.warning("cannot look for our replies on X yet: %s", exc)
+                self._delay_unknown(rows, now)
                 return 0
             posted = {t.in_reply_to_tweet_id: t.id for t in ours if t.in_reply_to_tweet_id}
             with self.engine.begin() as conn:
@@ -130,6 +135,17 @@ class Sender:
                     self._fail(conn, row, "the DM may or may not have been delivered; check the conversation", now)
                     settled += 1
         return settled
+
+    def _delay_unknown(self, rows: Sequence[Row[Any]], now: datetime) -> None:
+        """X could not be asked: look again later (with backoff per row), not on every step."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                delay = min(timedelta(seconds=2 ** min(row.attempts, 8)), BACKOFF_CAP)
+                conn.execute(
+                    update(outbox)
+                    .where(outbox.c.id == row.id, outbox.c.state == "unknown")
+                    .values(next_attempt_at=now + delay, attempts=row.attempts + 1, updated_at=now)
+                )
 
     # ------------------------------------------------------------------ posting
     def _pause(self, exc: XRateLimited) -> None:

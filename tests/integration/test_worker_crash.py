@@ -57,7 +57,13 @@ def test_a_worker_killed_at_any_point_loses_nothing_and_never_replies_twice(
     for round_ in range(ROUNDS):
         for n, text in enumerate(CUSTOMER_TWEETS):
             customer_tweets.add(tweet(sandbox.url, f"cust{round_}x{n}", text)["id"])
-        crashing = start_worker({**env, "CAREBOT_FAILPOINT": f"{point}@{round_ + 1}"}, log)
+        # The first round dies the first time the point is reached; the second, with small triage batches, the
+        # second time (mid-way through the tweets), except at the fetch, where the second read finds nothing new.
+        nth = 1 if round_ == 0 or point == "after_fetch" else 2
+        crashing = start_worker(
+            {**env, "CAREBOT_FAILPOINT": f"{point}@{nth}", "CAREBOT_WORKER_BATCH_SIZE": "64" if round_ == 0 else "3"},
+            log,
+        )
         try:
             assert crashing.wait(timeout=180) == -9, f"the worker did not die at {point}:\n{log.read_text()[-3000:]}"
         finally:
@@ -79,7 +85,8 @@ def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
     database = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
     env = worker_environment(
         data_dir=tmp_path / "var", database_url=database, sandbox_url=sandbox.url, rasa=rasa_server,
-        training_dir=small_training_data(tmp_path / "training"), CAREBOT_X_TIMEOUT_S="1",
+        training_dir=small_training_data(tmp_path / "training"), CAREBOT_X_TIMEOUT_S="1", CAREBOT_X_MAX_RETRIES="1",
+        CAREBOT_X_RATE_LIMIT_DEFAULT_WAIT_S="3",
     )  # fmt: skip
     log = tmp_path / "worker.log"
     customer_tweets = {tweet(sandbox.url, f"storm{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS)}
@@ -88,15 +95,17 @@ def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
         wait_for(lambda: settled(database, 0) and _requests(sandbox.url) > 0, 120, "the worker to start", log)
         for kind in ("500", "503", "429", "429_no_reset", "429_24h", "reset", "hang"):
             httpx.delete(f"{sandbox.url}/sandbox/stats")
-            fault = {"endpoint": "*", "kind": kind, "count": None, "hang_s": 3}
+            fault: dict[str, Any] = {"endpoint": "*", "kind": kind, "count": None, "hang_s": 3}
+            if kind in ("429", "429_24h"):
+                fault["reset_in_s"] = 3
             httpx.post(f"{sandbox.url}/sandbox/faults", json=fault).raise_for_status()
             more = {tweet(sandbox.url, f"{kind}x{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS[:3])}
             customer_tweets |= more
             time.sleep(6)
             seen = _requests(sandbox.url)
             httpx.delete(f"{sandbox.url}/sandbox/faults")
-            # 6 s of storm with polls every 0.2 s: a hot loop would make hundreds of requests.
-            assert seen <= 40, f"{seen} requests to X in 6 s of {kind}"
+            # 6 s of storm with polls every 0.2 s and steps every 0.1 s: a hot loop makes several hundred requests.
+            assert seen <= 60, f"{seen} requests to X in 6 s of {kind}"
         wait_for(lambda: settled(database, len(customer_tweets)), 240, "the worker to recover", log)
     finally:
         stop_worker(worker)

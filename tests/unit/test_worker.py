@@ -89,7 +89,7 @@ def desk(tmp_path: Path) -> Iterator[Desk1]:
     sessions = sessionmaker(engine)
     embedder = FakeEmbedder()
     service = KnowledgeBaseService(sessions, embedder)
-    entry = service.create_draft(
+    service.create_draft(
         EntryContent(
             slug="restart-hub", question=RESTART, answer="Hold the reset button for 10 seconds, then wait 2 minutes.",
             paraphrases=("my hub is frozen how do I reboot it",), tags=("hub",), language="en",
@@ -311,3 +311,27 @@ def test_reading_mentions_backs_off_when_x_is_down(desk: Desk1) -> None:
     for _ in range(20):
         desk.worker.step()
     assert desk.x.calls["mentions"] == 1
+
+
+def test_a_rate_limit_on_looking_for_our_replies_is_respected(desk: Desk1) -> None:
+    import time
+
+    tweet = desk.x.customer_tweet("pat", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", XOutcomeUnknown("read timed out", endpoint="create_tweet"))
+    limited = XRateLimited("too many requests", endpoint="user_tweets", reset_at=time.time() + 3600, limit="window")
+    desk.x.fail("user_tweets", limited)
+    desk.run(10)
+    assert desk.x.calls["user_tweets"] == 1  # not asked again before the reset
+    assert desk.outbox_by_target()[tweet.id].state == "unknown" and desk.x.replies_to(tweet.id) == []
+    desk.worker.sender.lookups_paused_until = None
+    desk.run()
+    assert len(desk.x.replies_to(tweet.id)) == 1
+
+
+def test_replies_in_doubt_wait_while_x_cannot_be_asked(desk: Desk1) -> None:
+    desk.x.customer_tweet("quin", f"@KestrelCare {RESTART}")
+    desk.x.fail("create_tweet", XOutcomeUnknown("read timed out", endpoint="create_tweet"))
+    desk.x.fail("user_tweets", *[XUnavailable("HTTP 503", endpoint="user_tweets") for _ in range(10)])
+    desk.run(10)
+    assert desk.x.calls["user_tweets"] == 1
+    assert desk.x.calls["create_tweet"] == 1
