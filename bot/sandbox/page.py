@@ -78,6 +78,10 @@ def add_page(app: FastAPI, store: Store) -> None:
     async def timeline_fragment(request: Request) -> HTMLResponse:
         return render(request, "timeline.html")
 
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return Response(status_code=204)  # no icon, and no 404 in the browser's console
+
     @app.post("/", include_in_schema=False)
     async def compose(request: Request) -> Response:
         if not _same_origin(request):
