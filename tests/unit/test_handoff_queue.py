@@ -13,7 +13,7 @@ from handoff_support import T0, Desk, scratch_desk
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from handoff import Conflict, InvalidInput, TicketNotFound, transaction
+from handoff import AgentNotFound, Conflict, InvalidInput, TicketNotFound, transaction
 from handoff.models import messages, tickets
 
 
@@ -288,3 +288,31 @@ def test_customer_history_lists_their_other_tickets_newest_first(desk: Desk) -> 
     newest = desk.escalate(customer_id="42")
     assert [t.id for t in desk.handoff.customer_history("42", exclude_ticket=current)] == [newest, old]
     assert other not in [t.id for t in desk.handoff.customer_history("42")]
+
+
+def test_a_customer_message_told_twice_is_stored_once(desk: Desk) -> None:
+    ticket = desk.ticket_in("claimed")
+    for _ in range(2):
+        with transaction(desk.engine) as conn:
+            added = desk.handoff.add_customer_message(
+                conn, ticket.conversation_id, tweet_id="9100", author="maya_k", text="hello?", created_at=desk.clock()
+            )
+            assert added == ticket.id
+    assert [m.tweet_id for m in desk.handoff.ticket(ticket.id).messages].count("9100") == 1
+
+
+def test_times_without_a_zone_are_taken_as_utc(desk: Desk) -> None:
+    ticket_id = desk.escalate(created_at=T0.replace(tzinfo=None))
+    ticket = desk.handoff.ticket(ticket_id).ticket
+    assert ticket.sla_due_at == T0 + timedelta(minutes=30)
+    assert ticket.created_at.tzinfo is not None
+
+
+def test_views_of_unknown_tickets_or_agents_are_refused(desk: Desk) -> None:
+    ticket_id = desk.escalate()
+    with pytest.raises(TicketNotFound):
+        desk.handoff.record_view(12345, desk.ann)
+    with pytest.raises(AgentNotFound):
+        desk.handoff.record_view(ticket_id, 12345)
+    with pytest.raises(TicketNotFound):
+        desk.handoff.ticket(12345)
