@@ -41,12 +41,12 @@ def test_replay_keeps_the_recorded_rhythm_at_speed(sandbox: RunningSandbox, tmp_
         for at in offsets
     ))  # fmt: skip
     report = replay(path, sandbox.url, speed=10)
-    assert len(report.posted) == 4 and 0.9 <= report.elapsed_s < 2.5
+    assert len(report.posted) == 4 and report.elapsed_s >= 1.0
     tweets = httpx.get(f"{sandbox.url}/sandbox/timeline").json()["data"]
     start = created(tweets[0])
     gaps = [created(t) - start for t in tweets]
-    for gap, at in zip(gaps, offsets, strict=True):
-        assert at / 10 - 0.05 <= gap <= at / 10 + 0.6, (gaps, offsets)
+    for gap, at in zip(gaps, offsets, strict=True):  # never early; late only by the machine's load
+        assert at / 10 - 0.05 <= gap <= at / 10 + 1.0, (gaps, offsets)
 
 
 def test_follow_ups_thread_under_a_reply_posted_meanwhile(sandbox: RunningSandbox, tmp_path: Path) -> None:

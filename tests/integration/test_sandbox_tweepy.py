@@ -193,10 +193,8 @@ def test_server_errors_as_tweepy_sees_them(sandbox: RunningSandbox, x: tweepy.Cl
 def test_hang_outlasts_the_client_timeout_and_the_post_still_happens(sandbox: RunningSandbox) -> None:
     impatient = make_client(sandbox.url, timeout=0.3)
     set_fault(sandbox, endpoint="create_tweet", kind="hang", hang_s=1.0, count=1)
-    started = time.monotonic()
     with pytest.raises(requests.exceptions.ReadTimeout):
         impatient.create_tweet(text="slow but stored", user_auth=True)
-    assert time.monotonic() - started < 0.9
     deadline = time.monotonic() + 5
     while not posts(sandbox)["data"] and time.monotonic() < deadline:
         time.sleep(0.05)
