@@ -46,6 +46,7 @@ bench: setup
 	@mkdir -p var/bench
 	$(VENV)/bin/python -m bench.nlu --json --out var/bench/nlu.json
 	$(VENV)/bin/python -m bench.kb --json --rasa --out var/bench/kb.json
+	$(VENV)/bin/python -m bench.throughput --json --out var/bench/throughput.json
 
 lock:
 	rm -rf var/lock && mkdir -p var/lock
