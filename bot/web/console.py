@@ -23,11 +23,12 @@ from bot.channel.replies import ReplyError, queue_agent_reply
 from bot.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
-from handoff.states import OPEN_STATES
+from handoff.states import CLAIMABLE_STATES, HELD_STATES, OPEN_STATES
 from knowledge_base.errors import KbError
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 QUEUE_VIEWS = ("all", "waiting", "mine", "breached")
+MAX_HELD = 1000  # more than any agent's capacity
 MIN_SUGGESTION_SCORE = 0.3  # less similar entries are noise, not suggestions
 MAX_REPLY_CHARS = 2000  # a reply body longer than this is refused before anything else (a tweet is 280)
 
@@ -273,8 +274,22 @@ class ConsoleService:
         by `account`), breached (past the first-reply deadline)."""
         if view not in QUEUE_VIEWS:
             raise ConsoleError(f"There is no queue view {view!r}; try one of {', '.join(QUEUE_VIEWS)}.")
-        fetched = self._queue(limit if view == "all" else 5 * limit)
+        if view == "waiting":
+            fetched = self._queue(limit, states=CLAIMABLE_STATES)
+        elif view == "mine":
+            fetched = self._queue(MAX_HELD, states=HELD_STATES)
+        else:
+            fetched = self._queue(limit if view == "all" else 5 * limit)
         return [item for item in fetched if self.in_view(item, view, account)][:limit]
+
+    def queue_counts(self, account: Account) -> dict[str, int]:
+        """How many open tickets each queue view has (over the whole queue, not only the rows shown)."""
+        shift = self.handoff.shift()
+        roster = self.handoff.roster()
+        held = sum(row.open_tickets for row in roster)
+        mine = next((row.open_tickets for row in roster if row.agent.id == account.agent_id), 0)
+        return {"all": shift.open_tickets, "waiting": max(0, shift.open_tickets - held), "mine": mine,
+                "breached": shift.sla_breaches}  # fmt: skip
 
     @staticmethod
     def in_view(item: QueueItem, view: str, account: Account | None) -> bool:
@@ -286,10 +301,10 @@ class ConsoleService:
             return item.sla_left_s is not None and item.sla_left_s < 0
         return True
 
-    def _queue(self, limit: int) -> list[QueueItem]:
+    def _queue(self, limit: int, states: tuple[str, ...] = OPEN_STATES) -> list[QueueItem]:
         now = self.clock()
         items = []
-        for row in self.handoff.queue(limit=limit):
+        for row in self.handoff.queue(limit=limit, states=states):
             ticket = row.ticket
             created = _aware(ticket.created_at) or now
             items.append(

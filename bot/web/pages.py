@@ -134,8 +134,7 @@ def home(request: Request, viewer: AnyViewer) -> Response:
 @router.get("/queue")
 def queue_page(request: Request, viewer: AgentViewer, view: str = "all") -> Response:
     console = _console(request)
-    everything = console.queue(account=viewer.account)
-    counts = {name: sum(1 for i in everything if console.in_view(i, name, viewer.account)) for name in QUEUE_VIEWS}
+    counts = console.queue_counts(viewer.account)
     items = console.queue(view=view, account=viewer.account)
     return render(request, "queue.html", viewer, items=items, counts=counts, view=view, views=QUEUE_VIEWS)
 
