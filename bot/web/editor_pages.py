@@ -32,7 +32,7 @@ def _services(request: Request) -> tuple[EditorService, UnansweredQuestions]:
     """The editor's services, built once per app from its Services (tests may set app.state.editor first)."""
     state = request.app.state
     with _build_lock:
-        if getattr(state, "editor", None) is None:
+        if getattr(state, "editor", None) is None or getattr(state, "unanswered", None) is None:
             from bot.desk import nlu_client
             from bot.policy import load_policy
             from bot.tone import ToneGuide
@@ -45,13 +45,16 @@ def _services(request: Request) -> tuple[EditorService, UnansweredQuestions]:
             clients: list[Any] = []
 
             def nlu() -> Any:
-                if not clients:
-                    clients.append(nlu_client(settings))
-                    services.on_close.append(clients[0].close)
+                with _build_lock:
+                    if not clients:
+                        clients.append(nlu_client(settings))
+                        services.on_close.append(clients[0].close)
                 return clients[0]
 
-            state.editor = EditorService(knowledge_base, policy, guide, nlu=nlu)
-            state.unanswered = UnansweredQuestions(services.engine, knowledge_base, policy, guide)
+            if getattr(state, "editor", None) is None:
+                state.editor = EditorService(knowledge_base, policy, guide, nlu=nlu)
+            if getattr(state, "unanswered", None) is None:
+                state.unanswered = UnansweredQuestions(services.engine, knowledge_base, policy, guide)
     return state.editor, state.unanswered
 
 
