@@ -48,6 +48,7 @@ def test_hostile_tweets_are_escaped_and_the_page_runs_no_inline_script(client: T
     csp = page.headers["content-security-policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
     assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["referrer-policy"] == "same-origin"  # with no-referrer, browsers send `Origin: null`
     fragment = client.get("/timeline")
     assert fragment.status_code == 200 and "&lt;svg onload=alert(1)&gt;" in fragment.text
     assert not re.search(r"https?://", html)  # nothing from the internet
@@ -66,8 +67,10 @@ def test_threads_show_our_replies_under_the_customer(client: TestClient) -> None
 
 
 def test_the_form_tweets_as_a_customer(client: TestClient) -> None:
-    posted = client.post("/", data={"username": "carol", "text": "@KestrelCare <b>hi</b>", "reply_to": ""},
-                         follow_redirects=False)  # fmt: skip
+    posted = client.post(
+        "/", data={"username": "carol", "text": "@KestrelCare <b>hi</b>", "reply_to": ""},
+        headers={"Origin": "http://testserver"}, follow_redirects=False,  # a browser sends its origin
+    )  # fmt: skip
     assert posted.status_code == 303 and posted.headers["location"] == "/"
     timeline = client.get("/sandbox/timeline").json()["data"]
     assert [(t["author_username"], t["text"]) for t in timeline] == [("carol", "@KestrelCare <b>hi</b>")]
@@ -88,3 +91,21 @@ def test_cross_site_form_posts_are_refused(client: TestClient) -> None:
     response = client.post("/", data={"username": "eve", "text": "hi"}, headers={"Origin": "http://evil.example"})
     assert response.status_code == 403
     assert client.get("/sandbox/timeline").json()["data"] == []
+
+
+def test_direct_messages_are_listed_escaped_and_a_customer_can_send_one(client: TestClient) -> None:
+    sent = client.post("/dm", data={"username": "dora", "text": "<img src=x onerror=alert(1)> KT-12345678"},
+                       follow_redirects=False)  # fmt: skip
+    assert sent.status_code == 303
+    dora = client.get("/2/dm_events", headers={"Authorization": "Bearer t"},
+                      params={"dm_event.fields": "sender_id"}).json()["data"][0]  # fmt: skip
+    client.post(f"/2/dm_conversations/with/{dora['sender_id']}/messages", headers={"Authorization": "Bearer t"},
+                json={"text": "Thanks Dora, \u202eall sorted ^AB"})  # fmt: skip
+    html = client.get("/").text
+    assert "&lt;img src=x onerror=alert(1)&gt; KT-12345678" in html and "<img src=x" not in html
+    assert 'Thanks Dora, <span class="ctl">⟦U+202E⟧</span>all sorted ^AB' in html
+    assert html.index("all sorted") < html.index("KT-12345678")  # newest first
+    refused = client.post("/dm", data={"username": "dora", "text": "   "})
+    assert refused.status_code == 400 and "a message needs text" in refused.text
+    assert client.post("/dm", data={"username": "eve", "text": "hi"},
+                       headers={"Origin": "http://evil.example"}).status_code == 403  # fmt: skip
