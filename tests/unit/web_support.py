@@ -15,11 +15,11 @@ from typing import Any
 from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import sessionmaker
 
 from bot.channel.models import inbound_tweets
-from bot.db import make_engine, upgrade
+from bot.db import all_metadata, make_engine, upgrade
 from bot.kb import KnowledgeBase
 from bot.settings import Settings
 from bot.web.accounts import RateLimit
@@ -127,9 +127,26 @@ def log_in(client: TestClient, username: str, password: str = PASSWORD) -> Any:
     return client.post("/login", data={"username": username, "password": password, "login_token": token})
 
 
+def emptied_postgres(url: str) -> str:
+    """The test PostgreSQL database, migrated, with every carebot table empty."""
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            names = [t.name for metadata in all_metadata() for t in metadata.sorted_tables if t.name != "kb_state"]
+            conn.execute(text(f"TRUNCATE {', '.join(names)} RESTART IDENTITY CASCADE"))
+            conn.execute(text("UPDATE kb_state SET version = 0"))
+    finally:
+        engine.dispose()
+    return url
+
+
 @contextmanager
-def web_desk(directory: Path, *, rate_limit: RateLimit | None = None) -> Iterator[WebDesk]:
-    url = migrated_copy(directory)
+def web_desk(
+    directory: Path, *, rate_limit: RateLimit | None = None, postgres_url: str | None = None
+) -> Iterator[WebDesk]:
+    """The app on a scratch SQLite copy, or on the emptied test PostgreSQL database when `postgres_url` is given."""
+    url = emptied_postgres(postgres_url) if postgres_url else migrated_copy(directory)
     settings = Settings(data_dir=directory / "var", database_url=url, nlu_token="test-token")
     engine = make_engine(url)
     sessions = sessionmaker(engine)
