@@ -26,7 +26,7 @@ from bot.tone import ToneGuide
 from bot.web.text import invisible_characters
 from handoff.models import messages, tickets
 
-GROUP_SIMILARITY = 0.6  # tweets at least this similar to a group's centre tweet join its group
+GROUP_SIMILARITY = 0.55  # tweets at least this similar to a group's centre tweet join its group
 ESCALATED_BANDS = ("human", "approve")
 _MENTION = re.compile(r"(?<!\w)@\w{1,15}")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
