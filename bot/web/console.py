@@ -194,6 +194,18 @@ class TicketView:
                 return message.text
         return ""
 
+    @property
+    def draft_pending(self) -> bool:
+        """A drafted reply waits for an agent: no agent has answered since the customer's latest message."""
+        if not self.draft_reply or not self.is_open:
+            return False
+        for message in reversed(self.messages):
+            if message.direction == "in":
+                return True
+            if message.author != "bot":
+                return False
+        return True
+
     def held_by(self, account: Account) -> bool:
         return self.holder_id is not None and self.holder_id == account.agent_id
 
@@ -472,6 +484,8 @@ class ConsoleService:
         ticket = self.ticket(ticket_id)
         if not ticket.draft_reply:
             raise ConsoleError("This ticket has no draft to approve.")
+        if not ticket.draft_pending:
+            raise ConsoleError("The customer has had an answer since this draft was written; it was not sent again.")
         if not ticket.held_by(account) and ticket.holder_id is None:
             self.claim(ticket_id, account)
         body = self.guide.signature_pattern.sub("", ticket.draft_reply).strip()

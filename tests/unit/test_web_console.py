@@ -134,6 +134,10 @@ def test_approving_a_draft_sends_it_signed_by_the_approving_agent(desk: WebDesk)
     [row] = _outbox(desk)
     assert row["text"] == "Hi there! Hold the reset button for 15 seconds. ^AB"
     assert desk.handoff.ticket(ticket_id).ticket.state == "answered"
+    assert "Approve and send" not in client.get(f"/tickets/{ticket_id}").text
+    again = client.post(f"/api/tickets/{ticket_id}/approve-draft", headers={"X-CSRF-Token": csrf_of(client)})
+    assert again.status_code == 409 and "not sent again" in again.json()["error"]["detail"]
+    assert len(_outbox(desk)) == 1
 
 
 def test_editing_a_draft_puts_it_in_the_reply_box_without_the_bot_signature(desk: WebDesk) -> None:
