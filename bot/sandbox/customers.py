@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.store import DmEvent, Store, Tweet, UnknownTweet, User
+from bot.sandbox.store import DmEvent, Store, Tweet, UnknownTweet, User, is_snowflake
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 DM_MAX_CHARS = 10_000
@@ -28,7 +28,7 @@ def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any
         raise SandboxInputError(f"text: {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH}")
     target: int | None = None
     if in_reply_to not in (None, ""):
-        if not str(in_reply_to).isdigit() or len(str(in_reply_to)) > 19:
+        if isinstance(in_reply_to, bool) or not is_snowflake(str(in_reply_to)):
             raise SandboxInputError(f"in_reply_to_tweet_id: not a tweet id: {in_reply_to!r}")
         target = int(in_reply_to)
     try:

@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
 from bot.sandbox.customers import SandboxInputError, post_customer_dm, post_customer_tweet
-from bot.sandbox.store import Store, Tweet
+from bot.sandbox.store import Store, Tweet, is_snowflake
 
 HERE = Path(__file__).resolve().parent
 PAGE_TWEETS = 500  # the most recent tweets shown, grouped into threads
@@ -82,7 +82,7 @@ def add_page(app: FastAPI, store: Store) -> None:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page(request: Request, reply_to: str = "") -> HTMLResponse:
-        form = {**EMPTY_FORM, "reply_to": reply_to if reply_to.isdigit() else ""}
+        form = {**EMPTY_FORM, "reply_to": reply_to if is_snowflake(reply_to) else ""}
         return render(request, "index.html", form=form)
 
     @app.get("/timeline", response_class=HTMLResponse, include_in_schema=False)

@@ -38,7 +38,7 @@ from bot.sandbox.customers import DM_MAX_CHARS, SandboxInputError, post_customer
 from bot.sandbox.faults import Fault, FaultError, Faults, make_fault
 from bot.sandbox.page import add_page
 from bot.sandbox.search import Candidate, QueryError, compile_query
-from bot.sandbox.store import DmEvent, DuplicateTweet, Store, Tweet, UnknownTweet, User, iso_time
+from bot.sandbox.store import DmEvent, DuplicateTweet, Store, Tweet, UnknownTweet, User, is_snowflake, iso_time
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 # X's per-15-minute limits (user context), announced in the x-rate-limit-* headers.
@@ -281,7 +281,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         view = TweetView.from_request(store, request)
         raw = request.query_params.get("ids", "")
         parts = [part.strip() for part in raw.split(",")] if raw else []
-        if not 1 <= len(parts) <= 100 or not all(part.isdigit() for part in parts):
+        if not 1 <= len(parts) <= 100 or not all(is_snowflake(part) for part in parts):
             raise InvalidRequest("ids", raw, "The `ids` query parameter needs 1 to 100 comma-separated tweet ids")
         return answer("tweet_lookup", lookup(view, parts, many=True))
 
@@ -290,18 +290,18 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         if (early := await gate(request, "tweet_lookup")) is not None:
             return early
         view = TweetView.from_request(store, request)
-        if not tweet_id.isdigit():
+        if not is_snowflake(tweet_id):
             raise InvalidRequest("id", tweet_id, f"The `id` query parameter value [{tweet_id}] is not valid")
         return answer("tweet_lookup", lookup(view, [tweet_id], many=False))
 
     def lookup(view: TweetView, ids: Sequence[str], *, many: bool) -> dict[str, Any]:
-        numeric = [int(i) for i in ids if _is_id(i)]
+        numeric = [int(i) for i in ids if is_snowflake(i)]
         found = store.tweets_by_id(numeric)
-        present = [found[int(i)] for i in ids if _is_id(i) and int(i) in found]
+        present = [found[int(i)] for i in ids if is_snowflake(i) and int(i) in found]
         body: dict[str, Any] = view.render(present)
         if not many and "data" in body:
             body["data"] = body["data"][0]
-        missing = [i for i in ids if not (_is_id(i) and int(i) in found)]
+        missing = [i for i in ids if not (is_snowflake(i) and int(i) in found)]
         if missing:
             body["errors"] = [not_found("tweet", "ids" if many else "id", i)["errors"][0] for i in missing]
         return body
@@ -340,7 +340,11 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         target: int | None = None
         if reply is not None:
             target_raw = reply.get("in_reply_to_tweet_id") if isinstance(reply, dict) else None
-            if not isinstance(target_raw, str | int) or not str(target_raw).isdigit():
+            if (
+                isinstance(target_raw, bool)
+                or not isinstance(target_raw, str | int)
+                or not is_snowflake(str(target_raw))
+            ):
                 raise InvalidRequest("reply.in_reply_to_tweet_id", target_raw, "`in_reply_to_tweet_id` is not valid")
             target = int(target_raw)
         try:
@@ -426,7 +430,7 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         since_id = _sandbox_id(request, "since_id")
         in_reply_to = _sandbox_id(request, "in_reply_to_tweet_id")
         limit = request.query_params.get("limit")
-        if limit is not None and (not limit.isdigit() or int(limit) < 1):
+        if limit is not None and (not is_snowflake(limit) or int(limit) < 1):
             raise SandboxInputError(f"limit: a positive number of tweets, not {limit!r}")
         found = store.timeline(since_id=since_id, in_reply_to=in_reply_to, limit=int(limit) if limit else None)
         return JSONResponse({"data": [sandbox_tweet_json(tweet) for tweet in found], "account": account_json()})
@@ -617,7 +621,7 @@ def _id_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 19 or int(raw) >= 2**63:
+    if not is_snowflake(raw):
         raise InvalidRequest(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
     return int(raw)
 
@@ -626,7 +630,7 @@ def _max_results(request: Request, low: int, high: int, default: int) -> int:
     raw = request.query_params.get("max_results")
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
         raise InvalidRequest(
             "max_results", raw, f"The `max_results` query parameter value [{raw}] is not between {low} and {high}"
         )
@@ -668,16 +672,12 @@ def _within(tweet_id: int, since_id: int | None, until_id: int | None) -> bool:
 
 
 def _known_user(store: Store, user_id: str) -> User | None:
-    if not user_id.isdigit() or len(user_id) > 19:
+    if not is_snowflake(user_id):
         raise InvalidRequest("id", user_id, f"The `id` query parameter value [{user_id}] is not valid")
     try:
         return store.user(int(user_id))
     except LookupError:
         return None
-
-
-def _is_id(raw: str) -> bool:
-    return raw.isdigit() and len(raw) <= 19 and int(raw) < 2**63
 
 
 def _unique(values: Any) -> list[Any]:
@@ -718,6 +718,6 @@ def _sandbox_id(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or len(raw) > 19:
+    if not is_snowflake(raw):
         raise SandboxInputError(f"{name}: not a tweet id: {raw!r}")
     return int(raw)

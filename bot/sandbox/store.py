@@ -90,6 +90,11 @@ HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?!\w)")
 
 
+def is_snowflake(raw: str) -> bool:
+    """Whether `raw` is an id the store can hold: decimal digits of a positive 64-bit signed integer."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) < 2**63
+
+
 def iso_time(moment: datetime) -> str:
     """X's timestamp format: 2026-11-26T05:17:02.000Z."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

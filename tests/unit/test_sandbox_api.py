@@ -365,3 +365,20 @@ def test_only_the_most_recent_own_tweets_are_reachable(client: TestClient, monke
     assert [t["id"] for t in body["data"]] == list(reversed(ids))[:10]
     since = client.get(f"/2/users/{account}/tweets", headers=AUTH, params={"since_id": ids[0]}).json()
     assert since["meta"]["result_count"] == 10 and since["meta"]["oldest_id"] == ids[4]
+
+
+@pytest.mark.parametrize("bad_id", ["²", "١٢٣", "99999999999999999999", "9223372036854775808", "-1"])
+def test_odd_ids_are_refused_not_crashing(client: TestClient, bad_id: str) -> None:
+    account = me(client)["id"]
+    assert client.get(f"/2/tweets/{bad_id}", headers=AUTH).status_code == 400
+    assert client.get("/2/tweets", headers=AUTH, params={"ids": bad_id}).status_code == 400
+    assert client.get(f"/2/users/{account}/mentions", headers=AUTH, params={"since_id": bad_id}).status_code == 400
+    assert client.get(f"/2/users/{account}/mentions", headers=AUTH, params={"max_results": bad_id}).status_code == 400
+    assert client.get(f"/2/users/{bad_id}/tweets", headers=AUTH).status_code == 400
+    assert post(client, "hi", bad_id).status_code == 400
+    customer = client.post(
+        "/sandbox/customer-tweets", json={"username": "a", "text": "b", "in_reply_to_tweet_id": bad_id}
+    )
+    assert customer.status_code == 400
+    assert client.get(f"/sandbox/timeline?since_id={bad_id}").status_code == 400
+    assert client.get("/sandbox/posts").json()["data"] == []
