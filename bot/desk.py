@@ -6,6 +6,7 @@ search being unavailable is not an error here: the decision then says so, and no
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -66,30 +67,40 @@ class Desk:
             for entry_id, version in published.items()
         }
 
-    def _parse(self, text: str) -> _Parsed:
+    def _parse(self, text: str, nlu_down: threading.Event | None = None) -> _Parsed:
+        """The NLU's parse; once one parse of a batch found the NLU down, the rest are not asked."""
+        if nlu_down is not None and nlu_down.is_set():
+            return _Parsed(nlu_error="the NLU server is unavailable (an earlier tweet of this batch found it down)")
         try:
             return _Parsed(nlu=self.nlu.parse(text))
         except NluInputError as exc:
             reason = "The tweet has no words to classify (empty once cleaned), so a person looks at it."
             return _Parsed(nlu_error=str(exc), no_parse_reason=reason)
         except NluError as exc:
+            if nlu_down is not None:
+                nlu_down.set()
             return _Parsed(nlu_error=str(exc))
 
     def ask(self, text: str, context: Context | None = None) -> dict[str, Any]:
         """The decision, its reasons and the reply for one tweet, as `carebot ask --json` prints it."""
         return self.ask_many([Question(text, context)])[0]
 
-    def ask_many(self, questions: Sequence[Question]) -> list[dict[str, Any]]:
+    def ask_many(self, questions: Sequence[Question], *, use_nlu: bool = True) -> list[dict[str, Any]]:
         """`ask` for several tweets at once: the NLU parses run in parallel and the FAQ search embeds them in
         one batch. The NLU or the FAQ search being down is no error: each result says so and nothing is
-        auto-answered. A result's "nlu_unavailable" is true when the NLU could not be asked at all."""
+        auto-answered. A result's "nlu_unavailable" is true when the NLU could not be asked at all (also when
+        `use_nlu` is False: the caller knows it is down)."""
         if not questions:
             return []
-        if len(questions) == 1 or self.parse_threads <= 1:
-            parsed = [self._parse(q.text) for q in questions]
+        if not use_nlu:
+            parsed = [_Parsed(nlu_error="the NLU server is unavailable (not asked while it recovers)")] * len(questions)
         else:
-            with ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions))) as pool:
-                parsed = list(pool.map(self._parse, (q.text for q in questions)))
+            nlu_down = threading.Event()
+            if len(questions) == 1 or self.parse_threads <= 1:
+                parsed = [self._parse(q.text, nlu_down) for q in questions]
+            else:
+                with ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions))) as pool:
+                    parsed = list(pool.map(lambda q: self._parse(q.text, nlu_down), questions))
         queries = [p.nlu.text if p.nlu else q.text.strip() for q, p in zip(questions, parsed, strict=True)]
         searches, search_errors = self._search_all(queries)
         results = []

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RECENT_REPLIES = 50  # the bot's latest wordings, which a new reply must not repeat (X rejects duplicates)
 CONTACT_WINDOW = timedelta(days=30)
 NLU_RETRY = timedelta(seconds=5)
+NLU_PROBE_MAX = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,8 @@ class TweetProcessor:
         self.batch_size = batch_size
         self.nlu_wait = timedelta(seconds=nlu_wait_s)
         self.clock = clock
+        self.nlu_failures = 0  # consecutive steps in which the NLU could not be asked
+        self.nlu_retry_at: datetime | None = None
 
     def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
         return conn.execute(
@@ -74,7 +77,10 @@ class TweetProcessor:
             .where(
                 or_(
                     inbound_tweets.c.state == "new",
-                    and_(inbound_tweets.c.state == "waiting", inbound_tweets.c.next_attempt_at <= now),
+                    and_(
+                        inbound_tweets.c.state == "waiting",
+                        or_(inbound_tweets.c.next_attempt_at.is_(None), inbound_tweets.c.next_attempt_at <= now),
+                    ),
                 )
             )
             .order_by(func.length(inbound_tweets.c.tweet_id), inbound_tweets.c.tweet_id)
@@ -124,22 +130,35 @@ class TweetProcessor:
                 return StepReport()
             contexts = [self.context(conn, row, now) for row in rows]
             recent = self.recent_bot_replies(conn)
+        # While the NLU is down, it is not asked at all until the next probe; a probe is one tweet.
+        use_nlu = self.nlu_retry_at is None or now >= self.nlu_retry_at
+        if use_nlu and self.nlu_failures:
+            rows, contexts = rows[:1], contexts[:1]
         results = self.desk.ask_many(
             [
                 Question(row.text, context, variant_seed=row.tweet_id, recent_replies=recent)
                 for row, context in zip(rows, contexts, strict=True)
-            ]
+            ],
+            use_nlu=use_nlu,
         )
+        if use_nlu:
+            if any(result["nlu_unavailable"] for result in results):
+                self.nlu_failures += 1
+                self.nlu_retry_at = now + min(NLU_PROBE_MAX, NLU_RETRY * 2 ** (self.nlu_failures - 1))
+                log.warning("the NLU is unavailable; next try at %s", self.nlu_retry_at.isoformat())
+            else:
+                self.nlu_failures, self.nlu_retry_at = 0, None
         bands: dict[str, int] = {}
         waiting = 0
         with self.engine.begin() as conn:
             for row, result in zip(rows, results, strict=True):
                 fetched = _aware(row.fetched_at) or now
                 if result["nlu_unavailable"] and now - fetched < self.nlu_wait:
+                    retry_at = max(self.nlu_retry_at or now, now + NLU_RETRY)
                     conn.execute(
                         update(inbound_tweets)
                         .where(inbound_tweets.c.tweet_id == row.tweet_id)
-                        .values(state="waiting", attempts=row.attempts + 1, next_attempt_at=now + NLU_RETRY)
+                        .values(state="waiting", attempts=row.attempts + 1, next_attempt_at=retry_at)
                     )
                     waiting += 1
                     continue

@@ -207,11 +207,26 @@ def test_when_the_nlu_is_down_tweets_wait_and_are_never_auto_answered(desk: Desk
     [stored] = desk.rows(inbound_tweets)
     assert stored.state == "waiting" and desk.x.our_replies() == []
     desk.nlu.down = False
+    desk.worker.processor.nlu_retry_at = None  # the time to try again has come
     with desk.engine.begin() as conn:
-        conn.execute(update(inbound_tweets).values(next_attempt_at=None))
         conn.execute(update(inbound_tweets).values(next_attempt_at=stored.fetched_at))
     desk.run()
     assert len(desk.x.replies_to(tweet.id)) == 1
+
+
+def test_a_dead_nlu_is_not_asked_again_for_every_tweet(desk: Desk1) -> None:
+    desk.nlu.down = True
+    for n in range(20):
+        desk.x.customer_tweet(f"w{n}", f"@KestrelCare {RESTART} ({n})")
+    desk.run(10)
+    assert desk.nlu.calls == 1  # the first parse found it down; the batch and the next steps did not ask
+    assert {row.state for row in desk.rows(inbound_tweets)} == {"waiting"}
+    desk.nlu.down = False
+    desk.worker.processor.nlu_retry_at = None
+    with desk.engine.begin() as conn:
+        conn.execute(update(inbound_tweets).values(next_attempt_at=None))
+    desk.run(3)
+    assert len(desk.x.our_replies()) == 20
 
 
 def test_after_waiting_too_long_for_the_nlu_tweets_go_to_people(desk: Desk1) -> None:
