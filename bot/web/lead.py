@@ -22,7 +22,7 @@ from bot.settings import Settings
 from bot.web.console import ConsoleError
 from handoff import HandoffError, TicketNotFound
 from handoff.models import tickets
-from handoff.states import HELD_STATES, OPEN_STATES
+from handoff.states import CLAIMABLE_STATES
 
 ESCALATED_BANDS = ("human", "approve")
 
@@ -85,6 +85,8 @@ class Shift:
     breached: int  # open, no first response, past the SLA deadline
     oldest_waiting_id: int | None
     oldest_waiting_s: int | None
+    tickets_last_hour: int  # tickets created or reopened in the last hour…
+    tickets_hour_before: int  # …and in the hour before it
     volume: Volume
     online: int
     free_capacity: int  # free places of agents online
@@ -172,32 +174,20 @@ class LeadService:
 
     def shift(self) -> Shift:
         now = self.clock()
-        open_ = tickets.c.state.in_(list(OPEN_STATES))
+        picture = self.handoff.shift()  # open work by priority, SLA breaches, the longest wait, tickets per hour
         with self.engine.connect() as conn:
-            by_priority: dict[int, int] = dict(
-                conn.execute(select(tickets.c.priority, func.count()).where(open_).group_by(tickets.c.priority)).all()
-            )
-            waiting = conn.execute(
-                select(func.count()).where(tickets.c.state.in_([s for s in OPEN_STATES if s not in HELD_STATES]))
-            ).scalar_one()
-            breached = conn.execute(
-                select(func.count()).where(open_, tickets.c.first_response_at.is_(None), tickets.c.sla_due_at < now)
-            ).scalar_one()
-            oldest = conn.execute(
-                select(tickets.c.id, tickets.c.waiting_since)
-                .where(open_, tickets.c.waiting_since.is_not(None))
-                .order_by(tickets.c.waiting_since, tickets.c.id)
-                .limit(1)
-            ).first()
+            waiting = conn.execute(select(func.count()).where(tickets.c.state.in_(CLAIMABLE_STATES))).scalar_one()
         roster = self.roster()
         volume = self.volume()
         online = [row for row in roster if row.agent.status == "online"]
+        oldest = picture.oldest_waiting
         oldest_since = _aware(oldest.waiting_since) if oldest is not None else None
         return Shift(
-            now=now, open_by_priority={p: int(by_priority.get(p, 0)) for p in (1, 2, 3, 4)},
-            open_total=int(sum(by_priority.values())), waiting=int(waiting), breached=int(breached),
+            now=now, open_by_priority=dict(picture.open_by_priority), open_total=picture.open_tickets,
+            waiting=int(waiting), breached=int(picture.sla_breaches),
             oldest_waiting_id=oldest.id if oldest is not None else None,
-            oldest_waiting_s=int((now - oldest_since).total_seconds()) if oldest_since else None,
+            oldest_waiting_s=max(0, int((now - oldest_since).total_seconds())) if oldest_since else None,
+            tickets_last_hour=picture.created_last_hour, tickets_hour_before=picture.created_hour_before,
             volume=volume, online=len(online), free_capacity=sum(row.free for row in online),
             surge=detect_surge(volume, self.levels, roster, waiting=int(waiting)),
         )  # fmt: skip
