@@ -232,6 +232,12 @@ def test_unanswered_questions_group_paraphrases_and_a_group_starts_a_draft(
     entry = editor.entry(page.url.rsplit("/", 1)[1])
     assert entry.status == "published" and len(entry.content.paraphrases) == 2
 
+    page.goto(f"{served.url}/faq/preview")  # the bot now answers the group's question with the new entry
+    page.fill("#preview-text", ROAMING[0])
+    page.click("#preview-button")
+    expect(page.locator("#preview-result")).to_contain_text("bot answers")
+    expect(page.locator("#preview-reply")).to_contain_text("Roaming in Spain is included in your plan")
+
 
 def test_what_would_the_bot_do_with_a_tweet(page: Page, served: Served, editor: EditorService) -> None:
     log_in(page, served, "eve")

@@ -47,9 +47,11 @@ class FixedNlu:
         return parse_response(canned_parse(text, self.intent, self.confidence), text)
 
 
-@pytest.fixture
-def desk(tmp_path: Path) -> Iterator[WebDesk]:
-    with web_desk(tmp_path) as desk:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDesk]:
+    """Each test runs on SQLite and, marked `postgres`, on PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with web_desk(tmp_path, postgres_url=url) as desk:
         yield desk
 
 
@@ -184,6 +186,11 @@ def test_the_pages_create_preview_and_publish(desk: WebDesk, editor: EditorServi
                        headers={"X-CSRF-Token": csrf})  # fmt: skip
     assert live.status_code == 200 and live.json()["near"][0]["slug"] == "esim-setup"
     assert client.get("/faq/entries/nothing-here").status_code == 404
+    unpublished = client.post("/faq/entries/esim-setup/unpublish", data={"csrf_token": csrf})
+    assert unpublished.status_code == 303 and editor.entry("esim-setup").status == "archived"
+    assert editor.preview(ESIM.question).faq_slug != "esim-setup"
+    twice = client.post("/faq/entries/esim-setup/unpublish", data={"csrf_token": csrf})
+    assert twice.status_code == 303 and "is not published" in client.get("/faq/entries/esim-setup").text
 
 
 # ---------------------------------------------------------------- unanswered questions

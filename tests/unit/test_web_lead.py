@@ -69,9 +69,11 @@ def test_the_surge_levels_are_settings() -> None:
 # ---------------------------------------------------------------- over the database
 
 
-@pytest.fixture
-def desk(tmp_path: Path) -> Iterator[WebDesk]:
-    with web_desk(tmp_path) as desk:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDesk]:
+    """Each test runs on SQLite and, marked `postgres`, on PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with web_desk(tmp_path, postgres_url=url) as desk:
         yield desk
 
 
