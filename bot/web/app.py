@@ -7,6 +7,7 @@ Content-Security-Policy allows no inline script and nothing from another origin)
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import ExitStack, asynccontextmanager
@@ -25,6 +26,8 @@ from bot.settings import Settings
 from bot.web.access import check_every_route_declares_access
 from bot.web.accounts import AccountService, RateLimit
 from bot.web.console import ConsoleService, ReplyQueue
+
+log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
 STATIC_DIR = WEB_DIR / "static"
@@ -95,10 +98,22 @@ class LazyKnowledgeBase:
                 self._kb = self._stack.enter_context(open_knowledge_base(self._settings, migrate=False))
             return self._kb
 
+    def warm_up(self) -> None:
+        """Open it now; a failure is logged and retried on first use."""
+        try:
+            self()
+        except Exception:
+            log.exception("the knowledge base could not be opened; suggestions will retry")
+
     def close(self) -> None:
-        with self._lock:
+        # A warm-up still loading the model must not hold up shutdown: its thread is a daemon.
+        if not self._lock.acquire(timeout=5):
+            return
+        try:
             self._stack.close()
             self._kb = None
+        finally:
+            self._lock.release()
 
 
 @dataclass
@@ -163,6 +178,9 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned and isinstance(services.knowledge_base, LazyKnowledgeBase):
+            # Load the embedding model while agents log in, not when the first ticket page asks for suggestions.
+            threading.Thread(target=services.knowledge_base.warm_up, name="kb-warm-up", daemon=True).start()
         yield
         if owned:
             app.state.services.close()

@@ -10,6 +10,7 @@ The signature is the server's: an agent writes the body, the console appends `^X
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -27,6 +28,8 @@ from handoff.models import tickets
 from handoff.states import CLAIMABLE_STATES, HELD_STATES, OPEN_STATES
 from knowledge_base.errors import KbError
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
+
+log = logging.getLogger(__name__)
 
 QUEUE_VIEWS = ("all", "waiting", "mine", "breached")
 MAX_HELD = 1000  # more than any agent's capacity
@@ -388,11 +391,14 @@ class ConsoleService:
         the house voice."""
         if self._knowledge_base is None or not text.strip():
             return []
-        kb = self._knowledge_base()
         try:
+            kb = self._knowledge_base()
             result = kb.searcher.search(text, k=k)
             published = kb.service.published([hit.entry_id for hit in result.hits])
         except KbError:
+            return []
+        except Exception:  # suggestions help; a broken knowledge base must not take the ticket page down
+            log.exception("FAQ suggestions failed")
             return []
         author = self._author(account)
         suggestions = []

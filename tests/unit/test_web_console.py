@@ -260,3 +260,13 @@ def test_queue_views_narrow_the_queue(desk: WebDesk) -> None:
     page = client.get("/queue?view=mine").text
     assert 'aria-current="page"><strong>1</strong> yours' in page
     assert client.get("/api/queue?view=nonsense").status_code == 409
+
+
+def test_a_broken_knowledge_base_leaves_the_ticket_page_working(desk: WebDesk) -> None:
+    def broken() -> object:
+        raise OSError("the embedding model is missing")
+
+    desk.services.console._knowledge_base = broken
+    ticket_id = desk.escalate("how do I reset my hub 4 router?")
+    page = desk.logged_in("ann").get(f"/tickets/{ticket_id}")
+    assert page.status_code == 200 and "No FAQ entry is close to this message." in page.text
