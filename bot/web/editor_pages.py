@@ -26,6 +26,7 @@ router = APIRouter(include_in_schema=False)
 _build_lock = threading.Lock()
 
 STATUS_FILTERS = ("draft", "published", "archived")
+SHOWN_GROUPS = 60  # the largest groups of unanswered questions on the page
 
 
 def _services(request: Request) -> tuple[EditorService, UnansweredQuestions]:
@@ -300,8 +301,10 @@ def preview(
 def unanswered(request: Request, viewer: EditorViewer) -> Response:
     finder = _services(request)[1]
     groups = finder.groups()
-    return render(request, "editor_unanswered.html", viewer, groups=groups, total=sum(g.size for g in groups),
-                  score_limit=finder.score_limit, days=finder.days)  # fmt: skip
+    return render(
+        request, "editor_unanswered.html", viewer, groups=groups[:SHOWN_GROUPS], total=sum(g.size for g in groups),
+        hidden=len(groups[SHOWN_GROUPS:]), group_count=len(groups), score_limit=finder.score_limit, days=finder.days,
+    )  # fmt: skip
 
 
 @router.get("/faq/training-examples.yml")

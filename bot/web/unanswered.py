@@ -70,15 +70,16 @@ def group_by_meaning(vectors: np.ndarray, threshold: float = GROUP_SIMILARITY) -
     if count == 0:
         return []
     close = (vectors @ vectors.T) >= threshold
+    np.fill_diagonal(close, True)
+    neighbours = close.sum(axis=1).astype(np.int64)  # not-yet-grouped neighbours of each tweet, itself included
     free = np.ones(count, dtype=bool)
     groups: list[list[int]] = []
     while free.any():
-        neighbours = (close & free[None, :] & free[:, None]).sum(axis=1)
-        neighbours[~free] = -1
-        centre = int(neighbours.argmax())
-        members = [int(i) for i in np.flatnonzero(close[centre] & free) if i != centre]
-        groups.append([centre, *members])
-        free[[centre, *members]] = False
+        centre = int(np.where(free, neighbours, -1).argmax())
+        taken = np.flatnonzero(close[centre] & free)
+        groups.append([centre, *(int(i) for i in taken if i != centre)])
+        free[taken] = False
+        neighbours -= close[:, taken].sum(axis=1)
     groups.sort(key=lambda g: (-len(g), g[0]))
     return groups
 
