@@ -119,6 +119,47 @@ def _roster_agent(engine: Engine, settings: Settings, username: str, name: str, 
         raise _fail(str(exc)) from exc
 
 
+def _accounts_do(action: str, username: str, *args: object) -> None:
+    from bot.db import make_engine, upgrade
+    from bot.web.accounts import AccountError, AccountService
+
+    settings = _settings()
+    url = settings.effective_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        service = AccountService(engine, session_hours=settings.web_session_hours)
+        getattr(service, action)(username.strip().lower(), *args)
+    except AccountError as exc:
+        raise _fail(str(exc)) from exc
+    finally:
+        engine.dispose()
+
+
+@users_app.command("set-password")
+def users_set_password(
+    username: Annotated[str, typer.Argument(help="The account's log-in name.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Give an account a new password; its open sessions end."""
+    _accounts_do("set_password", username, _read_password(password_stdin))
+    console.print(f"New password set for {username}; their sessions have ended.")
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="The account's log-in name.")]) -> None:
+    """Stop an account from logging in; its open sessions end."""
+    _accounts_do("set_active", username, False)
+    console.print(f"{username} can no longer log in.")
+
+
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="The account's log-in name.")]) -> None:
+    """Let a disabled account log in again."""
+    _accounts_do("set_active", username, True)
+    console.print(f"{username} can log in again.")
+
+
 @users_app.command("list")
 def users_list() -> None:
     """The log-in accounts."""

@@ -48,6 +48,14 @@ def test_users_add_and_list(tmp_path: Path) -> None:
     no_initials = run(["users", "add", "cy", "--role", "lead", "--name", "Cy", "--password-stdin"], tmp_path, PASSWORD)
     assert no_initials.returncode == 1 and "initials" in no_initials.stderr
 
+    assert run(["users", "disable", "eve"], tmp_path).returncode == 0
+    assert " no " in run(["users", "list"], tmp_path).stdout.split("eve", 1)[1].splitlines()[0]
+    assert run(["users", "enable", "eve"], tmp_path).returncode == 0
+    changed = run(["users", "set-password", "eve", "--password-stdin"], tmp_path, "another long password")
+    assert changed.returncode == 0, changed.stderr
+    unknown = run(["users", "disable", "nobody"], tmp_path)
+    assert unknown.returncode == 1 and "no account nobody" in unknown.stderr
+
 
 def test_carebot_web_serves_the_console_to_an_account_from_the_command_line(tmp_path: Path) -> None:
     assert run(["users", "add", "ann", "--role", "agent", "--name", "Ann Brown", "--initials", "AB",
