@@ -178,6 +178,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:
+            services.accounts.forget_attempts()  # log-in attempts older than a week
         if owned and isinstance(services.knowledge_base, LazyKnowledgeBase):
             # Load the embedding model while agents log in, not when the first ticket page asks for suggestions.
             threading.Thread(target=services.knowledge_base.warm_up, name="kb-warm-up", daemon=True).start()

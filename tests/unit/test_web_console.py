@@ -156,8 +156,9 @@ def test_rejecting_a_draft_leaves_a_human_ticket(desk: WebDesk) -> None:
 
 
 def test_move_to_dm_posts_the_tone_guides_invitation(desk: WebDesk) -> None:
-    ticket_id = desk.escalate("my account number is KT-48213907 and I was charged twice")
+    ticket_id = desk.escalate("my account number is KT-48213907 and I was charged twice", dm_handover=True)
     client, csrf, _ = _take(desk)
+    assert "has personal details" in client.get(f"/tickets/{ticket_id}").text
     assert client.post(f"/tickets/{ticket_id}/move-to-dm", data={"csrf_token": csrf}).status_code == 303
     [row] = _outbox(desk)
     assert "DM" in str(row["text"]) and str(row["text"]).endswith("^AB")
