@@ -74,7 +74,7 @@ def test_a_lead_sees_the_surge_brings_an_on_call_agent_online_and_reassigns_a_ti
     detail = desk.handoff.ticket(held)
     assert detail.holder is not None and detail.holder.username == "bob"
     assert [(a.actor, a.action) for a in detail.audit][-1] == ("lee", "reassigned")
-    expect(page.locator(".audit-feed")).to_contain_text("lee reassigned")
+    expect(page.locator(".audit-feed")).to_contain_text(f"lee reassigned #{held} to bob from ann")
 
     roster_row = page.locator('tr[data-agent="bob"]')
     roster_row.locator("select[name=status]").select_option("away")  # submits on change
