@@ -27,8 +27,7 @@ from handoff.service import Escalation, Handoff
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
-BACKOFF_CAP = timedelta(minutes=5)
+GIVE_UP_AFTER = timedelta(minutes=15)  # a reply X could not take for this long goes to a person instead
 
 
 class XWriter(Protocol):
@@ -61,6 +60,7 @@ class Sender:
         handoff: Handoff,
         *,
         reconcile_after_s: float = 5.0,
+        backoff_max_s: float = 60.0,
         batch_size: int = 50,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
@@ -68,6 +68,8 @@ class Sender:
         self.client = client
         self.handoff = handoff
         self.reconcile_after = timedelta(seconds=reconcile_after_s)
+        self.backoff_max = timedelta(seconds=backoff_max_s)
+        self.lookup_failures = 0  # consecutive failed searches for our replies
         self.batch_size = batch_size
         self.clock = clock
         self.paused_until: datetime | None = None  # posting rate-limited until then
@@ -112,9 +114,11 @@ class Sender:
                 log.warning("X rate limit on reading our tweets; replies in doubt wait until %s", exc.reset_at)
                 return 0
             except XError as exc:
+                self.lookup_failures += 1
+                self._delay_unknown(rows, now + self._backoff(self.lookup_failures))
                 log.warning("cannot look for our replies on X yet: %s", exc)
-                self._delay_unknown(rows, now)
                 return 0
+            self.lookup_failures = 0
             posted = {t.in_reply_to_tweet_id: t.id for t in ours if t.in_reply_to_tweet_id}
             with self.engine.begin() as conn:
                 for row in tweets:
@@ -136,15 +140,17 @@ class Sender:
                     settled += 1
         return settled
 
-    def _delay_unknown(self, rows: Sequence[Row[Any]], now: datetime) -> None:
-        """X could not be asked: look again later (with backoff per row), not on every step."""
+    def _backoff(self, failures: int) -> timedelta:
+        return min(timedelta(seconds=2 ** min(failures, 16)), self.backoff_max)
+
+    def _delay_unknown(self, rows: Sequence[Row[Any]], retry_at: datetime) -> None:
+        """X could not be asked: look again at `retry_at`, not on every step."""
         with self.engine.begin() as conn:
             for row in rows:
-                delay = min(timedelta(seconds=2 ** min(row.attempts, 8)), BACKOFF_CAP)
                 conn.execute(
                     update(outbox)
                     .where(outbox.c.id == row.id, outbox.c.state == "unknown")
-                    .values(next_attempt_at=now + delay, attempts=row.attempts + 1, updated_at=now)
+                    .values(next_attempt_at=retry_at, updated_at=self.clock())
                 )
 
     # ------------------------------------------------------------------ posting
@@ -207,12 +213,12 @@ class Sender:
             self._back_to_pending(row, now, datetime.fromtimestamp(exc.reset_at, UTC), str(exc), undo_attempt=True)
             return "deferred"
         except XUnavailable as exc:
-            if row.attempts + 1 >= MAX_ATTEMPTS:
+            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+            if now - created >= GIVE_UP_AFTER:
                 with self.engine.begin() as conn:
-                    self._fail(conn, row, f"X unavailable after {MAX_ATTEMPTS} attempts: {exc}", now)
+                    self._fail(conn, row, f"X was unavailable for {GIVE_UP_AFTER}: {exc}", now)
                 return "failed"
-            delay = min(timedelta(seconds=2 ** (row.attempts + 1)), BACKOFF_CAP)
-            self._back_to_pending(row, now, now + delay, str(exc))
+            self._back_to_pending(row, now, now + self._backoff(row.attempts + 1), str(exc))
             return "deferred"
         except XOutcomeUnknown as exc:
             with self.engine.begin() as conn:

@@ -179,7 +179,10 @@ def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worke
                     engine, opened, handoff, account_id=me.id,  # type: ignore[attr-defined]
                     batch_size=settings.worker_batch_size, nlu_wait_s=settings.worker_nlu_wait_s,
                 ),  # fmt: skip
-                sender=Sender(engine, client, handoff, reconcile_after_s=settings.x_reconcile_after_s),
+                sender=Sender(
+                    engine, client, handoff, reconcile_after_s=settings.x_reconcile_after_s,
+                    backoff_max_s=settings.x_backoff_max_s,
+                ),  # fmt: skip
                 search_queries=tuple(settings.x_search_queries),
                 poll_interval_s=settings.x_poll_interval_s,
                 backoff_max_s=settings.x_backoff_max_s,

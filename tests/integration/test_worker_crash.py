@@ -114,3 +114,51 @@ def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
 
 def _requests(sandbox_url: str) -> int:
     return int(httpx.get(f"{sandbox_url}/sandbox/stats").json()["total"])
+
+
+def test_while_rasa_is_down_tweets_wait_unanswered_and_are_answered_once_it_is_back(
+    sandbox: Any, rasa_server: Any, tmp_path: Path
+) -> None:
+    from bot.nlu.service import free_port
+    from bot.nlu.testing import FakeRasaServer
+
+    database = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
+    env = worker_environment(
+        data_dir=tmp_path / "var", database_url=database, sandbox_url=sandbox.url, rasa=rasa_server,
+        training_dir=small_training_data(tmp_path / "training"), CAREBOT_WORKER_NLU_WAIT_S="600",
+    )  # fmt: skip
+    log = tmp_path / "worker.log"
+    customer_tweets = {tweet(sandbox.url, f"down{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS)}
+    with FakeRasaServer(mode="slow", delay_s=30) as slow:
+        for nlu_url in (f"http://127.0.0.1:{free_port()}", slow.url):  # nothing listening; then hanging
+            nlu = {"CAREBOT_NLU_URL": nlu_url, "CAREBOT_NLU_TOKEN": slow.token, "CAREBOT_NLU_TIMEOUT_S": "1"}
+            worker = start_worker({**env, **nlu}, log)
+            try:
+                wait_for(lambda: _states(database) == {"waiting"}, 120, "the tweets to wait for the NLU", log)
+                time.sleep(3)
+                assert _states(database) == {"waiting"}
+            finally:
+                stop_worker(worker)
+    posts = httpx.get(f"{sandbox.url}/sandbox/posts").json()["data"]
+    assert posts == []  # nothing was answered without the NLU
+    worker = start_worker(env, log)  # the real Rasa again
+    try:
+        wait_for(lambda: settled(database, len(customer_tweets)), 180, "the worker to catch up", log)
+    finally:
+        stop_worker(worker)
+    counts = check_invariants(database, sandbox.url, customer_tweets)
+    assert counts["sent"] >= 3
+
+
+def _states(database_url: str) -> set[str]:
+    from sqlalchemy import select
+
+    from bot.channel.models import inbound_tweets
+    from bot.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(select(inbound_tweets.c.state)).scalars())
+    finally:
+        engine.dispose()
