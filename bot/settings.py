@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     sla_first_response_minutes: int = Field(default=60, ge=1, description="First-response deadline of a ticket.")
 
     surge_volume_ratio: float = Field(
-        default=2.0, gt=1, description="Surge: inbound tweets in the last hour at least this many times the hour before."
+        default=2.0, gt=1, description="Surge: tweets in the last hour at least this many times the hour before."
     )
     surge_min_tweets_per_hour: int = Field(
         default=30, ge=1, description="Surge: no surge below this many inbound tweets in the last hour."
