@@ -429,6 +429,10 @@ class ConsoleService:
         pattern = re.compile(r"\s*" + re.escape(signature) + r"$")
         return pattern.sub("", body).rstrip()
 
+    def signature(self, account: Account) -> str:
+        """The signature the server adds to this account's replies ("" for an account without initials)."""
+        return self.guide.signature(Author.agent(account.initials)) if account.initials else ""
+
     def signed(self, body: str, account: Account) -> str:
         signature = self.guide.signature(self._author(account))
         return f"{self.strip_own_signature(body, account)} {signature}".lstrip()

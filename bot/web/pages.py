@@ -169,7 +169,7 @@ def _ticket_page(
     return render(
         request, "ticket.html", viewer, status_code=status_code, ticket=ticket, suggestions=suggestions,
         body=body, error=error, tone=tone, mine=ticket.held_by(viewer.account),
-        signature=console.guide.signature(console._author(viewer.account)) if viewer.account.initials else "",
+        signature=console.signature(viewer.account),
     )  # fmt: skip
 
 
