@@ -199,6 +199,13 @@ class TicketView:
         return ""
 
     @property
+    def fingerprint(self) -> str:
+        """Changes whenever something an agent would want to see changes: state, holder, messages, deliveries."""
+        parts = [self.state, str(self.holder_id), str(len(self.messages))]
+        parts += [message.delivery or "" for message in self.messages if message.direction == "out"]
+        return ":".join(parts)
+
+    @property
     def draft_pending(self) -> bool:
         """A drafted reply waits for an agent: no agent has answered since the customer's latest message."""
         if not self.draft_reply or not self.is_open:
@@ -223,7 +230,7 @@ class TicketView:
             "sla_due_at": self.sla_due_at.isoformat() if self.sla_due_at else None, "sla_left_s": self.sla_left_s,
             "first_response_at": self.first_response_at.isoformat() if self.first_response_at else None,
             "messages": [m.to_dict() for m in self.messages], "audit": [a.to_dict() for a in self.audit],
-            "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers,
+            "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers, "fingerprint": self.fingerprint,
         }  # fmt: skip
 
 

@@ -3,11 +3,14 @@ check, send the reply (it lands in the outbox signed with the agent's initials),
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from browser_support import Served, log_in
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from bot.channel.models import outbox
+from handoff import transaction
 
 SCREENSHOTS = "/tmp"
 
@@ -99,3 +102,22 @@ def test_a_wrong_password_and_the_log_out(page: Page, served: Served) -> None:
     expect(page).to_have_url(f"{served.url}/login")
     page.goto(f"{served.url}/queue")
     expect(page).to_have_url(f"{served.url}/login?next=%2Fqueue")
+
+
+def test_the_ticket_page_says_when_the_customer_writes_again(page: Page, served: Served) -> None:
+    desk = served.desk
+    ticket_id = desk.escalate("my router keeps rebooting")
+    log_in(page, served)
+    page.clock.install()
+    page.goto(f"{served.url}/tickets/{ticket_id}")
+    page.clock.fast_forward("00:11")
+    expect(page.locator("#new-activity")).to_be_hidden()
+    conversation = desk.handoff.ticket(ticket_id).ticket.conversation_id
+    with transaction(desk.engine) as conn:
+        desk.handoff.add_customer_message(conn, conversation, tweet_id="1870000000000000001", author="maya_k",
+                                          text="hello?? anyone there", created_at=datetime.now(UTC))  # fmt: skip
+    page.clock.fast_forward("00:11")
+    expect(page.locator("#new-activity")).to_be_visible()
+    page.click("#reload-ticket")
+    expect(page.locator(".thread")).to_contain_text("hello?? anyone there")
+    expect(page.locator("#new-activity")).to_be_hidden()

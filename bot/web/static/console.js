@@ -96,6 +96,23 @@
     });
   }
 
+  function watchTicket() {
+    var thread = document.querySelector(".thread[data-fingerprint]");
+    var banner = document.getElementById("new-activity");
+    if (!thread || !banner) return;
+    var ticketId = thread.getAttribute("data-ticket-id");
+    var seen = thread.getAttribute("data-fingerprint");
+    setInterval(function () {
+      if (document.visibilityState !== "visible") return;
+      fetch("/api/tickets/" + encodeURIComponent(ticketId), { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (ticket) {
+          if (ticket && ticket.fingerprint !== seen) banner.hidden = false;
+        })
+        .catch(function () { /* offline for a moment: try again on the next tick */ });
+    }, 10000);
+  }
+
   function autoRefresh() {
     var table = document.querySelector("[data-auto-refresh]");
     if (!table) return;
@@ -114,6 +131,7 @@
     setInterval(tickSla, 1000);
     confirmations();
     replyBox();
+    watchTicket();
     autoRefresh();
   });
 })();
