@@ -22,8 +22,6 @@ from unit.web_support import web_desk  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 
-pytestmark = pytest.mark.browser
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
