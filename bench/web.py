@@ -86,6 +86,7 @@ def run(url: str, args: argparse.Namespace, report: dict[str, Any]) -> None:
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn.execute(text("ANALYZE"))
+            report["postgresql"] = conn.execute(text("SHOW server_version")).scalar()
     app = create_app(settings, services=services)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
