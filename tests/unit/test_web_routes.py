@@ -26,13 +26,13 @@ def desk(tmp_path: Path) -> Iterator[WebDesk]:
 
 def _requests(desk: WebDesk) -> list[tuple[str, str, Access]]:
     ticket_id = desk.escalate()
+    values = {"ticket_id": str(ticket_id), "slug": "reset-hub", "agent_id": "1", "version": "1"}
     found = []
     for info in app_routes(desk.app.routes):
         if isinstance(info.route, Mount):
             continue
         rule = route_access(info.route)
         assert rule is not None, info.path
-        values = {"ticket_id": str(ticket_id), "slug": "reset-hub", "agent_id": "1", "version": "1"}
         path = re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "1"), info.path)
         for method in sorted(info.methods - {"HEAD"}):
             found.append((method, path, rule))
