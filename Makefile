@@ -47,6 +47,7 @@ bench: setup
 	$(VENV)/bin/python -m bench.nlu --json --out var/bench/nlu.json
 	$(VENV)/bin/python -m bench.kb --json --rasa --out var/bench/kb.json
 	$(VENV)/bin/python -m bench.throughput --json --out var/bench/throughput.json
+	$(VENV)/bin/python -m bench.web --json --out var/bench/web.json
 	@if [ -n "$$CAREBOT_BENCH_POSTGRES_URL$$CAREBOT_TEST_POSTGRES_URL" ]; then \
 	  $(VENV)/bin/python -m bench.handoff --json --out var/bench/handoff.json; \
 	else echo "bench.handoff skipped: it needs PostgreSQL (CAREBOT_BENCH_POSTGRES_URL)"; fi

@@ -70,7 +70,10 @@ def test_a_worker_killed_at_any_point_loses_nothing_and_never_replies_twice(
             stop_worker(crashing)
         worker = start_worker(env, log)
         try:
-            wait_for(lambda: settled(worker_database, len(customer_tweets)), 180, "the worker to settle", log)
+            expected = len(customer_tweets)
+            wait_for(
+                lambda n=expected: settled(worker_database, n), 180, "the worker to settle", log, worker_database
+            )
         finally:
             stop_worker(worker)
     counts = check_invariants(worker_database, sandbox.url, customer_tweets)
@@ -106,7 +109,7 @@ def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
             httpx.delete(f"{sandbox.url}/sandbox/faults")
             # 6 s of storm with polls every 0.2 s and steps every 0.1 s: a hot loop makes several hundred requests.
             assert seen <= 60, f"{seen} requests to X in 6 s of {kind}"
-        wait_for(lambda: settled(database, len(customer_tweets)), 240, "the worker to recover", log)
+        wait_for(lambda: settled(database, len(customer_tweets)), 240, "the worker to recover", log, database)
     finally:
         stop_worker(worker)
     check_invariants(database, sandbox.url, customer_tweets)
@@ -143,7 +146,7 @@ def test_while_rasa_is_down_tweets_wait_unanswered_and_are_answered_once_it_is_b
     assert posts == []  # nothing was answered without the NLU
     worker = start_worker(env, log)  # the real Rasa again
     try:
-        wait_for(lambda: settled(database, len(customer_tweets)), 180, "the worker to catch up", log)
+        wait_for(lambda: settled(database, len(customer_tweets)), 180, "the worker to catch up", log, database)
     finally:
         stop_worker(worker)
     counts = check_invariants(database, sandbox.url, customer_tweets)

@@ -121,14 +121,37 @@ def tweet(sandbox_url: str, username: str, text_: str, in_reply_to: str | None =
     return data.get("data", data)
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, log_file: Path | None = None) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    log_file: Path | None = None,
+    database_url: str | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.2)
     tail = log_file.read_text(errors="replace")[-3000:] if log_file and log_file.exists() else ""
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tail}")
+    state = describe_state(database_url) if database_url else ""
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}\n{state}\n{tail}")
+
+
+def describe_state(database_url: str) -> str:
+    """The worker's tables in a few lines, for a failing test's message."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            tweets = Counter(conn.execute(select(inbound_tweets.c.state)).scalars())
+            replies = conn.execute(
+                select(outbox.c.id, outbox.c.target_tweet_id, outbox.c.state, outbox.c.attempts,
+                       outbox.c.next_attempt_at, outbox.c.last_error)
+            ).all()  # fmt: skip
+    finally:
+        engine.dispose()
+    unsettled = [tuple(row) for row in replies if row.state not in ("sent", "failed")]
+    return f"inbound: {dict(tweets)}; outbox: {dict(Counter(r.state for r in replies))}; unsettled: {unsettled[:5]}"
 
 
 def settled(database_url: str, expected_tweets: int) -> bool:
