@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.clinc_eval import DEFAULT_EPOCHS, DEFAULT_TARGET, run_clinc_eval
+from bot.clinc_eval import DEFAULT_EPOCHS, DEFAULT_MIN_OOS_RECALL, DEFAULT_TARGET, run_clinc_eval
 from bot.settings import Settings
 
 eval_app = typer.Typer(help="Benchmarks: the whole pipeline on public data sets.", no_args_is_help=True)
@@ -47,9 +47,10 @@ def eval_clinc150(
     target_precision: Annotated[
         float, typer.Option(min=0.5, max=1.0, help="Answer precision the thresholds aim for on val.")
     ] = DEFAULT_TARGET,
-    oos_weight: Annotated[
-        int, typer.Option(min=1, help="Count each out-of-scope val query N times when fitting the thresholds.")
-    ] = 1,
+    min_oos_recall: Annotated[
+        float,
+        typer.Option(min=0.5, max=1.0, help="Out-of-scope recall the thresholds must keep (95% bound on val)."),
+    ] = DEFAULT_MIN_OOS_RECALL,
     max_intents: Annotated[int | None, typer.Option(min=1, hidden=True, help="Only the first N intents.")] = None,
     max_oos: Annotated[int | None, typer.Option(min=1, hidden=True, help="At most N out-of-scope per split.")] = None,
 ) -> None:
@@ -66,19 +67,21 @@ def eval_clinc150(
 
     report = run_clinc_eval(
         _settings(), data, epochs=epochs, max_train_per_intent=max_train_per_intent, max_intents=max_intents,
-        max_oos=max_oos, target=target_precision, oos_weight=oos_weight, on_stage=stage, on_train_progress=progress,
+        max_oos=max_oos, target=target_precision, min_oos_recall=min_oos_recall, on_stage=stage,
+        on_train_progress=progress,
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
         return
     typer.echo(
-        f"CLINC150: {report['intents']} intents; thresholds for answer precision {target_precision} on val, "
-        f"figures on test + oos_test"
+        f"CLINC150: {report['intents']} intents; thresholds for answer precision {target_precision} and "
+        f"out-of-scope recall {min_oos_recall} on val, figures on test + oos_test"
     )
     keys = ("in_scope_accuracy", "auroc", "answer_precision", "coverage", "oos_recall")
     typer.echo(f"{'variant':<10}" + "".join(f"{key:>19}" for key in keys))
     for variant in VARIANTS:
         typer.echo(f"{variant:<10}" + "".join(f"{_fmt(report[variant][key]):>19}" for key in keys))
     for variant in VARIANTS:
-        typer.echo(f"{variant} thresholds: {report[variant]['thresholds']}")
+        figures = report[variant]
+        typer.echo(f"{variant}: answers at score >= {figures['threshold']} ({figures['continuous_score']})")
     typer.echo(f"timings (s): {report['timings']}")

@@ -28,11 +28,12 @@ from knowledge_base.search import FaqSearcher
 from knowledge_base.service import EntryContent, EntryRecord, KnowledgeBaseService
 
 SPLITS = ("train", "val", "test", "oos_val", "oos_test")
+OPTIONAL_SPLITS = ("oos_train",)  # out-of-scope training examples: read when present
 Progress = Callable[[str, int, int], None]
 
 
 def load_clinc(path: Path) -> dict[str, list[tuple[str, str]]]:
-    """The splits of CLINC150's data_full.json as lists of (text, intent)."""
+    """The splits of CLINC150's data_full.json as lists of (text, intent), oos_train included when present."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -42,7 +43,8 @@ def load_clinc(path: Path) -> dict[str, list[tuple[str, str]]]:
     if not isinstance(data, dict) or any(not isinstance(data.get(split), list) for split in SPLITS):
         raise KbError(f"{path} is not CLINC150's data_full.json (needs the lists {', '.join(SPLITS)})")
     try:
-        return {split: [(str(text), str(intent)) for text, intent in data[split]] for split in SPLITS}
+        present = [*SPLITS, *(split for split in OPTIONAL_SPLITS if isinstance(data.get(split), list))]
+        return {split: [(str(text), str(intent)) for text, intent in data[split]] for split in present}
     except (TypeError, ValueError) as exc:
         raise KbError(f"{path}: every example must be a [text, intent] pair") from exc
 
