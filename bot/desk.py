@@ -104,6 +104,7 @@ class Desk:
         queries = [p.nlu.text if p.nlu else q.text.strip() for q, p in zip(questions, parsed, strict=True)]
         searches, search_errors = self._search_all(queries)
         results = []
+        replies_in_batch: list[str] = []  # a reply must not repeat one composed earlier in the same batch either
         for question, parse, search, search_error in zip(questions, parsed, searches, search_errors, strict=True):
             faq: dict[int, FaqEntry] = {}
             if search is not None:
@@ -111,13 +112,15 @@ class Desk:
                     faq = self.faq_entries(search)
                 except KbError as exc:
                     search, search_error = None, str(exc)
-            results.append(
-                ask_result(
-                    question.text, parse.nlu, search, self.policy, faq=faq, nlu_error=parse.nlu_error,
-                    no_parse_reason=parse.no_parse_reason, search_error=search_error, context=question.context,
-                    guide=self.guide, variant_seed=question.variant_seed, recent_replies=question.recent_replies,
-                )  # fmt: skip
-            )
+            result = ask_result(
+                question.text, parse.nlu, search, self.policy, faq=faq, nlu_error=parse.nlu_error,
+                no_parse_reason=parse.no_parse_reason, search_error=search_error, context=question.context,
+                guide=self.guide, variant_seed=question.variant_seed,
+                recent_replies=(*question.recent_replies, *replies_in_batch),
+            )  # fmt: skip
+            if result["reply"]:
+                replies_in_batch.append(result["reply"])
+            results.append(result)
         return results
 
     def _search_all(self, queries: Sequence[str]) -> tuple[list[SearchResult | None], list[str | None]]:

@@ -251,6 +251,14 @@ def _seeded_order(items: list[Any], seed: int | str) -> list[Any]:
     return shuffled
 
 
+def reference_code(seed: int | str) -> str:
+    """Five letters and digits derived from a ticket or tweet id, for telling otherwise identical replies apart."""
+    digest = hashlib.sha256(repr(seed).encode("utf-8", "surrogatepass")).digest()
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+    number = int.from_bytes(digest[:8], "big")
+    return "".join(alphabet[(number >> (5 * i)) & 31] for i in range(5))
+
+
 def _url_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     position = 0
@@ -377,6 +385,14 @@ def compose_reply(
     if first_fitting is None:  # even the plainest variant is too long: shorten the answer itself
         plain = answer or _render(guide.templates[situation][0], guide, "", "", "")
         first_fitting = shorten(plain, budget)
+    elif avoid:
+        # Every wording was used recently (an outage storm): a short reference from the seed keeps this reply
+        # distinct, since X refuses a text identical to a recent one.
+        reference = f" (ref {reference_code(variant_seed)})"
+        body = first_fitting
+        if weighted_length(body + reference) > budget:
+            body = shorten(body, budget - weighted_length(reference))
+        first_fitting = body + reference
     reply = unicodedata.normalize("NFC", first_fitting + suffix)
     # The space before the signature keeps lengths additive today; this guards the rule should counting change.
     while weighted_length(reply) > MAX_WEIGHTED_LENGTH:  # pragma: no cover

@@ -27,6 +27,7 @@ from handoff.service import Escalation, Handoff
 
 log = logging.getLogger(__name__)
 
+DUPLICATE = "duplicate content"
 GIVE_UP_AFTER = timedelta(minutes=15)  # a reply X could not take for this long goes to a person instead
 
 
@@ -125,6 +126,9 @@ class Sender:
                     found = posted.get(row.target_tweet_id)
                     if found:
                         self._mark_sent(conn, row, found, now)
+                    elif (row.last_error or "").startswith(DUPLICATE):
+                        # X refused the text as a duplicate of another of our tweets: re-sending it cannot work.
+                        self._fail(conn, row, "X refused it as a duplicate of one of our earlier tweets", now)
                     else:
                         conn.execute(
                             update(outbox)
@@ -237,7 +241,7 @@ class Sender:
                     conn.execute(
                         update(outbox)
                         .where(outbox.c.id == row.id)
-                        .values(state="unknown", last_error=str(exc), updated_at=now, next_attempt_at=now)
+                        .values(state="unknown", last_error=f"{DUPLICATE}: {exc}", updated_at=now, next_attempt_at=now)
                     )
                     return "unknown"
                 self._fail(conn, row, f"X refused the reply: {exc}", now)

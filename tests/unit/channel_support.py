@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from bot.channel.errors import XError, XOutcomeUnknown
+from bot.channel.errors import XError, XOutcomeUnknown, XRejected
 from bot.channel.x_client import MentionsRead, XDirectMessage, XTweet, XUser
 
 ACCOUNT = XUser(id="100", username="KestrelCare", name="Kestrel Care")
@@ -118,6 +118,10 @@ class FakeX:
         return self._post(text, in_reply_to_tweet_id)
 
     def _post(self, text: str, in_reply_to_tweet_id: str) -> str:
+        if any(t.text == text for t in self.our_replies()):
+            raise XRejected(
+                "duplicate", endpoint="create_tweet", status=403, detail="duplicate content", duplicate=True
+            )
         parent = self.tweets[in_reply_to_tweet_id]
         tweet = XTweet(
             id=self.next_id(), text=text, author_id=ACCOUNT.id, author_username=ACCOUNT.username,

@@ -87,11 +87,11 @@ def test_the_bot_never_posts_an_answer_that_breaks_the_tone_rules() -> None:
     assert "breaks the tone rules" in planned.decision.reasons[-1]
 
 
-def test_an_acknowledgement_that_would_duplicate_a_recent_reply_is_dropped_but_the_ticket_stays() -> None:
+def test_an_acknowledgement_whose_wordings_were_all_used_recently_is_still_posted_distinct() -> None:
     used = [compose_reply("handoff_ack", BOT, variant_seed=seed) for seed in range(60)]
     planned = plan_reply(Decision("human", ("r.",), reply="handoff_ack"), variant_seed=1, recent_replies=used)
-    assert planned.decision.band == "human" and planned.decision.reply is None and planned.text is None
-    assert [v.code for v in planned.violations] == ["duplicate"]
+    assert planned.decision.band == "human" and planned.decision.reply == "handoff_ack"
+    assert planned.text is not None and planned.text not in used and planned.violations == ()
 
 
 def test_a_draft_with_a_problem_stays_a_draft_and_shows_the_violation() -> None:

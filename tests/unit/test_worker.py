@@ -350,3 +350,27 @@ def test_replies_in_doubt_wait_while_x_cannot_be_asked(desk: Desk1) -> None:
     desk.run(10)
     assert desk.x.calls["user_tweets"] == 1
     assert desk.x.calls["create_tweet"] == 1
+
+
+def test_the_same_question_twice_in_one_batch_gets_two_different_replies(desk: Desk1) -> None:
+    asked = [desk.x.customer_tweet(f"twin{n}", f"@KestrelCare {RESTART}") for n in range(6)]
+    desk.run()
+    texts = [r.text for t in asked for r in desk.x.replies_to(t.id)]
+    assert len(texts) == 6 and len(set(texts)) == 6
+
+
+def test_a_reply_x_refuses_as_duplicate_is_not_sent_again_and_goes_to_a_person(desk: Desk1) -> None:
+    first = desk.x.customer_tweet("uma", f"@KestrelCare {RESTART}")
+    desk.run()
+    second = desk.x.customer_tweet("vic", "@KestrelCare hello there")
+    desk.worker.intake.read_mentions()
+    desk.worker.processor.step()
+    with desk.engine.begin() as conn:  # as if the wording had come out the same as our first reply
+        conn.execute(
+            update(outbox).where(outbox.c.target_tweet_id == second.id).values(text=desk.x.replies_to(first.id)[0].text)
+        )
+    posts = desk.x.calls["create_tweet"]
+    desk.run(10)
+    assert desk.x.calls["create_tweet"] == posts + 1  # one refused attempt, no loop
+    row = desk.outbox_by_target()[second.id]
+    assert row.state == "failed" and row.ticket_id is not None
