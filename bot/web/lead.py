@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from bot.channel.models import inbound_tweets
+from bot.channel.models import alerts, inbound_tweets, outbox, worker_heartbeats
 from bot.settings import Settings
 from bot.web.console import ConsoleError
 from handoff import HandoffError, TicketNotFound
@@ -25,6 +25,22 @@ from handoff.models import tickets
 from handoff.states import CLAIMABLE_STATES
 
 ESCALATED_BANDS = ("human", "approve")
+
+
+@dataclass(frozen=True)
+class ChannelHealth:
+    """How the X channel is doing: the worker's last sign of life, replies not yet out, recent alerts."""
+
+    worker_seen_s: int | None  # seconds since the worker's last step; None: never seen
+    replies_waiting: int  # pending or being sent
+    replies_in_doubt: int  # posted or not: being looked for on X
+    replies_failed_today: int
+    tweets_waiting_for_nlu: int
+    alerts: list[Any]  # the latest, newest first: kind, message, created_at
+
+    @property
+    def worker_stale(self) -> bool:
+        return self.worker_seen_s is None or self.worker_seen_s > 60
 
 
 class LeadError(ConsoleError):
@@ -190,6 +206,34 @@ class LeadService:
             tickets_last_hour=picture.created_last_hour, tickets_hour_before=picture.created_hour_before,
             volume=volume, online=len(online), free_capacity=sum(row.free for row in online),
             surge=detect_surge(volume, self.levels, roster, waiting=int(waiting)),
+        )  # fmt: skip
+
+    def channel_health(self, *, alert_limit: int = 8) -> ChannelHealth:
+        now = self.clock()
+        with self.engine.connect() as conn:
+            seen = conn.execute(select(func.max(worker_heartbeats.c.seen_at))).scalar()
+            states: dict[str, int] = dict(
+                conn.execute(
+                    select(outbox.c.state, func.count()).where(
+                        (outbox.c.state != "failed") | (outbox.c.updated_at >= now - timedelta(days=1))
+                    ).group_by(outbox.c.state)
+                ).all()
+            )
+            waiting_for_nlu = conn.execute(
+                select(func.count()).select_from(inbound_tweets).where(inbound_tweets.c.state == "waiting")
+            ).scalar_one()
+            recent = conn.execute(
+                select(alerts.c.kind, alerts.c.message, alerts.c.created_at)
+                .where(alerts.c.created_at >= now - timedelta(days=1))
+                .order_by(alerts.c.id.desc())
+                .limit(alert_limit)
+            ).all()
+        seen_at = _aware(seen)
+        return ChannelHealth(
+            worker_seen_s=max(0, int((now - seen_at).total_seconds())) if seen_at else None,
+            replies_waiting=int(states.get("pending", 0) + states.get("sending", 0)),
+            replies_in_doubt=int(states.get("unknown", 0)), replies_failed_today=int(states.get("failed", 0)),
+            tweets_waiting_for_nlu=int(waiting_for_nlu), alerts=list(recent),
         )  # fmt: skip
 
     def open_tickets(self, *, limit: int = 200) -> list[Any]:

@@ -46,7 +46,7 @@ def lead_page(request: Request, viewer: LeadViewer) -> Response:
     roster = lead.roster()
     return render(
         request, "lead.html", viewer, shift=shift, roster=roster, tickets=lead.open_tickets(),
-        audit=lead.audit(limit=25), statuses=STATUSES, levels=lead.levels,
+        audit=lead.audit(limit=25), statuses=STATUSES, levels=lead.levels, health=lead.channel_health(),
         assignable=[row for row in roster if row.agent.status != "offline"] or roster,
     )  # fmt: skip
 

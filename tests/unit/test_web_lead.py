@@ -142,3 +142,30 @@ def test_editors_and_agents_are_refused_the_lead_view(desk: WebDesk) -> None:
         assert client.get("/lead").status_code == 403
         csrf = csrf_of(client)
         assert client.post("/lead/agents/1/status", data={"csrf_token": csrf, "status": "online"}).status_code == 403
+
+
+def test_the_lead_view_shows_the_channel_health_and_its_alerts(desk: WebDesk) -> None:
+    from bot.channel.models import alerts, outbox, worker_heartbeats
+
+    lead = LeadService(desk.handoff, desk.engine, LEVELS)
+    quiet = lead.channel_health()
+    assert quiet.worker_seen_s is None and quiet.worker_stale and quiet.alerts == []
+    now = datetime.now(UTC)
+    _inbound(desk, 2, minutes_ago=1)
+    with transaction(desk.engine) as conn:
+        conn.execute(insert(worker_heartbeats).values(name="worker", pid=1, seen_at=now - timedelta(seconds=3)))
+        for n, state in enumerate(("pending", "unknown", "failed", "sent")):
+            conn.execute(insert(outbox).values(
+                target_tweet_id=f"9{n}", kind="faq_answer", author="bot", text=f"reply {n} ^bot", state=state,
+                attempts=1, created_at=now, updated_at=now,
+            ))  # fmt: skip
+        conn.execute(insert(alerts).values(
+            kind="mention_gap", message="More mentions arrived than X's mentions endpoint returns <b>", created_at=now,
+        ))  # fmt: skip
+    health = lead.channel_health()
+    assert 0 <= (health.worker_seen_s or 0) <= 60 and not health.worker_stale
+    assert (health.replies_waiting, health.replies_in_doubt, health.replies_failed_today) == (1, 1, 1)
+    assert [alert.kind for alert in health.alerts] == ["mention_gap"]
+    page = desk.logged_in("lee").get("/lead").text
+    assert "mention gap" in page and "not posted today: 1" in page
+    assert "returns &lt;b&gt;" in page  # escaped
