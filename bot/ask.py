@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from bot.policy import Band, Policy
-from bot.tone import BOT, Author, ToneGuide, Violation, check, compose
+from bot.tone import BOT, Author, RecentReplies, ToneGuide, Violation, check, compose
 from bot.triage import Context, Decision, FaqEntry, decide
 
 if TYPE_CHECKING:
@@ -32,14 +32,14 @@ def plan_reply(
     author: Author = BOT,
     *,
     variant_seed: int | str,
-    recent_replies: Iterable[str] = (),
+    recent_replies: Iterable[str] | RecentReplies = (),
     guide: ToneGuide | None = None,
 ) -> PlannedReply:
     """Compose the decision's reply and check it. If the bot would post a reply that breaks a tone rule, an
     answer becomes a draft for an agent (approve) and an acknowledgement is dropped (the ticket stays)."""
     if decision.reply is None:
         return PlannedReply(decision, None)
-    recent = tuple(recent_replies)
+    recent = recent_replies if isinstance(recent_replies, RecentReplies) else tuple(recent_replies)
     text = compose(decision, author, variant_seed=variant_seed, recent_replies=recent, guide=guide)
     violations = tuple(check(text, author, recent_replies=recent, guide=guide))
     if not violations or not decision.bot_posts_now:
@@ -73,7 +73,7 @@ def ask_result(
     context: Context | None = None,
     guide: ToneGuide | None = None,
     variant_seed: int | str | None = None,
-    recent_replies: Iterable[str] = (),
+    recent_replies: Iterable[str] | RecentReplies = (),
 ) -> dict[str, Any]:
     """The `carebot ask --json` object for one tweet (a fresh tweet addressed to us unless `context` says else).
 

@@ -17,9 +17,10 @@ from typing import Any
 from bot.ask import ask_result
 from bot.kb import KnowledgeBase, open_knowledge_base
 from bot.nlu.client import NluClient, NluError, NluInputError, NluResult
+from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.policy import Policy, load_policy
 from bot.settings import Settings
-from bot.tone import ToneGuide
+from bot.tone import RecentReplies, ToneGuide
 from bot.triage import Context, FaqEntry
 from knowledge_base.errors import KbError
 from knowledge_base.io import read_file
@@ -52,13 +53,21 @@ class _Parsed:
 
 class Desk:
     def __init__(
-        self, nlu: NluClient, kb: KnowledgeBase, policy: Policy, guide: ToneGuide, *, parse_threads: int = 4
+        self,
+        nlu: NluClient,
+        kb: KnowledgeBase,
+        policy: Policy,
+        guide: ToneGuide,
+        *,
+        parse_threads: int = 4,
+        max_chars: int = 2000,
     ) -> None:
         self.nlu = nlu
         self.kb = kb
         self.policy = policy
         self.guide = guide
         self.parse_threads = parse_threads
+        self.max_chars = max_chars  # as the NLU client cuts texts (CAREBOT_NLU_MAX_CHARS)
 
     def faq_entries(self, search: SearchResult) -> dict[int, FaqEntry]:
         published = self.kb.service.published([hit.entry_id for hit in search.hits])
@@ -85,26 +94,36 @@ class Desk:
         """The decision, its reasons and the reply for one tweet, as `carebot ask --json` prints it."""
         return self.ask_many([Question(text, context)])[0]
 
-    def ask_many(self, questions: Sequence[Question], *, use_nlu: bool = True) -> list[dict[str, Any]]:
-        """`ask` for several tweets at once: the NLU parses run in parallel and the FAQ search embeds them in
-        one batch. The NLU or the FAQ search being down is no error: each result says so and nothing is
-        auto-answered. A result's "nlu_unavailable" is true when the NLU could not be asked at all (also when
-        `use_nlu` is False: the caller knows it is down)."""
+    def ask_many(
+        self, questions: Sequence[Question], *, use_nlu: bool = True, recent: RecentReplies | None = None
+    ) -> list[dict[str, Any]]:
+        """`ask` for several tweets at once. The NLU parses run in parallel threads while the FAQ search embeds
+        all the tweets in one batch, so Rasa and the embedding model work at the same time. The NLU or the FAQ
+        search being down is no error: each result says so and nothing is auto-answered. A result's
+        "nlu_unavailable" is true when the NLU could not be asked at all (also when `use_nlu` is False: the
+        caller knows it is down). `recent` holds the wordings not to repeat; every reply composed here is added
+        to it, so replies within the batch differ too."""
         if not questions:
             return []
+        recent = recent if recent is not None else RecentReplies(guide=self.guide)
+        pool: ThreadPoolExecutor | None = None
+        pending: Any = None
         if not use_nlu:
             parsed = [_Parsed(nlu_error="the NLU server is unavailable (not asked while it recovers)")] * len(questions)
         else:
             nlu_down = threading.Event()
-            if len(questions) == 1 or self.parse_threads <= 1:
-                parsed = [self._parse(q.text, nlu_down) for q in questions]
-            else:
-                with ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions))) as pool:
-                    parsed = list(pool.map(lambda q: self._parse(q.text, nlu_down), questions))
-        queries = [p.nlu.text if p.nlu else q.text.strip() for q, p in zip(questions, parsed, strict=True)]
-        searches, search_errors = self._search_all(queries)
+            if len(questions) > 1 and self.parse_threads > 1:
+                pool = ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions)))
+                pending = pool.map(lambda q: self._parse(q.text, nlu_down), questions)
+        try:
+            queries = [self._search_text(q.text) for q in questions]
+            searches, search_errors = self._search_all(queries)
+            if use_nlu:
+                parsed = list(pending) if pending is not None else [self._parse(q.text, nlu_down) for q in questions]
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         results = []
-        replies_in_batch: list[str] = []  # a reply must not repeat one composed earlier in the same batch either
         for question, parse, search, search_error in zip(questions, parsed, searches, search_errors, strict=True):
             faq: dict[int, FaqEntry] = {}
             if search is not None:
@@ -112,16 +131,24 @@ class Desk:
                     faq = self.faq_entries(search)
                 except KbError as exc:
                     search, search_error = None, str(exc)
+            for text in question.recent_replies:
+                recent.add(text)
             result = ask_result(
                 question.text, parse.nlu, search, self.policy, faq=faq, nlu_error=parse.nlu_error,
                 no_parse_reason=parse.no_parse_reason, search_error=search_error, context=question.context,
-                guide=self.guide, variant_seed=question.variant_seed,
-                recent_replies=(*question.recent_replies, *replies_in_batch),
+                guide=self.guide, variant_seed=question.variant_seed, recent_replies=recent,
             )  # fmt: skip
             if result["reply"]:
-                replies_in_batch.append(result["reply"])
+                recent.add(result["reply"])
             results.append(result)
         return results
+
+    def _search_text(self, text: str) -> str:
+        """What the FAQ search looks for: the text as the NLU sees it (bot/nlu/text.py), or nothing."""
+        try:
+            return clean_for_nlu(text, self.max_chars)[0]
+        except InvalidText:
+            return ""
 
     def _search_all(self, queries: Sequence[str]) -> tuple[list[SearchResult | None], list[str | None]]:
         searches: list[SearchResult | None] = [None] * len(queries)
@@ -158,4 +185,4 @@ def open_desk(settings: Settings) -> Iterator[Desk]:
     guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
     with open_knowledge_base(settings) as kb, nlu_client(settings) as nlu:
         load_default_faq(kb, settings.training_data_dir / "faq.yml")
-        yield Desk(nlu, kb, policy, guide)
+        yield Desk(nlu, kb, policy, guide, max_chars=settings.nlu_max_chars)

@@ -331,6 +331,33 @@ def _normalised(text: str, guide: ToneGuide) -> str:
     return " ".join(text.casefold().split())
 
 
+class RecentReplies:
+    """Wordings posted recently, kept normalised: checking a new reply against thousands of them is one lookup.
+    The worker keeps one per process and adds every reply it composes (X refuses a text it has seen from us)."""
+
+    def __init__(self, texts: Iterable[str] = (), guide: ToneGuide | None = None) -> None:
+        self.guide = guide or default_guide()
+        self._seen = {_normalised(text, self.guide) for text in texts}
+
+    def add(self, text: str) -> None:
+        self._seen.add(_normalised(text, self.guide))
+
+    def __contains__(self, text: object) -> bool:
+        return isinstance(text, str) and _normalised(text, self.guide) in self._seen
+
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def normalised(self) -> set[str]:
+        return self._seen
+
+
+def _avoid(recent_replies: Iterable[str] | RecentReplies, guide: ToneGuide) -> set[str]:
+    if isinstance(recent_replies, RecentReplies):
+        return recent_replies.normalised()
+    return {_normalised(text, guide) for text in recent_replies}
+
+
 def _clean_answer(answer: str) -> str:
     try:
         cleaned, _ = clean_for_nlu(answer, MAX_ANSWER_CHARS)  # NFC, no controls or bidi marks, single spaces
@@ -345,7 +372,7 @@ def compose_reply(
     *,
     variant_seed: int | str,
     answer: str | None = None,
-    recent_replies: Iterable[str] = (),
+    recent_replies: Iterable[str] | RecentReplies = (),
     guide: ToneGuide | None = None,
 ) -> str:
     """A reply for a situation, signed by `author`, at most 280 characters as X counts them.
@@ -366,7 +393,7 @@ def compose_reply(
     signature = guide.signature(author)
     suffix = f" {signature}"
     budget = MAX_WEIGHTED_LENGTH - weighted_length(suffix)
-    avoid = {_normalised(text, guide) for text in recent_replies}
+    avoid = _avoid(recent_replies, guide)
 
     combinations = [
         (template, greeting, closing)
@@ -406,7 +433,7 @@ def compose(
     author: Author,
     *,
     variant_seed: int | str,
-    recent_replies: Iterable[str] = (),
+    recent_replies: Iterable[str] | RecentReplies = (),
     guide: ToneGuide | None = None,
 ) -> str:
     """The reply text for a triage decision (its `reply` situation, with its FAQ answer), signed by `author`."""
@@ -432,7 +459,11 @@ def _is_control(char: str) -> bool:
 
 
 def check(
-    text: str, author: Author, *, recent_replies: Iterable[str] = (), guide: ToneGuide | None = None
+    text: str,
+    author: Author,
+    *,
+    recent_replies: Iterable[str] | RecentReplies = (),
+    guide: ToneGuide | None = None,
 ) -> list[Violation]:
     """What is wrong with a reply `author` is about to post, as violations an agent reads (empty: none)."""
     guide = guide or default_guide()
@@ -482,7 +513,7 @@ def check(
             violations.append(Violation("banned_phrase", f"Avoid the phrase \u201c{phrase}\u201d."))
     if is_shouting(body):
         violations.append(Violation("shouting", "It is mostly capitals, which reads as shouting."))
-    if body and _normalised(body, guide) in {_normalised(reply, guide) for reply in recent_replies}:
+    if body and _normalised(body, guide) in _avoid(recent_replies, guide):
         violations.append(
             Violation("duplicate", "It is the same text as a recent reply, which X rejects. Vary the wording.")
         )

@@ -22,12 +22,14 @@ from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, opt_outs, outbox
 from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
 from bot.desk import Desk, Question
+from bot.tone import RecentReplies
 from bot.triage import Context
 from handoff.service import Escalation, Handoff
 
 log = logging.getLogger(__name__)
 
-RECENT_REPLIES = 50  # the bot's latest wordings, which a new reply must not repeat (X rejects duplicates)
+RECENT_REPLIES = 20_000  # our latest wordings, which a new reply must not repeat (X refuses duplicates)
+RECENT_WINDOW = timedelta(days=7)
 CONTACT_WINDOW = timedelta(days=30)
 NLU_RETRY = timedelta(seconds=5)
 NLU_PROBE_MAX = timedelta(seconds=60)
@@ -70,6 +72,8 @@ class TweetProcessor:
         self.clock = clock
         self.nlu_failures = 0  # consecutive steps in which the NLU could not be asked
         self.nlu_retry_at: datetime | None = None
+        self.recent = RecentReplies(guide=desk.guide)  # our wordings so far: loaded once, then kept up to date
+        self._recent_upto = 0  # the last outbox id in `recent`
 
     def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
         return conn.execute(
@@ -115,11 +119,16 @@ class TweetProcessor:
             opted_out=opted_out is not None,
         )
 
-    def recent_bot_replies(self, conn: Connection) -> tuple[str, ...]:
-        rows = conn.execute(
-            select(outbox.c.text).where(outbox.c.author == "bot").order_by(outbox.c.id.desc()).limit(RECENT_REPLIES)
-        ).all()
-        return tuple(r.text for r in rows)
+    def refresh_recent(self, conn: Connection, now: datetime) -> None:
+        """Add the replies queued since the last step (by the bot or agents) to the wordings not to repeat."""
+        query = select(outbox.c.id, outbox.c.text).where(outbox.c.id > self._recent_upto)
+        if not self._recent_upto:
+            query = query.where(outbox.c.created_at >= now - RECENT_WINDOW)
+        rows = conn.execute(query.order_by(outbox.c.id.desc()).limit(RECENT_REPLIES)).all()
+        for row in rows:
+            self.recent.add(row.text)
+        if rows:
+            self._recent_upto = max(self._recent_upto, max(row.id for row in rows))
 
     def step(self) -> StepReport:
         """Triage one batch of stored tweets. Returns what it did (nothing: no tweet was due)."""
@@ -129,17 +138,18 @@ class TweetProcessor:
             if not rows:
                 return StepReport()
             contexts = [self.context(conn, row, now) for row in rows]
-            recent = self.recent_bot_replies(conn)
+            self.refresh_recent(conn, now)
         # While the NLU is down, it is not asked at all until the next probe; a probe is one tweet.
         use_nlu = self.nlu_retry_at is None or now >= self.nlu_retry_at
         if use_nlu and self.nlu_failures:
             rows, contexts = rows[:1], contexts[:1]
         results = self.desk.ask_many(
             [
-                Question(row.text, context, variant_seed=row.tweet_id, recent_replies=recent)
+                Question(row.text, context, variant_seed=row.tweet_id)
                 for row, context in zip(rows, contexts, strict=True)
             ],
             use_nlu=use_nlu,
+            recent=self.recent,
         )
         if use_nlu:
             if any(result["nlu_unavailable"] for result in results):

@@ -374,3 +374,12 @@ def test_a_reply_x_refuses_as_duplicate_is_not_sent_again_and_goes_to_a_person(d
     assert desk.x.calls["create_tweet"] == posts + 1  # one refused attempt, no loop
     row = desk.outbox_by_target()[second.id]
     assert row.state == "failed" and row.ticket_id is not None
+
+
+def test_many_greetings_over_many_steps_never_repeat_a_wording(desk: Desk1) -> None:
+    desk.worker.processor.batch_size = 7
+    greetings = [desk.x.customer_tweet(f"hi{n}", "@KestrelCare hello!") for n in range(60)]
+    desk.run(15)
+    texts = [r.text for t in greetings for r in desk.x.replies_to(t.id)]
+    assert len(texts) == 60 and len(set(texts)) == 60  # X would refuse any repeat
+    assert {row.state for row in desk.rows(outbox)} == {"sent"}
