@@ -99,17 +99,23 @@ class Worker:
 
     def step(self) -> bool:
         """One pass over everything that is due. Returns True when there may be more work right away."""
+        more = self.intake_and_triage_step()
+        return self.send_step() or more
+
+    def intake_and_triage_step(self) -> bool:
         started = self.monotonic()
         self._read("mentions", self.intake.read_mentions)
         for query in self.search_queries:
             self._read(f"search:{query}", lambda q=query: self.intake.read_search(q))  # type: ignore[misc]
         self._read("dms", self.intake.read_dms)
         triaged = self.processor.step()
+        self.heartbeat(self.monotonic() - started)
+        return triaged.triaged + triaged.waiting >= self.processor.batch_size
+
+    def send_step(self) -> bool:
         self.sender.reconcile()
         sent = self.sender.send_due()
-        self.heartbeat(self.monotonic() - started)
-        busy_sending = (sent.sent + sent.failed + sent.unknown) >= self.sender.batch_size
-        return triaged.triaged + triaged.waiting >= self.processor.batch_size or busy_sending
+        return (sent.sent + sent.failed + sent.unknown) >= self.sender.batch_size
 
     def heartbeat(self, step_seconds: float) -> None:
         now = utcnow()
@@ -127,11 +133,26 @@ class Worker:
                 )
 
     def run(self, stop: threading.Event, *, idle_sleep_s: float = 0.1) -> None:
+        """Until `stop`: intake and triage in this thread, posting in a second one, so replies go out while the
+        next batch is triaged. A failure in either thread stops both (and the process, for a supervisor)."""
         self.sender.recover()
-        while not stop.is_set():
-            more = self.step()
-            if not more:
-                stop.wait(idle_sleep_s)
+        failed: list[BaseException] = []
+
+        def loop(step: Callable[[], bool]) -> None:
+            try:
+                while not stop.is_set():
+                    if not step():
+                        stop.wait(idle_sleep_s)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                failed.append(exc)
+                stop.set()
+
+        sender = threading.Thread(target=loop, args=(self.send_step,), name="sender", daemon=True)
+        sender.start()
+        loop(self.intake_and_triage_step)
+        sender.join()
+        if failed:
+            raise failed[0]
 
 
 def last_heartbeat(engine: Engine, name: str = "worker") -> datetime | None:
