@@ -48,6 +48,22 @@ def traffic_texts() -> list[str]:
     return texts
 
 
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and its descendants, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+            pending.extend(int(c) for c in Path(f"/proc/{current}/task/{current}/children").read_text().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return total
+
+
 class MemoryWatch(threading.Thread):
     """Samples the resident memory of named processes every second; keeps the peak of each."""
 
@@ -113,8 +129,11 @@ def completions(engine: Any, ids: set[str]) -> dict[str, float]:
     return done
 
 
-def measure(engine: Any, sandbox_url: str, texts: list[str], rate: float, seconds: float, drain_s: float) -> dict:
+def measure(
+    engine: Any, sandbox_url: str, texts: list[str], rate: float, seconds: float, drain_s: float, pids: dict[str, int]
+) -> dict:
     run = f"r{int(rate)}"
+    cpu_before = {name: process_tree_cpu_s(pid) for name, pid in pids.items()}
     started = time.time()
     accepted = offer(sandbox_url, texts, rate, seconds, run)
     load_ended = time.time()
@@ -123,6 +142,7 @@ def measure(engine: Any, sandbox_url: str, texts: list[str], rate: float, second
     while len(done) < len(accepted) and time.monotonic() < deadline:
         time.sleep(1.0)
         done = completions(engine, set(accepted))
+    cpu = {name: round(process_tree_cpu_s(pid) - cpu_before[name], 1) for name, pid in pids.items()}
     latencies = [done[i] - accepted[i] for i in done]
     in_window = sum(1 for t in done.values() if t <= load_ended)
     finished_at = max(done.values(), default=load_ended)
@@ -135,6 +155,8 @@ def measure(engine: Any, sandbox_url: str, texts: list[str], rate: float, second
         "throughput_per_s": round(len(done) / max(finished_at - started, 1e-9), 2),
         "completed_during_load": in_window,
         "drain_after_load_s": round(max(0.0, finished_at - load_ended), 2),
+        "cpu_s": cpu,
+        "cpu_ms_per_tweet": {name: round(1000 * used / max(len(done), 1), 1) for name, used in cpu.items()},
         "latency_s": {
             "p50": round(percentile(latencies, 50), 3) if latencies else None,
             "p95": round(percentile(latencies, 95), 3) if latencies else None,
@@ -192,13 +214,12 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(0.2)
             worker_start_s = time.monotonic() - worker_started
             assert rasa.process and sandbox.process and worker.process
-            watch = MemoryWatch(
-                {"rasa": rasa.process.pid, "sandbox": sandbox.process.pid, "worker": worker.process.pid}
-            )
+            pids = {"rasa": rasa.process.pid, "sandbox": sandbox.process.pid, "worker": worker.process.pid}
+            watch = MemoryWatch(pids)
             watch.start()
             texts = traffic_texts()
             for rate in (float(r) for r in args.rates.split(",")):
-                results.append(measure(engine, sandbox_url, texts, rate, args.seconds, args.drain))
+                results.append(measure(engine, sandbox_url, texts, rate, args.seconds, args.drain, pids))
             watch.stop.set()
         finally:
             worker.stop()

@@ -60,10 +60,12 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use (loading torch takes seconds), run in batches."""
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu", threads: int | None = None
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 8, device: str = "cpu", threads: int | None = None
     ) -> None:
         """`threads` sets torch's (process-wide) CPU thread count when the model loads; None leaves torch's default.
-        One thread keeps single-text latency steady while other processes (workers, Rasa) share the cores."""
+        One thread keeps single-text latency steady while other processes (workers, Rasa) share the cores.
+        Small batches are faster on a CPU: sentence-transformers sorts texts by length, so a batch of 8 pads
+        little (tweets of 600: 7.9 ms a text in batches of 8, 19.8 ms in batches of 64, one thread)."""
         self._model_name = model
         self._batch_size = batch_size
         self._device = device
