@@ -19,6 +19,29 @@ from pathlib import Path
 import httpx
 
 
+def stop_process_group(process: subprocess.Popen[bytes] | None, grace_s: float = 10.0) -> None:
+    """SIGTERM to the process's group (it was started with start_new_session), SIGKILL after `grace_s`."""
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+def log_tail(log_file: Path, lines: int = 15) -> str:
+    """The last lines of a process's log file, for an error message."""
+    try:
+        with open(log_file, errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines)).rstrip()
+    except OSError:
+        return "(no log)"
+
+
 class ChildProcessError(Exception):
     """A carebot process did not start or stopped unexpectedly."""
 
@@ -82,21 +105,8 @@ class ChildProcess:
         return self.process is not None and self.process.poll() == 0
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            with open(self.log_file, errors="replace") as handle:
-                return "".join(deque(handle, maxlen=lines)).rstrip()
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_file, lines)
 
     def stop(self, grace_s: float = 10.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_process_group(process, grace_s)

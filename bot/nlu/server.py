@@ -6,16 +6,14 @@ group, SIGKILL after a grace period). `carebot nlu serve`, `carebot up` and the 
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
-from collections import deque
 from pathlib import Path
 from types import TracebackType
 
 from bot.nlu.client import NluClient
 from bot.nlu.training import rasa_environment, rasa_executable
+from bot.processes import log_tail, stop_process_group
 from bot.settings import Settings
 
 
@@ -92,27 +90,14 @@ class NluServer:
         )
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            with open(self.log_file, errors="replace") as handle:
-                return "".join(deque(handle, maxlen=lines)).rstrip()
-        except OSError:
-            return "(no log)"
+        return log_tail(self.log_file, lines)
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, grace_s: float = 15.0) -> None:
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
+        stop_process_group(process, grace_s)
 
     def __enter__(self) -> NluServer:
         self.start()

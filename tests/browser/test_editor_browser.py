@@ -7,24 +7,19 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from browser_support import Served, log_in
+from browser_support import Served, log_in, step_until, worker_on_sandbox
 from playwright.sync_api import Page, expect
 from sqlalchemy import insert
 from sqlalchemy.orm import sessionmaker
 
-from bot.channel.intake import Intake
 from bot.channel.models import inbound_tweets
-from bot.channel.processing import TweetProcessor
-from bot.channel.sender import Sender
 from bot.channel.worker import Worker
-from bot.channel.x_client import XClient
 from bot.desk import Desk
 from bot.kb import KnowledgeBase
 from bot.nlu.client import NluResult, parse_response
@@ -72,31 +67,13 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
 @pytest.fixture
 def worker(served: Served, sandbox: str) -> Iterator[Worker]:
     """The worker in this process with its own FAQ searcher, which sees a publish within its refresh interval."""
-    settings = served.desk.settings.model_copy(update={"x_api_url": sandbox})
-    engine, handoff = served.desk.engine, served.desk.handoff
-    searcher = FaqSearcher(sessionmaker(engine), FakeEmbedder(), refresh_interval_s=settings.kb_refresh_interval_s)
+    searcher = FaqSearcher(
+        sessionmaker(served.desk.engine), FakeEmbedder(), refresh_interval_s=served.desk.settings.kb_refresh_interval_s
+    )
     kb = KnowledgeBase(served.desk.kb.service, searcher)
     desk = Desk(ProductQuestions(), kb, _policy(served), ToneGuide.load(), parse_threads=1)  # type: ignore[arg-type]
-    client = XClient.from_settings(settings)
-    try:
-        yield Worker(
-            engine=engine, intake=Intake(engine, client),
-            processor=TweetProcessor(engine, desk, handoff, account_id=client.me().id, nlu_wait_s=60),
-            sender=Sender(engine, client, handoff, reconcile_after_s=0), search_queries=(), poll_interval_s=0,
-        )  # fmt: skip
-    finally:
-        client.close()
-
-
-def _until(condition: Callable[[], Any], worker: Worker, what: str, timeout_s: float = 20) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        worker.step()
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
+    with worker_on_sandbox(served, sandbox, desk) as running:
+        yield running
 
 
 def test_an_editor_creates_previews_and_publishes_an_entry_and_the_bot_answers_with_it(
@@ -144,7 +121,7 @@ def test_an_editor_creates_previews_and_publishes_an_entry_and_the_bot_answers_w
         timeline = httpx.get(f"{sandbox}/sandbox/timeline", params={"in_reply_to_tweet_id": tweet["id"]}).json()
         return list(timeline["data"])
 
-    [reply] = _until(replies, worker, "the bot's answer on X")
+    [reply] = step_until(replies, worker, "the bot's answer on X")
     answered_in = time.monotonic() - published_at
     assert ANSWER in reply["text"] and reply["text"].endswith("^bot")
     assert reply["author_username"] == "KestrelCare"

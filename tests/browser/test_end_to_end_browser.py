@@ -4,20 +4,15 @@ sandbox X timeline under the customer's thread, signed with that agent's initial
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from browser_support import Served, log_in
+from browser_support import Served, log_in, step_until, worker_on_sandbox
 from playwright.sync_api import Page, expect
 
-from bot.channel.intake import Intake
-from bot.channel.processing import TweetProcessor
-from bot.channel.sender import Sender
 from bot.channel.worker import Worker
-from bot.channel.x_client import XClient
 from bot.desk import Desk
 from bot.nlu.client import NluResult, parse_response
 from bot.nlu.testing import canned_parse
@@ -43,29 +38,9 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def worker(served: Served, sandbox: str) -> Iterator[Worker]:
-    settings = served.desk.settings.model_copy(update={"x_api_url": sandbox})
-    client = XClient.from_settings(settings)
     desk = Desk(AsksForAHuman(), served.desk.kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)  # type: ignore[arg-type]
-    engine, handoff = served.desk.engine, served.desk.handoff
-    try:
-        yield Worker(
-            engine=engine, intake=Intake(engine, client),
-            processor=TweetProcessor(engine, desk, handoff, account_id=client.me().id, nlu_wait_s=60),
-            sender=Sender(engine, client, handoff, reconcile_after_s=0), search_queries=(), poll_interval_s=0,
-        )  # fmt: skip
-    finally:
-        client.close()
-
-
-def _until(condition: Callable[[], object], worker: Worker, what: str, timeout_s: float = 20) -> object:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        worker.step()
-        found = condition()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+    with worker_on_sandbox(served, sandbox, desk) as running:
+        yield running
 
 
 def test_a_tweet_is_taken_answered_and_resolved_and_the_reply_appears_on_x(
@@ -79,7 +54,7 @@ def test_a_tweet_is_taken_answered_and_resolved_and_the_reply_appears_on_x(
         timeline = httpx.get(f"{sandbox}/sandbox/timeline", params={"in_reply_to_tweet_id": tweet_id}).json()
         return list(timeline["data"])
 
-    [acknowledgement] = _until(lambda: replies_to(tweet["id"]), worker, "the bot's acknowledgement")  # type: ignore[misc]
+    [acknowledgement] = step_until(lambda: replies_to(tweet["id"]), worker, "the bot's acknowledgement")  # type: ignore[misc]
     assert acknowledgement["text"].endswith("^bot")
 
     log_in(page, served)
@@ -92,7 +67,7 @@ def test_a_tweet_is_taken_answered_and_resolved_and_the_reply_appears_on_x(
     page.click("#send-reply")
     expect(page.locator(".notice-success")).to_contain_text("Reply queued")
 
-    [reply] = _until(lambda: replies_to(acknowledgement["id"]), worker, "the agent's reply on X")  # type: ignore[misc]
+    [reply] = step_until(lambda: replies_to(acknowledgement["id"]), worker, "the agent's reply on X")  # type: ignore[misc]
     assert reply["text"] == "Sorry Maya, I'm Ann from the team. There's a fault in your area; an engineer is on it. ^AB"
     assert reply["author_username"] == "KestrelCare" and reply["conversation_id"] == tweet["id"]
     page.reload()
