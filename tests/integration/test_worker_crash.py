@@ -83,9 +83,9 @@ def test_a_worker_killed_at_any_point_loses_nothing_and_never_replies_twice(
 
 
 def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
-    sandbox: Any, rasa_server: Any, tmp_path: Path
+    worker_database: str, sandbox: Any, rasa_server: Any, tmp_path: Path
 ) -> None:
-    database = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
+    database = worker_database
     env = worker_environment(
         data_dir=tmp_path / "var", database_url=database, sandbox_url=sandbox.url, rasa=rasa_server,
         training_dir=small_training_data(tmp_path / "training"), CAREBOT_X_TIMEOUT_S="1", CAREBOT_X_MAX_RETRIES="1",
