@@ -172,6 +172,7 @@ def build_services(
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
     from bot.web import api, editor_pages, errors, lead_pages, pages
+    from bot.web.lead import LeadService, SurgeLevels
 
     owned = services is None
     services = services or build_services(settings)
@@ -201,6 +202,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         lifespan=lifespan,
     )
     app.state.services = services
+    app.state.editor, app.state.unanswered = editor_pages.build_editor_services(services)
+    app.state.lead = LeadService(services.handoff, services.engine, SurgeLevels.from_settings(services.settings))
     app.state.settings = settings
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -29,34 +29,30 @@ STATUS_FILTERS = ("draft", "published", "archived")
 SHOWN_GROUPS = 60  # the largest groups of unanswered questions on the page
 
 
+def build_editor_services(services: Any) -> tuple[EditorService, UnansweredQuestions]:
+    """The editor's services over the app's Services (create_app calls this once; tests may replace them)."""
+    from bot.desk import nlu_client
+    from bot.policy import load_policy
+    from bot.tone import ToneGuide
+
+    settings = services.settings
+    policy = load_policy(settings.training_data_dir / "policy.yml")
+    guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
+    clients: list[Any] = []
+
+    def nlu() -> Any:  # the NLU client, made on the first preview
+        with _build_lock:
+            if not clients:
+                clients.append(nlu_client(settings))
+                services.on_close.append(clients[0].close)
+        return clients[0]
+
+    editor = EditorService(services.knowledge_base, policy, guide, nlu=nlu)
+    return editor, UnansweredQuestions(services.engine, services.knowledge_base, policy, guide)
+
+
 def _services(request: Request) -> tuple[EditorService, UnansweredQuestions]:
-    """The editor's services, built once per app from its Services (tests may set app.state.editor first)."""
-    state = request.app.state
-    with _build_lock:
-        if getattr(state, "editor", None) is None or getattr(state, "unanswered", None) is None:
-            from bot.desk import nlu_client
-            from bot.policy import load_policy
-            from bot.tone import ToneGuide
-
-            services = state.services
-            settings = services.settings
-            policy = load_policy(settings.training_data_dir / "policy.yml")
-            guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
-            knowledge_base = services.knowledge_base or services.console._knowledge_base
-            clients: list[Any] = []
-
-            def nlu() -> Any:
-                with _build_lock:
-                    if not clients:
-                        clients.append(nlu_client(settings))
-                        services.on_close.append(clients[0].close)
-                return clients[0]
-
-            if getattr(state, "editor", None) is None:
-                state.editor = EditorService(knowledge_base, policy, guide, nlu=nlu)
-            if getattr(state, "unanswered", None) is None:
-                state.unanswered = UnansweredQuestions(services.engine, knowledge_base, policy, guide)
-    return state.editor, state.unanswered
+    return request.app.state.editor, request.app.state.unanswered
 
 
 def _editor(request: Request) -> EditorService:

@@ -6,30 +6,23 @@ Form actions redirect back to /lead (POST → 303 → GET) with a one-shot notic
 
 from __future__ import annotations
 
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
 from bot.web.access import LeadViewer
-from bot.web.lead import LeadError, LeadService, SurgeLevels
+from bot.web.lead import LeadError, LeadService
 from bot.web.rendering import render, set_notice
 
 router = APIRouter(include_in_schema=False)
-_build_lock = threading.Lock()
 
 STATUSES = ("online", "away", "offline")
 
 
 def _lead(request: Request) -> LeadService:
-    """The lead service, built once per app from its Services (tests may set app.state.lead first)."""
-    state = request.app.state
-    with _build_lock:
-        if getattr(state, "lead", None) is None:
-            services = state.services
-            state.lead = LeadService(services.handoff, services.engine, SurgeLevels.from_settings(services.settings))
-    lead: LeadService = state.lead
+    """The lead service create_app made (tests may replace it)."""
+    lead: LeadService = request.app.state.lead
     return lead
 
 
