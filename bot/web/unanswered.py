@@ -20,12 +20,13 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from bot.channel.models import inbound_tweets
+from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.personal_data import find_personal_data
 from bot.policy import Policy
 from bot.tone import ToneGuide
-from bot.web.text import invisible_characters
 from handoff.models import messages, tickets
 
+MAX_QUESTION_CHARS = 2000
 GROUP_SIMILARITY = 0.55  # tweets at least this similar to a group's centre tweet join its group
 ESCALATED_BANDS = ("human", "approve")
 _MENTION = re.compile(r"(?<!\w)@\w{1,15}")
@@ -44,9 +45,12 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 def clean_question(text: str) -> str:
-    """A customer's tweet as a question for the FAQ: no @mentions, links or invisible characters, one line."""
-    for position, char in reversed(invisible_characters(text)):
-        text = text[:position] + text[position + len(char) :]
+    """A customer's tweet as a question for the FAQ: cleaned as for the NLU (bot/nlu/text.py: no control,
+    bidi or zero-width characters, NFC), without @mentions or links, on one line."""
+    try:
+        text = clean_for_nlu(text, MAX_QUESTION_CHARS)[0]
+    except InvalidText:
+        return ""
     text = _URL.sub(" ", _MENTION.sub(" ", text))
     return " ".join(text.split()).strip(" ,;:-")
 
