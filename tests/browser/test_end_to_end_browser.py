@@ -1,11 +1,12 @@
-"""The whole path in a real browser: a customer tweets at the sandbox X, the worker (real tweepy over HTTP) files
-a ticket, an agent logged in to the console takes it, answers and resolves it, and the reply appears in the
-sandbox X timeline under the customer's thread, signed with that agent's initials."""
+"""The whole path in a real browser: a customer tweets at the sandbox X, the worker (real tweepy over HTTP, the
+real Rasa) files a ticket, an agent logged in to the console takes it, answers and resolves it, and the reply
+appears in the sandbox X timeline under the customer's thread, signed with that agent's initials."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +15,6 @@ from playwright.sync_api import Page, expect
 
 from bot.channel.worker import Worker
 from bot.desk import Desk
-from bot.nlu.client import NluResult, parse_response
-from bot.nlu.testing import canned_parse
 from bot.policy import load_policy
 from bot.sandbox.testing import running_sandbox
 from bot.tone import ToneGuide
@@ -23,11 +22,7 @@ from bot.tone import ToneGuide
 POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
 
 
-class AsksForAHuman:
-    """Stands in for Rasa: every tweet asks for a person."""
-
-    def parse(self, text: str) -> NluResult:
-        return parse_response(canned_parse(text, "request_human", 0.97), text)
+pytestmark = pytest.mark.rasa
 
 
 @pytest.fixture
@@ -37,10 +32,11 @@ def sandbox(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker(served: Served, sandbox: str) -> Iterator[Worker]:
-    desk = Desk(AsksForAHuman(), served.desk.kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)  # type: ignore[arg-type]
-    with worker_on_sandbox(served, sandbox, desk) as running:
-        yield running
+def worker(served: Served, sandbox: str, rasa_server: Any) -> Iterator[Worker]:
+    with rasa_server.client() as nlu:
+        desk = Desk(nlu, served.desk.kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)
+        with worker_on_sandbox(served, sandbox, desk) as running:
+            yield running
 
 
 def test_a_tweet_is_taken_answered_and_resolved_and_the_reply_appears_on_x(
