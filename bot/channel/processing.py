@@ -21,6 +21,7 @@ from sqlalchemy.engine import Row
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, opt_outs, outbox
 from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
+from bot.db import as_utc
 from bot.desk import Desk, Question
 from bot.tone import RecentReplies
 from bot.triage import Context
@@ -40,15 +41,6 @@ class StepReport:
     triaged: int = 0
     waiting: int = 0
     bands: tuple[tuple[str, int], ...] = ()
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; carebot stores UTC."""
-    if value is not None and value.tzinfo is None:
-        from datetime import UTC
-
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 class TweetProcessor:
@@ -107,7 +99,7 @@ class TweetProcessor:
             )
         ).scalar_one()
         opted_out = conn.execute(select(opt_outs.c.author_id).where(opt_outs.c.author_id == row.author_id)).first()
-        created = _aware(row.created_at) or _aware(row.fetched_at) or now
+        created = as_utc(row.created_at) or as_utc(row.fetched_at) or now
         return Context(
             addressed_to_us=row.source != "search",
             from_our_account=row.author_id == self.account_id,
@@ -162,7 +154,7 @@ class TweetProcessor:
         waiting = 0
         with self.engine.begin() as conn:
             for row, result in zip(rows, results, strict=True):
-                fetched = _aware(row.fetched_at) or now
+                fetched = as_utc(row.fetched_at) or now
                 if result["nlu_unavailable"] and now - fetched < self.nlu_wait:
                     retry_at = max(self.nlu_retry_at or now, now + NLU_RETRY)
                     conn.execute(
@@ -190,7 +182,7 @@ class TweetProcessor:
             # A person owns the thread: the customer's message joins the ticket and the bot stays silent.
             ticket_id = self.handoff.add_customer_message(
                 conn, conversation, tweet_id=row.tweet_id, author=row.author_username or row.author_id,
-                text=row.text, created_at=_aware(row.created_at) or now,
+                text=row.text, created_at=as_utc(row.created_at) or now,
             )  # fmt: skip
         elif band in ("human", "approve"):
             faq = decision.get("faq") or {}
@@ -198,7 +190,7 @@ class TweetProcessor:
                 conn,
                 Escalation(
                     conversation_id=conversation, tweet_id=row.tweet_id, customer_id=row.author_id,
-                    customer_handle=row.author_username, text=row.text, created_at=_aware(row.created_at) or now,
+                    customer_handle=row.author_username, text=row.text, created_at=as_utc(row.created_at) or now,
                     source="dm" if row.source == "dm" else ("search" if row.source == "search" else "mention"),
                     band=band, reasons=list(decision["reasons"]), priority=int(decision["priority"]),
                     skill=str(decision["skill"]), intent=decision.get("intent"),

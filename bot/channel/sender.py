@@ -23,6 +23,7 @@ from bot.channel.errors import XError, XOutcomeUnknown, XRateLimited, XRejected,
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import add_alert, id_key, utcnow
+from bot.db import as_utc
 from handoff.service import Escalation, Handoff
 
 log = logging.getLogger(__name__)
@@ -217,8 +218,7 @@ class Sender:
             self._back_to_pending(row, now, datetime.fromtimestamp(exc.reset_at, UTC), str(exc), undo_attempt=True)
             return "deferred"
         except XUnavailable as exc:
-            created = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
-            if now - created >= GIVE_UP_AFTER:
+            if now - as_utc(row.created_at) >= GIVE_UP_AFTER:
                 with self.engine.begin() as conn:
                     self._fail(conn, row, f"X was unavailable for {GIVE_UP_AFTER}: {exc}", now)
                 return "failed"

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, insert, select, update
 
@@ -25,7 +25,7 @@ from bot.channel.models import worker_heartbeats
 from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
 from bot.channel.store import add_alert, utcnow
-from bot.db import make_engine, upgrade
+from bot.db import as_utc, make_engine, upgrade
 from bot.desk import Desk, open_desk
 from bot.settings import Settings
 from handoff.service import Handoff
@@ -158,9 +158,7 @@ class Worker:
 def last_heartbeat(engine: Engine, name: str = "worker") -> datetime | None:
     with engine.connect() as conn:
         seen = conn.execute(select(worker_heartbeats.c.seen_at).where(worker_heartbeats.c.name == name)).scalar()
-    if seen is not None and seen.tzinfo is None:
-        seen = seen.replace(tzinfo=UTC)
-    return seen
+    return as_utc(seen)
 
 
 def _wait_for_account(client: object, stop: threading.Event, backoff_max_s: float) -> object | None:

@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from bot.db import as_utc
 from bot.web.models import ROLES, accounts, login_attempts, sessions
 
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
@@ -87,11 +88,6 @@ def _account(row: Any) -> Account:
         id=row.id, username=row.username, display_name=row.display_name, role=row.role, initials=row.initials,
         agent_id=row.agent_id, active=row.active, created_at=row.created_at,
     )  # fmt: skip
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives naive datetimes back; everything here is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class AccountService:
@@ -215,7 +211,7 @@ class AccountService:
             ).one()
             if count >= limit:
                 # The oldest failure in the window leaves it first.
-                waits.append(max(1, math.ceil((_aware(oldest) + self.rate_limit.window - now).total_seconds())))
+                waits.append(max(1, math.ceil((as_utc(oldest) + self.rate_limit.window - now).total_seconds())))
         return max(waits) if waits else None
 
     def log_in(self, username: str, password: str, *, client: str, replaces: str | None = None) -> tuple[str, Session]:
@@ -272,9 +268,9 @@ class AccountService:
                 .join(accounts, accounts.c.id == sessions.c.account_id)
                 .where(sessions.c.token_hash == _hash_token(token))
             ).one_or_none()
-        if row is None or not row.active or _aware(row.expires_at) <= self.clock():
+        if row is None or not row.active or as_utc(row.expires_at) <= self.clock():
             return None
-        return Session(_account(row), row.csrf_token, _aware(row.expires_at))
+        return Session(_account(row), row.csrf_token, as_utc(row.expires_at))
 
     def log_out(self, token: str) -> None:
         with self.engine.begin() as conn:

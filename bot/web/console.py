@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, case, func, literal, select
 
 from bot.channel.replies import ReplyError, queue_agent_reply
+from bot.db import as_utc
 from bot.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
@@ -50,12 +51,6 @@ class KnowledgeBaseProvider(Protocol):
 
 
 ReplyQueue = Callable[[Any, Any, int, Any, str], Any]  # (conn, handoff, ticket_id, agent, text) -> outbox id
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- view objects
@@ -279,7 +274,7 @@ class ConsoleService:
             raise ConsoleError(str(exc)) from exc
 
     def _sla_left(self, due: datetime | None) -> int | None:
-        due = _aware(due)
+        due = as_utc(due)
         return None if due is None else int((due - self.clock()).total_seconds())
 
     @staticmethod
@@ -336,7 +331,7 @@ class ConsoleService:
         items = []
         for row in self.handoff.queue(limit=limit, states=states):
             ticket = row.ticket
-            created = _aware(ticket.created_at) or now
+            created = as_utc(ticket.created_at) or now
             items.append(
                 QueueItem(
                     id=ticket.id, state=ticket.state, priority=ticket.priority, band=ticket.band,
@@ -344,7 +339,7 @@ class ConsoleService:
                     preview=self._one_line(row.last_customer_text or ""), reasons=list(ticket.reasons),
                     created_at=created,
                     waiting_s=int(row.waiting_seconds) if row.waiting_seconds is not None else None,
-                    sla_due_at=_aware(ticket.sla_due_at),
+                    sla_due_at=as_utc(ticket.sla_due_at),
                     sla_left_s=int(row.sla_seconds_left) if ticket.first_response_at is None else None,
                     holder=row.holder.initials if row.holder is not None else None, viewers=list(row.viewers),
                 )  # fmt: skip
@@ -365,24 +360,24 @@ class ConsoleService:
             confidence=float(ticket.confidence or 0.0), draft_reply=ticket.draft_reply,
             dm_handover=bool(ticket.dm_handover), holder_id=ticket.holder_id,
             holder=detail.holder.initials if detail.holder is not None else None,
-            created_at=_aware(ticket.created_at) or self.clock(), sla_due_at=_aware(ticket.sla_due_at),
+            created_at=as_utc(ticket.created_at) or self.clock(), sla_due_at=as_utc(ticket.sla_due_at),
             sla_left_s=self._sla_left(ticket.sla_due_at) if ticket.first_response_at is None else None,
-            first_response_at=_aware(ticket.first_response_at),
+            first_response_at=as_utc(ticket.first_response_at),
             messages=[
                 MessageItem(
                     id=m.id, direction=m.direction, author=m.author, text=m.text,
-                    created_at=_aware(m.created_at) or self.clock(), tweet_id=m.tweet_id, delivery=m.delivery,
+                    created_at=as_utc(m.created_at) or self.clock(), tweet_id=m.tweet_id, delivery=m.delivery,
                 )  # fmt: skip
                 for m in detail.messages
             ],
             audit=[
-                AuditItem(at=_aware(a.at) or self.clock(), actor=a.actor, action=a.action, details=dict(a.details))
+                AuditItem(at=as_utc(a.at) or self.clock(), actor=a.actor, action=a.action, details=dict(a.details))
                 for a in detail.audit
             ],
             earlier=[
                 EarlierContact(
-                    id=t.id, state=t.state, created_at=_aware(t.created_at) or self.clock(),
-                    resolved_at=_aware(t.resolved_at), intent=t.intent,
+                    id=t.id, state=t.state, created_at=as_utc(t.created_at) or self.clock(),
+                    resolved_at=as_utc(t.resolved_at), intent=t.intent,
                 )  # fmt: skip
                 for t in earlier
             ],

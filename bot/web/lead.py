@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select
 
 from bot.channel.models import alerts, inbound_tweets, outbox, worker_heartbeats
+from bot.db import as_utc
 from bot.settings import Settings
 from bot.web.console import ConsoleError
 from handoff import HandoffError, TicketNotFound
@@ -45,12 +46,6 @@ class ChannelHealth:
 
 class LeadError(ConsoleError):
     """The change cannot be made; the message says why, in words a lead reads."""
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -197,7 +192,7 @@ class LeadService:
         volume = self.volume()
         online = [row for row in roster if row.agent.status == "online"]
         oldest = picture.oldest_waiting
-        oldest_since = _aware(oldest.waiting_since) if oldest is not None else None
+        oldest_since = as_utc(oldest.waiting_since) if oldest is not None else None
         return Shift(
             now=now, open_by_priority=dict(picture.open_by_priority), open_total=picture.open_tickets,
             waiting=int(waiting), breached=int(picture.sla_breaches),
@@ -228,7 +223,7 @@ class LeadService:
                 .order_by(alerts.c.id.desc())
                 .limit(alert_limit)
             ).all()
-        seen_at = _aware(seen)
+        seen_at = as_utc(seen)
         return ChannelHealth(
             worker_seen_s=max(0, int((now - seen_at).total_seconds())) if seen_at else None,
             replies_waiting=int(states.get("pending", 0) + states.get("sending", 0)),

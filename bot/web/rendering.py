@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import Response
 
+from bot.db import as_utc
 from bot.web.access import Viewer
 from bot.web.app import WEB_DIR
 from bot.web.text import plain_customer_text, render_customer_text
@@ -57,7 +58,7 @@ def duration(seconds: int | float | None) -> str:
 def clock_time(moment: datetime | None) -> str:
     if moment is None:
         return "—"
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = as_utc(moment)
     now = datetime.now(UTC)
     if moment.date() == now.date():
         return moment.strftime("%H:%M")
@@ -67,7 +68,7 @@ def clock_time(moment: datetime | None) -> str:
 def iso(moment: datetime | None) -> str:
     if moment is None:
         return ""
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return as_utc(moment).isoformat()
 
 
 def _environment() -> Environment:

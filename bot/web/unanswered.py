@@ -20,6 +20,7 @@ import numpy as np
 from sqlalchemy import Engine, select
 
 from bot.channel.models import inbound_tweets
+from bot.db import as_utc
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.personal_data import find_personal_data
 from bot.policy import Policy
@@ -36,12 +37,6 @@ _STOP_WORDS = frozenset(
     "a an the i my me we our you your is are am be to of in on for and or do does did how can could would what "
     "when where why it its this that there with please hi hello hey just".split()
 )
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def clean_question(text: str) -> str:
@@ -195,7 +190,7 @@ class UnansweredQuestions:
                 found.append(
                     UnansweredTweet(
                         tweet_id=row.tweet_id, text=row.text, author=row.author_username,
-                        created_at=_aware(row.created_at or row.fetched_at), ticket_id=row.ticket_id, band=row.band,
+                        created_at=as_utc(row.created_at or row.fetched_at), ticket_id=row.ticket_id, band=row.band,
                         top_score=float(top) if top is not None else None,
                         top_slug=hits[0].get("slug") if hits and isinstance(hits[0], dict) else None,
                     )  # fmt: skip
