@@ -101,9 +101,6 @@ class ChildProcess:
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def exited_cleanly(self) -> bool:
-        return self.process is not None and self.process.poll() == 0
-
     def log_tail(self, lines: int = 15) -> str:
         return log_tail(self.log_file, lines)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine, or_, select, update
 from sqlalchemy.engine import Row
 
 from bot.channel.errors import XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
@@ -305,11 +305,3 @@ class Sender:
             ),
         )  # fmt: skip
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(ticket_id=ticket_id))
-
-
-def outbox_counts(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
-    return {state: count for state, count in rows}
-
-
-

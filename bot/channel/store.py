@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.channel.models import alerts, checkpoints, inbound_tweets, opt_outs
+from bot.channel.models import alerts, checkpoints, opt_outs
 
 
 def utcnow() -> datetime:
@@ -88,10 +88,3 @@ def add_alert(conn: Connection, kind: str, message: str, details: dict[str, Any]
 
 def record_opt_out(conn: Connection, author_id: str, tweet_id: str) -> None:
     insert_ignoring_duplicates(conn, opt_outs, [{"author_id": author_id, "tweet_id": tweet_id, "created_at": utcnow()}])
-
-
-def inbound_counts(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
-
-    rows = conn.execute(select(inbound_tweets.c.state, func.count()).group_by(inbound_tweets.c.state)).all()
-    return {state: count for state, count in rows}
