@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from bot.policy import Band, Policy
-from bot.tone import BOT, Author, RecentReplies, ToneGuide, Violation, check, compose
-from bot.triage import Context, Decision, FaqEntry, decide
+from bot.decision.policy import Band, Policy
+from bot.decision.tone import BOT, Author, RecentReplies, ToneGuide, Violation, check, compose
+from bot.decision.triage import Context, Decision, FaqEntry, decide
 
 if TYPE_CHECKING:
     from bot.nlu.client import NluResult

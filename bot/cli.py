@@ -21,9 +21,11 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from rich.text import Text
 
 from bot.ask import describe
-from bot.calibration import CalibrationError
 from bot.channel.cli import worker_command
 from bot.db import DatabaseError, current_revision, upgrade
+from bot.decision.calibration import CalibrationError
+from bot.decision.policy import PolicyError
+from bot.decision.tone import ToneError
 from bot.desk import open_desk
 from bot.eval_cli import eval_app
 from bot.kb_cli import kb_app
@@ -32,11 +34,9 @@ from bot.nlu.evaluation import TrainingDataError
 from bot.nlu.server import NluServer, NluServerError
 from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
-from bot.policy import PolicyError
 from bot.processes import ChildProcessError
 from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings
-from bot.tone import ToneError
 from bot.triage_cli import triage_app
 from bot.web.cli import users_app, web_command
 from knowledge_base.errors import KbError

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.ask import ask_result
+from bot.decision.policy import Policy, load_policy
+from bot.decision.tone import RecentReplies, ToneGuide
+from bot.decision.triage import Context, FaqEntry
 from bot.kb import KnowledgeBase, open_knowledge_base
 from bot.nlu.client import NluClient, NluError, NluInputError, NluResult
 from bot.nlu.text import InvalidText, clean_for_nlu
-from bot.policy import Policy, load_policy
 from bot.settings import Settings
-from bot.tone import RecentReplies, ToneGuide
-from bot.triage import Context, FaqEntry
 from knowledge_base.errors import KbError
 from knowledge_base.io import read_file
 from knowledge_base.search import SearchResult

@@ -12,8 +12,8 @@ from pathlib import Path
 from sqlalchemy.orm import sessionmaker
 
 from bot.db import make_engine, upgrade
+from bot.decision.tone import BOT, default_guide
 from bot.settings import Settings
-from bot.tone import BOT, default_guide
 from knowledge_base.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
 from knowledge_base.search import FaqSearcher
 from knowledge_base.service import KnowledgeBaseService

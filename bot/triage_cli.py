@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.calibration import calibrate, load_validation, records_from_examples, report_lines
+from bot.decision.calibration import calibrate, load_validation, records_from_examples, report_lines
+from bot.decision.policy import load_policy, save_policy
 from bot.desk import open_desk
 from bot.nlu.client import NluError, NluResult
-from bot.policy import load_policy, save_policy
 from knowledge_base.search import SearchResult
 
 triage_app = typer.Typer(help="Triage: calibrate the policy's thresholds.", no_args_is_help=True)

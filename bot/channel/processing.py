@@ -22,9 +22,9 @@ from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, opt_outs, outbox
 from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
 from bot.db import as_utc
+from bot.decision.tone import RecentReplies
+from bot.decision.triage import Context
 from bot.desk import Desk, Question
-from bot.tone import RecentReplies
-from bot.triage import Context
 from handoff.service import Escalation, Handoff
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import id_key, utcnow
-from bot.tone import Author, ToneGuide, check
+from bot.decision.tone import Author, ToneGuide, check
 from handoff.models import tickets
 from handoff.service import Handoff
 

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, case, func, literal, select
 
 from bot.channel.replies import ReplyError, queue_agent_reply
 from bot.db import as_utc
-from bot.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
+from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
 from handoff.models import tickets

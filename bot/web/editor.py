@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.ask import ask_result
+from bot.decision.policy import Policy
+from bot.decision.tone import BOT, ToneError, ToneGuide, check, compose_reply
+from bot.decision.triage import FaqEntry
 from bot.nlu.client import NluError, NluInputError, NluResult
-from bot.policy import Policy
-from bot.tone import BOT, ToneError, ToneGuide, check, compose_reply
-from bot.triage import FaqEntry
 from bot.web.console import ConsoleError
 from bot.web.console import NotFound as ConsoleNotFound
 from knowledge_base.errors import EntryNotFound, KbError, KbValidationError

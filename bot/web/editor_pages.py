@@ -31,9 +31,9 @@ SHOWN_GROUPS = 60  # the largest groups of unanswered questions on the page
 
 def build_editor_services(services: Any) -> tuple[EditorService, UnansweredQuestions]:
     """The editor's services over the app's Services (create_app calls this once; tests may replace them)."""
+    from bot.decision.policy import load_policy
+    from bot.decision.tone import ToneGuide
     from bot.desk import nlu_client
-    from bot.policy import load_policy
-    from bot.tone import ToneGuide
 
     settings = services.settings
     policy = load_policy(settings.training_data_dir / "policy.yml")

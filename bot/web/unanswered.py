@@ -21,10 +21,10 @@ from sqlalchemy import Engine, select
 
 from bot.channel.models import inbound_tweets
 from bot.db import as_utc
+from bot.decision.personal_data import find_personal_data
+from bot.decision.policy import Policy
+from bot.decision.tone import ToneGuide
 from bot.nlu.text import InvalidText, clean_for_nlu
-from bot.personal_data import find_personal_data
-from bot.policy import Policy
-from bot.tone import ToneGuide
 from handoff.models import messages, tickets
 
 MAX_QUESTION_CHARS = 2000

@@ -20,13 +20,13 @@ from sqlalchemy.orm import sessionmaker
 
 from bot.channel.models import inbound_tweets
 from bot.channel.worker import Worker
+from bot.decision.policy import Policy, load_policy
+from bot.decision.tone import ToneGuide
 from bot.desk import Desk
 from bot.kb import KnowledgeBase
 from bot.nlu.client import NluResult, parse_response
 from bot.nlu.testing import canned_parse
-from bot.policy import Policy, load_policy
 from bot.sandbox.testing import running_sandbox
-from bot.tone import ToneGuide
 from bot.web.editor import EditorService
 from handoff import Escalation, transaction
 from knowledge_base.search import FaqSearcher

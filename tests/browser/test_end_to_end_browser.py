@@ -14,10 +14,10 @@ from browser_support import Served, log_in, step_until, worker_on_sandbox
 from playwright.sync_api import Page, expect
 
 from bot.channel.worker import Worker
+from bot.decision.policy import load_policy
+from bot.decision.tone import ToneGuide
 from bot.desk import Desk
-from bot.policy import load_policy
 from bot.sandbox.testing import running_sandbox
-from bot.tone import ToneGuide
 
 POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
 

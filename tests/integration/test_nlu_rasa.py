@@ -229,7 +229,7 @@ def test_every_hostile_tweet_gets_a_decision_and_only_valid_replies(
 ) -> None:
     """`carebot ask` with the real Rasa and FAQ on a file of hostile tweets: a decision with reasons for each,
     and every reply the bot would post passes the tone check (length, signature, no echoed personal data)."""
-    from bot.tone import BOT, check
+    from bot.decision.tone import BOT, check
 
     hostile = Path(__file__).resolve().parents[1] / "data" / "hostile_tweets.txt"
     result = subprocess.run(

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from bot.ask import ask_result, describe, plan_reply
+from bot.decision.policy import load_policy
+from bot.decision.tone import BOT, check, compose_reply
+from bot.decision.triage import Decision, FaqChoice, FaqEntry
 from bot.nlu.client import Entity, IntentScore, NluResult
 from bot.nlu.text import clean_for_nlu
-from bot.policy import load_policy
-from bot.tone import BOT, check, compose_reply
-from bot.triage import Decision, FaqChoice, FaqEntry
 from knowledge_base.search import Hit, SearchResult
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 

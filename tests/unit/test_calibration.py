@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.calibration import (
+from bot.decision.calibration import (
     MARGIN_GRID,
     CalibrationError,
     CalibrationRecord,
@@ -25,9 +25,9 @@ from bot.calibration import (
     records_from_examples,
     report_lines,
 )
+from bot.decision.policy import NEVER, Policy, load_policy, save_policy
+from bot.decision.triage import Context, FaqEntry, decide
 from bot.nlu.client import FALLBACK_INTENT, IntentScore, NluResult
-from bot.policy import NEVER, Policy, load_policy, save_policy
-from bot.triage import Context, FaqEntry, decide
 from knowledge_base.search import Hit, SearchResult
 
 POLICY = load_policy(Path(__file__).resolve().parents[1] / "data" / "policy.yml")  # fixed, hand-set

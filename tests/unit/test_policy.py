@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.personal_data import PATTERNS, describe_kinds, find_personal_data, personal_data_kinds
-from bot.policy import (
+from bot.decision.personal_data import PATTERNS, describe_kinds, find_personal_data, personal_data_kinds
+from bot.decision.policy import (
     DEFAULT_POLICY_PATH,
     NEVER,
     CalibrationInfo,

@@ -14,9 +14,9 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from bot.cues import is_shouting
-from bot.policy import SITUATIONS
-from bot.tone import (
+from bot.decision.cues import is_shouting
+from bot.decision.policy import SITUATIONS
+from bot.decision.tone import (
     BOT,
     DEFAULT_TONE_PATH,
     ELLIPSIS,
@@ -30,7 +30,7 @@ from bot.tone import (
     guide_from_dict,
     shorten,
 )
-from bot.triage import Decision, FaqChoice
+from bot.decision.triage import Decision, FaqChoice
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, find_urls, weighted_length
 
 AB = Author.agent("AB")

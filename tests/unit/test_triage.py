@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.decision.policy import Policy, load_policy
+from bot.decision.tone import BOT, compose
+from bot.decision.triage import Context, Decision, FaqEntry, decide
 from bot.nlu.client import FALLBACK_INTENT, Entity, IntentScore, NluResult
-from bot.policy import Policy, load_policy
-from bot.tone import BOT, compose
-from bot.triage import Context, Decision, FaqEntry, decide
 from knowledge_base.search import Hit, SearchResult
 
 POLICY = load_policy(Path(__file__).resolve().parents[1] / "data" / "policy.yml")  # fixed, hand-set
@@ -285,7 +285,7 @@ def test_hard_rules_hold_for_any_input(parse: NluResult | None, result: SearchRe
 
 def test_decide_imports_no_io_library() -> None:
     code = (
-        "import sys, bot.triage, bot.tone, bot.policy, bot.calibration, bot.ask\n"
+        "import sys, bot.decision.triage, bot.decision.tone, bot.decision.policy, bot.decision.calibration, bot.ask\n"
         "bad = [m for m in ('httpx', 'sqlalchemy', 'faiss', 'torch', 'numpy', 'rasa', 'tweepy', 'bot.nlu.client',"
         " 'knowledge_base.search', 'bot.db') if m in sys.modules]\n"
         "print(','.join(bad))"

@@ -62,8 +62,8 @@ def nlu() -> FixedNlu:
 
 @pytest.fixture
 def editor(desk: WebDesk, nlu: FixedNlu) -> EditorService:
-    from bot.policy import load_policy
-    from bot.tone import ToneGuide
+    from bot.decision.policy import load_policy
+    from bot.decision.tone import ToneGuide
 
     settings = desk.settings
     service = EditorService(

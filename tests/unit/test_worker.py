@@ -21,12 +21,12 @@ from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
 from bot.channel.worker import Worker
 from bot.db import make_engine, upgrade
+from bot.decision.policy import load_policy
+from bot.decision.tone import ToneGuide
 from bot.desk import Desk
 from bot.kb import KnowledgeBase
 from bot.nlu.client import NluResult, NluUnavailable, parse_response
 from bot.nlu.testing import canned_parse
-from bot.policy import load_policy
-from bot.tone import ToneGuide
 from handoff.models import tickets
 from handoff.service import Handoff
 from knowledge_base.search import FaqSearcher

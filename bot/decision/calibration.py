@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.policy import NEVER, CalibrationInfo, Policy, Thresholds
+from bot.decision.policy import NEVER, CalibrationInfo, Policy, Thresholds
 from bot.yaml_files import read_yaml
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ def fit_thresholds(
 
 
 def _clear_intent(record: CalibrationRecord, policy: Policy) -> str | None:
-    """The intent triage acts on (None when the kind of message is unclear), as bot.triage.decide reads it."""
+    """The intent triage acts on (None when the kind of message is unclear), as bot.decision.triage.decide reads it."""
     if record.intent and record.nlu_confidence >= policy.nlu_min_confidence:
         return record.intent
     return None

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from bot.cues import anger_cues
-from bot.personal_data import PATTERNS, PERSONAL_DATA_ENTITIES, describe_kinds, personal_data_kinds
-from bot.policy import MOST_URGENT, ROUTINE, Band, Policy, Situation, Thresholds
+from bot.decision.cues import anger_cues
+from bot.decision.personal_data import PATTERNS, PERSONAL_DATA_ENTITIES, describe_kinds, personal_data_kinds
+from bot.decision.policy import MOST_URGENT, ROUTINE, Band, Policy, Situation, Thresholds
 
 if TYPE_CHECKING:  # for annotations only: importing them at run time would pull in httpx, SQLAlchemy and faiss
     from bot.nlu.client import NluResult

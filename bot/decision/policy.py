@@ -28,7 +28,7 @@ REPLY_SITUATIONS = ("greeting", "thanks")  # templated replies the bot may post 
 ACK_SITUATIONS = ("outage_ack", "handoff_ack", "dm_handover")  # posted while a human takes over
 MOST_URGENT, ROUTINE = 1, 4
 
-DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "training_data" / "policy.yml"
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent.parent / "training_data" / "policy.yml"
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
@@ -282,7 +282,7 @@ _INTENT_NOTES = {
 
 _HEADER = """\
 # carebot triage policy: when the bot answers a tweet on its own (auto), when it drafts an answer that an
-# agent sends with one click (approve), and when a person takes over (human). Read by bot/triage.py.
+# agent sends with one click (approve), and when a person takes over (human). Read by bot/decision/triage.py.
 # `carebot triage calibrate` rewrites this file: it fits the thresholds on validation data, keeps every
 # other setting, and bumps the version. Edit the rules by hand; let calibration set the numbers.
 #

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import regex
 
-from bot.cues import is_shouting
+from bot.decision.cues import is_shouting
+from bot.decision.personal_data import PATTERNS, describe_kinds, find_personal_data
+from bot.decision.policy import SITUATIONS, Situation
 from bot.nlu.text import InvalidText, clean_for_nlu
-from bot.personal_data import PATTERNS, describe_kinds, find_personal_data
-from bot.policy import SITUATIONS, Situation
 from bot.yaml_files import read_yaml
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, find_urls, weighted_length
 
 if TYPE_CHECKING:
-    from bot.triage import Decision
+    from bot.decision.triage import Decision
 
-DEFAULT_TONE_PATH = Path(__file__).resolve().parent.parent / "training_data" / "tone.yml"
+DEFAULT_TONE_PATH = Path(__file__).resolve().parent.parent.parent / "training_data" / "tone.yml"
 
 ELLIPSIS = "…"
 MAX_ANSWER_CHARS = 10_000  # longer answers are cut before composing (they are shortened to fit anyway)
