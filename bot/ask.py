@@ -16,6 +16,7 @@ from bot.decision.tone import BOT, Author, RecentReplies, ToneGuide, Violation, 
 from bot.decision.triage import Context, Decision, FaqEntry, decide
 
 if TYPE_CHECKING:
+    from bot.decision.answer_score import AnswerEvidence
     from bot.nlu.client import NluResult
     from knowledge_base.search import SearchResult
 
@@ -53,6 +54,44 @@ def plan_reply(
     return PlannedReply(replace(decision, band=band, reply=None, reasons=(*decision.reasons, reason)), None, violations)
 
 
+@dataclass(frozen=True)
+class Assessment:
+    """Everything carebot concluded about one tweet: the parse, the FAQ search, the decision and its reply.
+    The same object goes from the desk to `carebot ask`, `carebot eval traffic`, the worker and the web app;
+    `to_dict` is for the edges (JSON out, the database column)."""
+
+    text: str
+    nlu: NluResult | None
+    nlu_error: str | None
+    nlu_unavailable: bool  # the NLU could not be asked at all (not: the tweet had no words)
+    search: SearchResult | None
+    search_error: str | None
+    decision: Decision
+    reply: str | None  # the composed reply (posted now by the bot, or a draft for an agent)
+    reply_status: str | None  # bot_posts | agent_sends | None
+    violations: tuple[Violation, ...]
+    policy_version: int
+
+    @property
+    def bot_posts(self) -> bool:
+        return self.reply is not None and self.reply_status == "bot_posts"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "nlu": self.nlu.to_dict() if self.nlu else None,
+            "nlu_error": self.nlu_error,
+            "nlu_unavailable": self.nlu_unavailable,
+            "faq_search": self.search.to_dict() if self.search else None,
+            "faq_search_error": self.search_error,
+            "decision": self.decision.to_dict(),
+            "reply": self.reply,
+            "reply_status": self.reply_status,
+            "tone_violations": [violation.to_dict() for violation in self.violations],
+            "policy_version": self.policy_version,
+        }
+
+
 def reply_status(decision: Decision) -> str | None:
     """bot_posts: the bot posts it now; agent_sends: a draft an agent sends (signed with their initials)."""
     if decision.reply is None:
@@ -74,35 +113,33 @@ def ask_result(
     guide: ToneGuide | None = None,
     variant_seed: int | str | None = None,
     recent_replies: Iterable[str] | RecentReplies = (),
-) -> dict[str, Any]:
-    """The `carebot ask --json` object for one tweet (a fresh tweet addressed to us unless `context` says else).
+    answer: AnswerEvidence | None = None,
+) -> Assessment:
+    """What carebot makes of one tweet (a fresh tweet addressed to us unless `context` says else).
 
     `nlu` is None when the NLU gave no parse (say why in `nlu_error`); `search` is None when the FAQ search was
     not available (`search_error`). `faq` maps the hits' entry ids to their published entries. `variant_seed`
     (the tweet id; default: the text) picks the reply's wording; `recent_replies` are wordings not to repeat.
+    `answer` is the answer model's best entry for the tweet.
     """
-    decision = decide(nlu, search, context or Context(), policy, faq=faq, no_parse_reason=no_parse_reason)
+    decision = decide(
+        nlu, search, context or Context(), policy, faq=faq, answer=answer, text=text, no_parse_reason=no_parse_reason
+    )
     planned = plan_reply(
         decision, BOT, variant_seed=text if variant_seed is None else variant_seed, recent_replies=recent_replies,
         guide=guide,
     )  # fmt: skip
-    return {
-        "text": text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),  # printable even if broken
-        "nlu": nlu.to_dict() if nlu else None,
-        "nlu_error": nlu_error,
-        "nlu_unavailable": nlu is None and nlu_error is not None and no_parse_reason is None,
-        "faq_search": search.to_dict() if search else None,
-        "faq_search_error": search_error,
-        "decision": planned.decision.to_dict(),
-        "reply": planned.text,
-        "reply_status": reply_status(planned.decision),
-        "tone_violations": [violation.to_dict() for violation in planned.violations],
-        "policy_version": policy.version,
-    }
+    return Assessment(
+        text=text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"),  # printable even if broken
+        nlu=nlu, nlu_error=nlu_error, nlu_unavailable=nlu is None and nlu_error is not None and no_parse_reason is None,
+        search=search, search_error=search_error, decision=planned.decision, reply=planned.text,
+        reply_status=reply_status(planned.decision), violations=planned.violations, policy_version=policy.version,
+    )  # fmt: skip
 
 
-def describe(result: dict[str, Any]) -> str:
+def describe(assessment: Assessment) -> str:
     """`carebot ask` without --json: the band, the reasons and the reply, for a person."""
+    result = assessment.to_dict()
     decision = result["decision"]
     lines = [f"{decision['band']}  (priority {decision['priority']}, skill {decision['skill']})"]
     lines += [f"  - {reason}" for reason in decision["reasons"]]

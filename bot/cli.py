@@ -199,7 +199,7 @@ def ask(
         lines = [text] if text is not None else (line.rstrip("\n") for line in sys.stdin)
         for line in lines:
             result = desk.ask(line)
-            typer.echo(json.dumps(result, ensure_ascii=False) if as_json else describe(result))
+            typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else describe(result))
 
 
 @app.command()

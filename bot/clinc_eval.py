@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from bot.decision.answer_score import HEAD_L2, OUT_OF_SCOPE, fit_intent_head, unit_centroids
+from bot.decision.calibration import fit_threshold
 from bot.kb import kb_config, make_embedder
 from bot.nlu.client import NluClient, NluError, NluResult
 from bot.nlu.server import NluServer
@@ -45,10 +47,6 @@ DEFAULT_MIN_OOS_RECALL = 0.95
 DEFAULT_CONFIDENCE = 0.95  # of the bound on the share of out-of-scope messages answered
 DEFAULT_EPOCHS = 20
 EVAL_SPLITS = ("val", "oos_val", "test", "oos_test")
-OUT_OF_SCOPE = "out_of_scope"
-RANKING_SIZE = 10  # intents kept per query from the head (Rasa ranks 10 too)
-HEAD_L2 = 1e-5  # the intent head's weight penalty
-HEAD_ITERATIONS = 200
 Stage = Callable[[str], None]
 
 # The Rasa pipeline: training_data/config.yml without its regex parts (CLINC150 has no regexes or lookup tables)
@@ -134,69 +132,6 @@ VARIANTS = (
 )  # fmt: skip
 
 
-def leak_upper_bound(leaked: int, total: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound on a rate when `leaked` of `total` trials were hits."""
-    if leaked >= total:
-        return 1.0
-    low, high = leaked / total, 1.0
-    for _ in range(60):  # bisection: P(X <= leaked | rate) falls as the rate rises
-        middle = (low + high) / 2
-        if _binomial_cdf(leaked, total, middle) > 1 - confidence:
-            low = middle
-        else:
-            high = middle
-    return high
-
-
-def _binomial_cdf(k: int, n: int, p: float) -> float:
-    if p <= 0.0:
-        return 1.0
-    if p >= 1.0:
-        return 0.0 if k < n else 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
-             for i in range(k + 1)]  # fmt: skip
-    top = max(terms)
-    return math.exp(top) * sum(math.exp(t - top) for t in terms)
-
-
-def max_leaks(total: int, min_oos_recall: float, confidence: float) -> int:
-    """How many of `total` out-of-scope validation queries may be answered while the upper confidence bound on
-    the share answered stays within 1 - min_oos_recall. Never fewer than none: with too few queries for the bound
-    to reach that (fewer than 59 for 0.95 / 0.95), none may be answered."""
-    allowed = 0
-    while allowed < total and leak_upper_bound(allowed + 1, total, confidence) <= 1 - min_oos_recall:
-        allowed += 1
-    return allowed
-
-
-@dataclass(frozen=True)
-class Threshold:
-    value: float  # answer when score >= value; inf: never
-    allowed_leaks: int  # of the out-of-scope validation queries
-
-
-def fit_threshold(
-    scores: Sequence[float], correct: Sequence[bool], out_of_scope: Sequence[bool], target: float,
-    min_oos_recall: float, confidence: float,
-) -> Threshold:  # fmt: skip
-    """The lowest threshold at which, on validation data, the answers are right at least `target` of the time and
-    few enough out-of-scope queries are answered that their share is at most 1 - min_oos_recall with the given
-    confidence (a one-sided Clopper-Pearson bound: with 100 out-of-scope queries and 0.95 / 0.95, one may pass)."""
-    values = np.asarray(scores, dtype=np.float64)
-    order = np.argsort(-values, kind="mergesort")
-    hits = np.asarray(correct, dtype=bool)[order]
-    oos = np.asarray(out_of_scope, dtype=bool)[order]
-    n_oos = int(oos.sum())
-    allowed = max_leaks(n_oos, min_oos_recall, confidence) if n_oos else len(values)
-    sorted_values = values[order]
-    precision = np.cumsum(hits) / np.arange(1, len(values) + 1)
-    leaks = np.cumsum(oos)
-    last_of_tie = np.append(sorted_values[1:] < sorted_values[:-1], True) if len(values) else np.zeros(0, bool)
-    meets = np.nonzero(last_of_tie & (precision >= target) & (leaks <= allowed))[0]
-    return Threshold(float(sorted_values[meets[-1]]) if len(meets) else math.inf, allowed)
-
-
 def _num(value: float) -> float | None:
     return None if math.isinf(value) or math.isnan(value) else round(float(value), 4)
 
@@ -279,69 +214,6 @@ def select_slice(
         if split in data:
             sliced[split] = data[split][:max_oos] if max_oos else list(data[split])
     return sliced
-
-
-@dataclass(frozen=True)
-class IntentHead:
-    """A linear softmax classifier over KB vectors: one class per entry, plus out_of_scope when trained with it."""
-
-    labels: tuple[str, ...]
-    weights: np.ndarray  # (dimension, labels)
-    bias: np.ndarray  # (labels,)
-
-    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
-        logits = np.asarray(vectors, dtype=np.float64) @ self.weights + self.bias
-        logits -= logits.max(axis=1, keepdims=True)
-        exp = np.exp(logits)
-        return np.asarray(exp / exp.sum(axis=1, keepdims=True))
-
-    def top(self, vectors: np.ndarray, k: int = RANKING_SIZE) -> list[dict[str, float]]:
-        """For each vector: its k most probable labels, and out_of_scope's probability if it is a label."""
-        found = []
-        for row in self.probabilities(vectors):
-            keep = [int(i) for i in np.argsort(-row, kind="mergesort")[:k]]
-            if OUT_OF_SCOPE in self.labels:
-                keep.append(self.labels.index(OUT_OF_SCOPE))
-            found.append({self.labels[i]: float(row[i]) for i in keep})
-        return found
-
-
-def fit_intent_head(
-    vectors: np.ndarray, labels: Sequence[str], *, l2: float = HEAD_L2, max_iterations: int = HEAD_ITERATIONS
-) -> IntentHead:
-    """Multinomial logistic regression (cross-entropy + l2 * |weights|², full-batch L-BFGS from zeros, so the
-    same data give the same head)."""
-    import torch  # loaded already by the embedder
-
-    names = tuple(sorted(set(labels)))
-    if len(names) < 2:
-        raise ValueError("an intent head needs at least two labels")
-    position = {name: i for i, name in enumerate(names)}
-    inputs = torch.tensor(np.asarray(vectors), dtype=torch.float64)
-    targets = torch.tensor([position[label] for label in labels])
-    weights = torch.zeros(inputs.shape[1], len(names), dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS(
-        [weights, bias], max_iter=max_iterations, history_size=20, line_search_fn="strong_wolfe",
-        tolerance_grad=1e-9, tolerance_change=1e-12,
-    )  # fmt: skip
-
-    def loss() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = torch.nn.functional.cross_entropy(inputs @ weights + bias, targets) + l2 * (weights**2).sum()
-        value.backward()
-        return value
-
-    optimizer.step(loss)
-    return IntentHead(names, weights.detach().numpy().copy(), bias.detach().numpy().copy())
-
-
-def unit_centroids(vectors: np.ndarray, labels: Sequence[str]) -> tuple[tuple[str, ...], np.ndarray]:
-    """Each label's mean vector, scaled to length 1 (a cosine with it is an inner product)."""
-    names = tuple(sorted(set(labels)))
-    label_array = np.asarray(labels)
-    means = np.stack([np.asarray(vectors, dtype=np.float64)[label_array == name].mean(axis=0) for name in names])
-    return names, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
 
 
 @dataclass(frozen=True)

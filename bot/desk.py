@@ -6,6 +6,8 @@ search being unavailable is not an error here: the decision then says so, and no
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -14,17 +16,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.ask import ask_result
+import numpy as np
+
+from bot.ask import Assessment, ask_result
+from bot.decision.answer_score import AnswerEvidence, AnswerModel, fit_answer_model
 from bot.decision.policy import Policy, load_policy
 from bot.decision.tone import RecentReplies, ToneGuide
 from bot.decision.triage import Context, FaqEntry
-from bot.kb import KnowledgeBase, open_knowledge_base
+from bot.kb import KnowledgeBase, kb_config, open_knowledge_base
 from bot.nlu.client import NluClient, NluError, NluInputError, NluResult
+from bot.nlu.evaluation import TrainingDataError, load_examples
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.settings import Settings
+from bot.yaml_files import read_yaml
 from knowledge_base.errors import KbError
 from knowledge_base.io import read_file
-from knowledge_base.search import SearchResult
+from knowledge_base.search import FaqSearcher, SearchResult
 
 
 def nlu_client(settings: Settings) -> NluClient:
@@ -32,6 +39,41 @@ def nlu_client(settings: Settings) -> NluClient:
         settings.effective_nlu_url, settings.effective_nlu_token, timeout_s=settings.nlu_timeout_s,
         retries=settings.nlu_retries, max_chars=settings.nlu_max_chars,
     )  # fmt: skip
+
+
+class LiveAnswerModel:
+    """The answer model of the live FAQ: fitted on first use and again whenever the knowledge base's version has
+    moved on (a publish, unpublish or rollback in any process), from the index's own vectors and the
+    out-of-scope examples (embedded once, cached on disk)."""
+
+    def __init__(self, searcher: FaqSearcher, out_of_scope: Sequence[str], cache_dir: Path | None = None) -> None:
+        self.searcher = searcher
+        self.out_of_scope = tuple(out_of_scope)
+        self.cache_dir = cache_dir
+        self._model: AnswerModel | None = None
+        self._oos: np.ndarray | None = None
+        self._lock = threading.Lock()
+        self.fit_seconds: list[float] = []  # how long each fit took
+
+    def out_of_scope_vectors(self) -> np.ndarray:
+        if self._oos is None:
+            self._oos = embed_cached(self.searcher.embedder, self.out_of_scope, self.cache_dir)
+        return self._oos
+
+    def current(self) -> AnswerModel:
+        with self._lock:
+            version = self.searcher.kb_version()
+            if self._model is None or self._model.kb_version != version:
+                version, entries = self.searcher.live_entries()
+                self._model = fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version)
+                self.fit_seconds.append(self._model.fit_seconds)
+            return self._model
+
+    def with_entry(self, entry_id: int, slug: str, vectors: np.ndarray) -> AnswerModel:
+        """A model of the live FAQ with one entry's texts replaced (the editor's preview of a draft)."""
+        version, entries = self.searcher.live_entries()
+        entries[entry_id] = (slug, np.asarray(vectors))
+        return fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version)
 
 
 @dataclass(frozen=True)
@@ -61,6 +103,8 @@ class Desk:
         *,
         parse_threads: int = 4,
         max_chars: int = 2000,
+        out_of_scope: Sequence[str] = (),
+        out_of_scope_cache: Path | None = None,
     ) -> None:
         self.nlu = nlu
         self.kb = kb
@@ -68,9 +112,14 @@ class Desk:
         self.guide = guide
         self.parse_threads = parse_threads
         self.max_chars = max_chars  # as the NLU client cuts texts (CAREBOT_NLU_MAX_CHARS)
+        self.answers = LiveAnswerModel(kb.searcher, out_of_scope, out_of_scope_cache)
 
-    def faq_entries(self, search: SearchResult) -> dict[int, FaqEntry]:
-        published = self.kb.service.published([hit.entry_id for hit in search.hits])
+    def answer_model(self) -> AnswerModel:
+        """The answer model of the live FAQ (refitted after a publish)."""
+        return self.answers.current()
+
+    def faq_entries(self, search: SearchResult, also: Sequence[int] = ()) -> dict[int, FaqEntry]:
+        published = self.kb.service.published([*{hit.entry_id for hit in search.hits}, *also])
         return {
             entry_id: FaqEntry(entry_id, version.content.slug, version.content.answer, tuple(version.content.tags))
             for entry_id, version in published.items()
@@ -90,13 +139,13 @@ class Desk:
                 nlu_down.set()
             return _Parsed(nlu_error=str(exc))
 
-    def ask(self, text: str, context: Context | None = None) -> dict[str, Any]:
-        """The decision, its reasons and the reply for one tweet, as `carebot ask --json` prints it."""
+    def ask(self, text: str, context: Context | None = None) -> Assessment:
+        """The decision, its reasons and the reply for one tweet."""
         return self.ask_many([Question(text, context)])[0]
 
     def ask_many(
         self, questions: Sequence[Question], *, use_nlu: bool = True, recent: RecentReplies | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[Assessment]:
         """`ask` for several tweets at once. The NLU parses run in parallel threads while the FAQ search embeds
         all the tweets in one batch, so Rasa and the embedding model work at the same time. The NLU or the FAQ
         search being down is no error: each result says so and nothing is auto-answered. A result's
@@ -117,18 +166,19 @@ class Desk:
                 pending = pool.map(lambda q: self._parse(q.text, nlu_down), questions)
         try:
             queries = [self._search_text(q.text) for q in questions]
-            searches, search_errors = self._search_all(queries)
+            searches, search_errors, answers = self._search_all(queries)
             if use_nlu:
                 parsed = list(pending) if pending is not None else [self._parse(q.text, nlu_down) for q in questions]
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
         results = []
-        for question, parse, search, search_error in zip(questions, parsed, searches, search_errors, strict=True):
+        rows = zip(questions, parsed, searches, search_errors, answers, strict=True)
+        for question, parse, search, search_error, answer in rows:
             faq: dict[int, FaqEntry] = {}
             if search is not None:
                 try:
-                    faq = self.faq_entries(search)
+                    faq = self.faq_entries(search, [answer.entry_id] if answer else [])
                 except KbError as exc:
                     search, search_error = None, str(exc)
             for text in question.recent_replies:
@@ -136,10 +186,10 @@ class Desk:
             result = ask_result(
                 question.text, parse.nlu, search, self.policy, faq=faq, nlu_error=parse.nlu_error,
                 no_parse_reason=parse.no_parse_reason, search_error=search_error, context=question.context,
-                guide=self.guide, variant_seed=question.variant_seed, recent_replies=recent,
+                guide=self.guide, variant_seed=question.variant_seed, recent_replies=recent, answer=answer,
             )  # fmt: skip
-            if result["reply"]:
-                recent.add(result["reply"])
+            if result.reply:
+                recent.add(result.reply)
             results.append(result)
         return results
 
@@ -150,22 +200,29 @@ class Desk:
         except InvalidText:
             return ""
 
-    def _search_all(self, queries: Sequence[str]) -> tuple[list[SearchResult | None], list[str | None]]:
+    def _search_all(
+        self, queries: Sequence[str]
+    ) -> tuple[list[SearchResult | None], list[str | None], list[AnswerEvidence | None]]:
+        """The FAQ search and the answer model's best entry for each query (None where there is no query)."""
         searches: list[SearchResult | None] = [None] * len(queries)
         errors: list[str | None] = [None] * len(queries)
+        answers: list[AnswerEvidence | None] = [None] * len(queries)
         wanted = [i for i, query in enumerate(queries) if query]
         if not wanted:
-            return searches, errors
+            return searches, errors, answers
         try:
             vectors = self.kb.searcher.embedder.embed([queries[i] for i in wanted])
+            model = self.answer_model()
         except (KbError, RuntimeError, ValueError) as exc:
-            return searches, [f"the FAQ search failed: {exc}" if queries[i] else None for i in range(len(queries))]
-        for i, vector in zip(wanted, vectors, strict=True):
+            failed = [f"the FAQ search failed: {exc}" if queries[i] else None for i in range(len(queries))]
+            return searches, failed, answers
+        for i, vector, evidence in zip(wanted, vectors, model.assess(vectors), strict=True):
             try:
                 searches[i] = self.kb.searcher.search_vector(vector)
+                answers[i] = evidence
             except KbError as exc:
                 errors[i] = str(exc)
-        return searches, errors
+        return searches, errors, answers
 
 
 def load_default_faq(kb: KnowledgeBase, faq_file: Path, author: str = "carebot") -> int:
@@ -178,11 +235,61 @@ def load_default_faq(kb: KnowledgeBase, faq_file: Path, author: str = "carebot")
     return len(records)
 
 
+def out_of_scope_texts(training_data_dir: Path, policy: Policy) -> list[str]:
+    """Texts no FAQ entry answers, for the answer model's out_of_scope class: the NLU examples of every kind the
+    policy never answers from the FAQ (complaints, outage reports, chit-chat, …) and training_data/out_of_scope.yml
+    (account problems and near misses: on an FAQ topic, but the FAQ answer would not help)."""
+    never = {name for name, rules in policy.intents.items() if rules.faq == "never" or rules.reply}
+    texts: list[str] = []
+    for path in sorted((training_data_dir / "nlu").glob("*.yml")):
+        try:
+            examples = load_examples(path)
+        except TrainingDataError:
+            continue  # a file without intent examples (entities, lookup tables)
+        texts += [example.text for example in examples if example.intent in never]
+    extra = training_data_dir / "out_of_scope.yml"
+    if extra.exists():
+        data = read_yaml(extra, "out-of-scope file", ValueError)
+        texts += [str(text) for text in (data or {}).get("examples", []) if str(text).strip()]
+    return list(dict.fromkeys(texts))
+
+
+def embed_cached(embedder: Any, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
+    """The texts' vectors, kept in `cache_dir` by a hash of the model and the texts (embedding a thousand texts
+    takes seconds; every process that opens a desk needs them)."""
+    if not texts:
+        return np.zeros((0, embedder.dimension), dtype=np.float32)
+    key = hashlib.sha256("\n".join([embedder.name, *texts]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    path = cache_dir / f"out-of-scope-{key}.npy" if cache_dir is not None else None
+    if path is not None and path.exists():
+        try:
+            vectors = np.load(path)
+            if vectors.shape == (len(texts), embedder.dimension):
+                return vectors
+        except (OSError, ValueError):
+            pass  # a damaged cache file is rebuilt
+    vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            with open(temporary, "wb") as handle:
+                np.save(handle, vectors)
+            temporary.replace(path)
+        except OSError:
+            pass  # no cache: the next process embeds them again
+    return vectors
+
+
 @contextmanager
-def open_desk(settings: Settings) -> Iterator[Desk]:
+def open_desk(settings: Settings, *, policy: Policy | None = None) -> Iterator[Desk]:
     """The desk on carebot's database; a knowledge base without entries gets the default FAQ first."""
-    policy = load_policy(settings.training_data_dir / "policy.yml")
+    policy = policy or load_policy(settings.training_data_dir / "policy.yml")
     guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
     with open_knowledge_base(settings) as kb, nlu_client(settings) as nlu:
         load_default_faq(kb, settings.training_data_dir / "faq.yml")
-        yield Desk(nlu, kb, policy, guide, max_chars=settings.nlu_max_chars)
+        yield Desk(
+            nlu, kb, policy, guide, max_chars=settings.nlu_max_chars,
+            out_of_scope=out_of_scope_texts(settings.training_data_dir, policy),
+            out_of_scope_cache=kb_config(settings).index_dir,
+        )  # fmt: skip

@@ -82,6 +82,17 @@ class FaqIndex:
         """The ids of the vectors the index holds (the database's vector ids)."""
         return set(self._texts)
 
+    def live_entries(self) -> dict[int, tuple[str, np.ndarray]]:
+        """Every entry's live vectors: entry id → (slug, its text vectors), for models fitted on the live FAQ."""
+        ids, stored = self._stored()
+        rows: dict[int, list[np.ndarray]] = {}
+        for vector_id, vector in zip(ids.tolist(), stored, strict=True):
+            indexed = self._texts.get(int(vector_id))
+            if indexed is not None and int(vector_id) not in self._deleted:
+                rows.setdefault(indexed.entry_id, []).append(vector)
+        slugs = {text.entry_id: text.slug for text in self._texts.values()}
+        return {entry_id: (slugs[entry_id], np.vstack(vectors)) for entry_id, vectors in rows.items()}
+
     def _new_index(self, size: int) -> Any:
         if size <= self.exact_limit:
             return faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))

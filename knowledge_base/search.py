@@ -120,6 +120,19 @@ class FaqSearcher:
             self._saved_version = index.kb_version
             return True
 
+    def live_entries(self) -> tuple[int, dict[int, tuple[str, np.ndarray]]]:
+        """The KB version the index reflects (after catching up when due), and every live entry's vectors."""
+        with self._lock:
+            self._refresh_if_due()
+            index = self.index
+            return index.kb_version, index.live_entries()
+
+    def kb_version(self) -> int:
+        """The KB version the index reflects, after catching up when due."""
+        with self._lock:
+            self._refresh_if_due()
+            return self.index.kb_version
+
     def search(self, text: str, k: int = 5) -> SearchResult:
         """The k nearest entries to `text`."""
         if not text.strip():

@@ -31,6 +31,8 @@ inbound_tweets = Table(
     Column("decision", JSON, nullable=True),
     Column("ticket_id", Integer, nullable=True),
     Column("triaged_at", DateTime(timezone=True), nullable=True),
+    # why nobody replies and no ticket was opened: own_tweet | spam | opt_out | duplicate | closing_thanks
+    Column("ignore_reason", String(24), nullable=True),
     Index("ix_x_inbound_state", "state", "next_attempt_at"),
     Index("ix_x_inbound_conversation", "conversation_id"),
     Index("ix_x_inbound_author", "author_id"),

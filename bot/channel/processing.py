@@ -10,6 +10,7 @@ answer. Nothing is lost either way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Row
 
+from bot.ask import Assessment
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, opt_outs, outbox
 from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
@@ -32,6 +34,7 @@ log = logging.getLogger(__name__)
 RECENT_REPLIES = 20_000  # our latest wordings, which a new reply must not repeat (X refuses duplicates)
 RECENT_WINDOW = timedelta(days=7)
 CONTACT_WINDOW = timedelta(days=30)
+DUPLICATE_WINDOW = timedelta(days=1)
 NLU_RETRY = timedelta(seconds=5)
 NLU_PROBE_MAX = timedelta(seconds=60)
 
@@ -91,6 +94,14 @@ class TweetProcessor:
             )
         ).all()
         answered_ids = {r.posted_tweet_id for r in bot_rows if r.kind == "faq_answer" and r.posted_tweet_id}
+        agent_ids = set(
+            conn.execute(
+                select(outbox.c.posted_tweet_id).where(
+                    outbox.c.conversation_id == conversation, outbox.c.author != "bot",
+                    outbox.c.posted_tweet_id.is_not(None),
+                )
+            ).scalars()
+        )  # fmt: skip
         prior = conn.execute(
             select(func.count(func.distinct(inbound_tweets.c.conversation_id))).where(
                 inbound_tweets.c.author_id == row.author_id,
@@ -100,16 +111,36 @@ class TweetProcessor:
         ).scalar_one()
         opted_out = conn.execute(select(opt_outs.c.author_id).where(opt_outs.c.author_id == row.author_id)).first()
         created = as_utc(row.created_at) or as_utc(row.fetched_at) or now
+        in_reply_to = row.in_reply_to_tweet_id
         return Context(
             addressed_to_us=row.source != "search",
             from_our_account=row.author_id == self.account_id,
             human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None,
             bot_already_replied_in_interaction=bool(bot_rows),
-            in_thread_after_bot_answer=row.in_reply_to_tweet_id in answered_ids,
+            in_thread_after_bot_answer=in_reply_to is not None and in_reply_to in answered_ids,
+            in_thread_after_agent_reply=in_reply_to is not None and in_reply_to in agent_ids,
+            direct_message=row.source == "dm",
             prior_contacts=int(prior),
             waiting_minutes=max(0.0, (now - created).total_seconds() / 60),
             opted_out=opted_out is not None,
+            duplicate_of=self._duplicate_of(conn, row, now),
         )
+
+    def _duplicate_of(self, conn: Connection, row: Row[Any], now: datetime) -> str | None:
+        """An earlier tweet of this customer's, in the last day, with the same words, that the bot answered or
+        left alone (a repeat of an escalated tweet joins its ticket or reopens it instead)."""
+        earlier = conn.execute(
+            select(inbound_tweets.c.tweet_id, inbound_tweets.c.text).where(
+                inbound_tweets.c.author_id == row.author_id, inbound_tweets.c.tweet_id != row.tweet_id,
+                inbound_tweets.c.state == "done", inbound_tweets.c.band.in_(("auto", "ignore")),
+                inbound_tweets.c.fetched_at >= now - DUPLICATE_WINDOW,
+            ).limit(50)
+        ).all()  # fmt: skip
+        words = _same_words(row.text)
+        for other in earlier:
+            if words and _same_words(other.text) == words:
+                return str(other.tweet_id)
+        return None
 
     def refresh_recent(self, conn: Connection, now: datetime) -> None:
         """Add the replies queued since the last step (by the bot or agents) to the wordings not to repeat."""
@@ -135,7 +166,7 @@ class TweetProcessor:
         use_nlu = self.nlu_retry_at is None or now >= self.nlu_retry_at
         if use_nlu and self.nlu_failures:
             rows, contexts = rows[:1], contexts[:1]
-        results = self.desk.ask_many(
+        results: list[Assessment] = self.desk.ask_many(
             [
                 Question(row.text, context, variant_seed=row.tweet_id)
                 for row, context in zip(rows, contexts, strict=True)
@@ -144,7 +175,7 @@ class TweetProcessor:
             recent=self.recent,
         )
         if use_nlu:
-            if any(result["nlu_unavailable"] for result in results):
+            if any(result.nlu_unavailable for result in results):
                 self.nlu_failures += 1
                 self.nlu_retry_at = now + min(NLU_PROBE_MAX, NLU_RETRY * 2 ** (self.nlu_failures - 1))
                 log.warning("the NLU is unavailable; next try at %s", self.nlu_retry_at.isoformat())
@@ -155,7 +186,7 @@ class TweetProcessor:
         with self.engine.begin() as conn:
             for row, result in zip(rows, results, strict=True):
                 fetched = as_utc(row.fetched_at) or now
-                if result["nlu_unavailable"] and now - fetched < self.nlu_wait:
+                if result.nlu_unavailable and now - fetched < self.nlu_wait:
                     retry_at = max(self.nlu_retry_at or now, now + NLU_RETRY)
                     conn.execute(
                         update(inbound_tweets)
@@ -169,40 +200,38 @@ class TweetProcessor:
         failpoint("after_outbox_insert")
         return StepReport(len(rows) - waiting, waiting, tuple(sorted(bands.items())))
 
-    def apply(self, conn: Connection, row: Row[Any], result: dict[str, Any], now: datetime) -> str:
+    def apply(self, conn: Connection, row: Row[Any], result: Assessment, now: datetime) -> str:
         """Carry out one decision inside the caller's transaction; returns the band."""
-        decision = result["decision"]
-        band: str = decision["band"]
+        decision = result.decision
+        band: str = decision.band
         conversation = row.conversation_id or row.tweet_id
         ticket_id: int | None = None
-        if decision.get("opt_out_request"):
+        if decision.opt_out_request:
             record_opt_out(conn, row.author_id, row.tweet_id)
         open_ticket = self.handoff.open_ticket_for(conn, conversation)
-        if open_ticket is not None and band not in ("human", "approve"):
+        if open_ticket is not None and (band not in ("human", "approve") or decision.position == "held_by_person"):
             # A person owns the thread: the customer's message joins the ticket and the bot stays silent.
             ticket_id = self.handoff.add_customer_message(
                 conn, conversation, tweet_id=row.tweet_id, author=row.author_username or row.author_id,
                 text=row.text, created_at=as_utc(row.created_at) or now,
             )  # fmt: skip
         elif band in ("human", "approve"):
-            faq = decision.get("faq") or {}
             ticket_id = self.handoff.escalate(
                 conn,
                 Escalation(
                     conversation_id=conversation, tweet_id=row.tweet_id, customer_id=row.author_id,
                     customer_handle=row.author_username, text=row.text, created_at=as_utc(row.created_at) or now,
                     source="dm" if row.source == "dm" else ("search" if row.source == "search" else "mention"),
-                    band=band, reasons=list(decision["reasons"]), priority=int(decision["priority"]),
-                    skill=str(decision["skill"]), intent=decision.get("intent"),
-                    confidence=float(decision.get("confidence") or 0.0), faq_entry_id=faq.get("entry_id"),
-                    draft_reply=result["reply"] if band == "approve" else None,
-                    dm_handover=bool(decision.get("dm_handover")),
+                    band=band, reasons=list(decision.reasons), priority=decision.priority, skill=decision.skill,
+                    intent=decision.intent, confidence=decision.confidence,
+                    faq_entry_id=decision.faq.entry_id if decision.faq else None,
+                    draft_reply=result.reply if band == "approve" else None, dm_handover=decision.dm_handover,
                 ),
             )  # fmt: skip
-        reply = result["reply"]
-        if reply and result["reply_status"] == "bot_posts":
+        reply = result.reply
+        if reply and result.bot_posts and decision.reply is not None:
             values = {
-                "target_tweet_id": row.tweet_id, "conversation_id": conversation, "kind": decision["reply"],
+                "target_tweet_id": row.tweet_id, "conversation_id": conversation, "kind": decision.reply,
                 "author": "bot", "text": reply, "state": "pending", "attempts": 0, "ticket_id": ticket_id,
                 "created_at": now, "updated_at": now,
             }  # fmt: skip
@@ -212,22 +241,28 @@ class TweetProcessor:
                 ).scalar_one()
                 if ticket_id is not None:
                     self.handoff.record_outbound(
-                        conn, ticket_id, author="bot", text=reply, outbox_id=outbox_id, kind=decision["reply"]
+                        conn, ticket_id, author="bot", text=reply, outbox_id=outbox_id, kind=decision.reply
                     )
         conn.execute(
             update(inbound_tweets)
             .where(inbound_tweets.c.tweet_id == row.tweet_id)
             .values(
                 state="done", band=band, decision=_json_safe(result), ticket_id=ticket_id, triaged_at=now,
-                attempts=row.attempts + 1,
+                attempts=row.attempts + 1, ignore_reason=decision.ignore_reason,
             )  # fmt: skip
         )
         return band
 
 
-def _json_safe(result: dict[str, Any]) -> dict[str, Any]:
+def _same_words(text: str) -> str:
+    """The words of a tweet without mentions, links and punctuation, lower-cased: what "the same tweet" means."""
+    return " ".join(re.findall(r"[^\W_]+", re.sub(r"@\w+|https?://\S+", " ", text.lower())))
+
+
+def _json_safe(assessment: Assessment) -> dict[str, Any]:
     """What is kept of a triage result with the tweet: the decision, the reply and the FAQ hits (the editor's
     "unanswered questions" look for tweets no entry was close to), not the raw NLU payload."""
+    result = assessment.to_dict()
     search = result.get("faq_search") or {}
     return {
         "faq_hits": search.get("hits", [])[:3],

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+
 from bot.decision.policy import NEVER, CalibrationInfo, Policy, Thresholds
 from bot.yaml_files import read_yaml
 
@@ -298,3 +299,71 @@ def report_lines(result: CalibrationResult) -> list[str]:
         if name != "*":
             lines.append(f"  {name}: {fit.thresholds.describe()} ({fit.examples} examples)")
     return lines
+
+
+# ---------------------------------------------------------------- thresholds with a finite-sample bound
+
+
+def leak_upper_bound(leaked: int, total: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate when `leaked` of `total` trials were hits."""
+    if leaked >= total:
+        return 1.0
+    low, high = leaked / total, 1.0
+    for _ in range(60):  # bisection: P(X <= leaked | rate) falls as the rate rises
+        middle = (low + high) / 2
+        if _binomial_cdf(leaked, total, middle) > 1 - confidence:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def _binomial_cdf(k: int, n: int, p: float) -> float:
+    if p <= 0.0:
+        return 1.0
+    if p >= 1.0:
+        return 0.0 if k < n else 1.0
+    log_p, log_q = math.log(p), math.log1p(-p)
+    terms = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * log_p + (n - i) * log_q
+             for i in range(k + 1)]  # fmt: skip
+    top = max(terms)
+    return math.exp(top) * sum(math.exp(t - top) for t in terms)
+
+
+def max_leaks(total: int, min_oos_recall: float, confidence: float) -> int:
+    """How many of `total` out-of-scope validation queries may be answered while the upper confidence bound on
+    the share answered stays within 1 - min_oos_recall. Never fewer than none: with too few queries for the bound
+    to reach that (fewer than 59 for 0.95 / 0.95), none may be answered."""
+    allowed = 0
+    while allowed < total and leak_upper_bound(allowed + 1, total, confidence) <= 1 - min_oos_recall:
+        allowed += 1
+    return allowed
+
+
+@dataclass(frozen=True)
+class Threshold:
+    value: float  # answer when score >= value; inf: never
+    allowed_leaks: int  # of the out-of-scope validation queries
+
+
+def fit_threshold(
+    scores: Sequence[float], correct: Sequence[bool], out_of_scope: Sequence[bool], target: float,
+    min_oos_recall: float, confidence: float,
+) -> Threshold:  # fmt: skip
+    """The lowest threshold at which, on validation data, the answers are right at least `target` of the time and
+    few enough out-of-scope queries are answered that their share is at most 1 - min_oos_recall with the given
+    confidence (a one-sided Clopper-Pearson bound: with 100 out-of-scope queries and 0.95 / 0.95, one may pass)."""
+    import numpy as np  # here, so that importing the decision package stays light
+
+    values = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-values, kind="mergesort")
+    hits = np.asarray(correct, dtype=bool)[order]
+    oos = np.asarray(out_of_scope, dtype=bool)[order]
+    n_oos = int(oos.sum())
+    allowed = max_leaks(n_oos, min_oos_recall, confidence) if n_oos else len(values)
+    sorted_values = values[order]
+    precision = np.cumsum(hits) / np.arange(1, len(values) + 1)
+    leaks = np.cumsum(oos)
+    last_of_tie = np.append(sorted_values[1:] < sorted_values[:-1], True) if len(values) else np.zeros(0, bool)
+    meets = np.nonzero(last_of_tie & (precision >= target) & (leaks <= allowed))[0]
+    return Threshold(float(sorted_values[meets[-1]]) if len(meets) else math.inf, allowed)

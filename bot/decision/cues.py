@@ -59,3 +59,117 @@ def anger_cues(text: str) -> list[str]:
     if any(ch in ANGRY_EMOJI for ch in text):
         cues.append("angry emoji")
     return cues
+
+
+# ---------------------------------------------------------------- what a tweet carries besides its kind
+
+_MENTIONS_AND_LINKS = re.compile(r"(?<!\S)[@#]\w+|https?://\S+|\bpic\.twitter\.com/\S+", re.IGNORECASE)
+_LETTERS = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+
+
+def _words(text: str) -> list[str]:
+    return [word.lower().replace("’", "'") for word in _LETTERS.findall(_MENTIONS_AND_LINKS.sub(" ", text))]
+
+
+def _any(patterns: tuple[tuple[str, str], ...], text: str) -> list[str]:
+    lowered = " ".join(_MENTIONS_AND_LINKS.sub(" ", text).lower().replace("’", "'").split())
+    return [name for pattern, name in patterns if re.search(pattern, lowered)]
+
+
+# Signs that the FAQ's standard answer will not help: the customer has been there already.
+_WONT_HELP = (
+    (r"\balready\b", "says they already tried"),
+    (r"\btried (?:that|this|it|everything|all|both|twice|again|restarting|resetting|turning)", "says they tried it"),
+    (r"\bsince (?:the|your|an?) (?:update|upgrade|firmware|software|new)", "since an update"),
+    (r"\bstill\b", "still happening"),
+    (r"\bagain\b", "happening again"),
+    (r"\b(?:from|in|on|via|through) (?:the|your) app\b", "about the app"),
+    (r"\b(?:didn'?t|did not|doesn'?t|does not|won'?t|will not) (?:work|help|fix|change)", "it did not work"),
+    (r"\bno (?:luck|joy|change|difference)\b", "no luck"),
+    (r"\b(?:\d+|two|three|four|five|several|many) times\b|\btwice\b", "more than once"),
+    (r"\bkeeps? (?:on )?(?:happening|doing|coming)", "keeps happening"),
+)
+
+# Anything that makes a greeting or a thank-you more than that: a problem, a question, a complaint, sarcasm.
+_NOT_SOCIAL = (
+    (r"\?", "a question"),
+    (r"\b(?:not|no|never|nothing|nobody|none|cannot|can't|won't|don't|doesn't|didn't|isn't|wasn't|aren't|haven't"
+     r"|hasn't|couldn't|wouldn't|n't)\b", "a negation"),
+    (r"\b(?:but|however|although|though|still|again|yet|except|unless)\b", "a 'but'"),
+    (r"\b(?:broken|down|fault|faulty|issue|issues|problem|problems|fix|fixed\?|wrong|slow|outage|cancel|charged?"
+     r"|refund|complain|complaint|worst|useless|rubbish|terrible|awful|waiting|wait|help|need|want|bill|signal"
+     r"|connection|internet|wifi|broadband|dm|please|pls|plz)\b", "a problem word"),
+    (r"for nothing|as always|as usual|yeah right|not\b|cheers for|great job|well done|nice one|thanks a bunch"
+     r"|brilliant service|amazing service|great service|love how|love that|so helpful|really helpful|wow", "sarcasm"),
+    (r"[🙄😒😤😡😠🤬👎🤦]", "a sarcastic or angry emoji"),
+)
+
+SOCIAL_MAX_WORDS = 20
+
+# An explicit request to the bot to stop replying. A question about stopping something else (marketing texts,
+# a direct debit) is not one: the phrases are about replies, tweets, messages to *them*, or the bot itself.
+_EXPLICIT_OPT_OUT = (
+    r"^(?:stop|unsubscribe|opt out|optout|stop all|end|quit)\W*$",
+    r"\bstop (?:replying|responding|tweeting|messaging|answering|spamming|tagging|contacting|@?mentioning)"
+    r"(?: (?:to|at))? ?(?:me|us)?\b",
+    r"\b(?:don'?t|do not|never) (?:reply|respond|tweet|message|dm) (?:to )?(?:me|us)\b",
+    r"\bno more (?:bot|automated|auto|robot|canned)\b",
+    r"\bstop (?:the|your|this) (?:bot|robot|automated|auto)",
+    r"\b(?:unsubscribe|opt) (?:me )?(?:out )?(?:of|from) (?:your|the|these|bot|automated) (?:replies|tweets|bot"
+    r"|messages|responses)",
+    r"\bleave me alone\b",
+)
+
+
+def wont_help_cues(text: str) -> list[str]:
+    """Signs in the wording that an FAQ answer will not help ('says they already tried', 'still happening')."""
+    return _any(_WONT_HELP, text)
+
+
+def not_social_cues(text: str) -> list[str]:
+    """What makes the text more than a greeting or a thank-you (empty: it is nothing else)."""
+    found = _any(_NOT_SOCIAL, text)
+    if len(_words(text)) > SOCIAL_MAX_WORDS:
+        found.append("too long for a greeting or a thank-you alone")
+    return found
+
+
+def explicit_opt_out(text: str) -> bool:
+    """Whether the customer explicitly asks us to stop replying ("STOP", "stop replying", "no more bot")."""
+    lowered = " ".join(_MENTIONS_AND_LINKS.sub(" ", text).lower().replace("’", "'").split())
+    return any(re.search(pattern, lowered) for pattern in _EXPLICIT_OPT_OUT)
+
+
+def opt_out_only(text: str) -> bool:
+    """An explicit opt-out with little else in it (a few words): nothing else for a person to answer."""
+    return explicit_opt_out(text) and len(_words(text)) <= 8 and not _any(_OPT_OUT_EXTRA, text)
+
+
+# In an opt-out, what asks for more than silence.
+_OPT_OUT_EXTRA = (
+    (r"\?", "a question"),
+    (r"\b(?:broken|down|fault|issue|problem|fix|wrong|outage|cancel|charged?|refund|bill|signal|internet|wifi"
+     r"|broadband|human|person|someone|agent|manager)\b", "a problem"),
+)
+
+
+_OUTAGE = (
+    r"\b(?:down|outage|offline|cut off|dead|no service|no signal|no internet|no broadband|no wifi|no connection"
+    r"|no dial tone|no tv|not working|isn't working|stopped working|nothing works|nothing is working|can't connect|lost (?:connection|signal|internet|service)"
+    r"|keeps dropping|dropping out)\b"
+)
+
+
+def outage_cue(text: str) -> bool:
+    """Whether the wording itself says that a service is down (evidence for an outage acknowledgement)."""
+    lowered = " ".join(_MENTIONS_AND_LINKS.sub(" ", text).lower().split())
+    return re.search(_OUTAGE, lowered) is not None
+
+
+def mentions_others(text: str, own_handles: tuple[str, ...] = ()) -> bool:
+    """Whether the tweet @mentions an account other than ours (often: about another company). Without our
+    handles there is no telling: False."""
+    handles = {h.lower().lstrip("@") for h in own_handles}
+    if not handles:
+        return False
+    return any(m.lower() not in handles for m in re.findall(r"(?<!\w)@(\w{1,15})", text))

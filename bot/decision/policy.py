@@ -105,6 +105,11 @@ class Policy:
     skill_areas: Mapping[str, str] = field(default_factory=dict)  # product or FAQ tag → agent skill
     default_skill: str = "general"
     calibration: CalibrationInfo | None = None
+    unclear_auto: Thresholds = field(default_factory=lambda: NEVER)  # auto for a message of unclear kind
+    social_min_confidence: float = 0.8  # a greeting or thank-you gets a reply only this sure of its kind
+    acknowledge_min_confidence: float = 0.85  # an acknowledgement is posted only this sure of the kind
+    spam_min_confidence: float = 0.8  # spam is dropped only this sure; else a person glances at it
+    own_handles: tuple[str, ...] = ()  # our account's handles: other @mentions suggest another company
 
     def intent(self, name: str | None) -> IntentPolicy:
         return self.intents.get(name, IntentPolicy()) if name else IntentPolicy()
@@ -165,7 +170,7 @@ def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
 def _thresholds(where: str, data: Any) -> Thresholds:
     data = _check_keys(where, data, {"min_score", "min_margin"}, {"min_score", "min_margin"})
     return Thresholds(
-        _number(f"{where}.min_score", data["min_score"], -1.0, 1.0, allow_inf=True),
+        _number(f"{where}.min_score", data["min_score"], -1.0, 2.0, allow_inf=True),
         _number(f"{where}.min_margin", data["min_margin"], 0.0, 2.0, allow_inf=True),
     )
 
@@ -213,9 +218,15 @@ def _calibration(data: Any) -> CalibrationInfo | None:
 
 def policy_from_dict(data: Any) -> Policy:
     """A Policy from the parsed YAML; raises PolicyError naming the first problem."""
-    top = {"version", "target_precision", "nlu_min_confidence", "faq", "intents", "priority", "skills", "calibration"}
+    top = {
+        "version", "target_precision", "nlu_min_confidence", "faq", "intents", "priority", "skills", "calibration",
+        "social_min_confidence", "acknowledge_min_confidence", "spam_min_confidence", "own_handles",
+    }  # fmt: skip
     data = _check_keys("the policy", data, top, {"version", "target_precision", "nlu_min_confidence", "faq"})
-    faq = _check_keys("faq", data["faq"], {"auto", "approve"}, {"auto", "approve"})
+    faq = _check_keys("faq", data["faq"], {"auto", "approve", "unclear"}, {"auto", "approve"})
+    handles = data.get("own_handles") or []
+    if not isinstance(handles, list) or not all(isinstance(h, str) and h.strip() for h in handles):
+        raise PolicyError("own_handles must be a list of the account's handles")
     intents_data = data.get("intents") or {}
     if not isinstance(intents_data, dict):
         raise PolicyError("intents must be a mapping of intent name to its rules")
@@ -241,6 +252,13 @@ def policy_from_dict(data: Any) -> Policy:
         skill_areas={_name("skills.areas key", k): _name(f"skills.areas.{k}", v) for k, v in areas.items()},
         default_skill=_name("skills.default", skills.get("default", "general")),
         calibration=_calibration(data.get("calibration")),
+        unclear_auto=_thresholds("faq.unclear", faq["unclear"]) if faq.get("unclear") is not None else NEVER,
+        social_min_confidence=_number("social_min_confidence", data.get("social_min_confidence", 0.8), 0.0, 1.0),
+        acknowledge_min_confidence=_number(
+            "acknowledge_min_confidence", data.get("acknowledge_min_confidence", 0.85), 0.0, 1.0
+        ),
+        spam_min_confidence=_number("spam_min_confidence", data.get("spam_min_confidence", 0.8), 0.0, 1.0),
+        own_handles=tuple(h.strip().lstrip("@") for h in handles),
     )
     for name, rules in policy.intents.items():
         if rules.reply and rules.faq != "never":
@@ -262,22 +280,25 @@ def load_policy(path: Path = DEFAULT_POLICY_PATH) -> Policy:
 # A line of explanation per intent, written next to its rules.
 _INTENT_NOTES = {
     "greeting": "a hello on its own gets a hello back",
+    "praise": "praise on its own gets a thank-you back",
+    "short_followup": "\"I did.\", \"yes\", \"DM sent\": context for whoever holds the thread",
+    "providing_info": "details they were asked for: for the person who asked",
     "thanks": "a thank-you gets a short reply, at most once per conversation",
     "product_question": "the FAQ's home ground",
     "pricing_offer": "prices and offers are in the FAQ",
     "tech_support": "how-to fixes are in the FAQ; a fault on one line is not",
-    "moving_house": "often needs the account: auto only when the match is very close",
-    "order_status": "usually about one order: auto only when the match is very close",
-    "billing_issue": "usually needs the account: an agent checks every draft",
-    "account_access": "an agent checks every draft",
-    "contract_change": "an agent checks every draft",
-    "cancellation": "a customer about to leave: an agent checks every draft",
-    "outage_report": "acknowledge at once; agents follow up",
+    "moving_house": "general moving questions are in the FAQ; a move itself needs the account",
+    "order_status": "how orders and engineer visits work is in the FAQ; one order is not",
+    "billing_issue": "\"when do I get my bill\" is in the FAQ; \"my bill is wrong\" is not",
+    "account_access": "log-in and password how-tos are in the FAQ",
+    "contract_change": "\"can I keep my number\" is in the FAQ; a change itself needs the account",
+    "cancellation": "notice periods and PAC codes are in the FAQ; a customer about to leave is not",
+    "outage_report": "acknowledged only when the words say our service is down; agents follow up",
     "complaint": "a person answers a complaint",
     "request_human": "they asked for a person",
     "answer_not_helpful": "the bot already failed once",
-    "opt_out": "never reached: an opt-out is always silence",
-    "spam_offtopic": "never reached: spam is ignored",
+    "opt_out": "Rasa's guess alone records no opt-out: a person reads it",
+    "spam_offtopic": "dropped when sure (spam_min_confidence), else low priority for a person",
 }
 
 _HEADER = """\
@@ -286,13 +307,13 @@ _HEADER = """\
 # `carebot triage calibrate` rewrites this file: it fits the thresholds on validation data, keeps every
 # other setting, and bumps the version. Edit the rules by hand; let calibration set the numbers.
 #
-# Hard rules come before anything here: our own tweets, threads an agent owns, opt-outs and spam are never
-# answered; personal data moves to DM; keyword-search hits (not addressed to us) go to people only; the bot
-# replies at most once per conversation; without an NLU parse nothing is automatic.
+# Hard rules come before anything here: our own tweets, explicit opt-outs and spam are never answered; a
+# thread a person holds, a reply under an agent's reply and a DM go to people; personal data moves to DM;
+# keyword-search hits (not addressed to us) go to people only; the bot replies at most once per conversation;
+# a social reply only to a tweet that is nothing else; without an NLU parse nothing is automatic.
 #
-# Scores are cosine similarities between the tweet and the closest FAQ text (higher is closer); the
-# margin is how far the best FAQ entry is ahead of the next one. An FAQ answer qualifies when both reach
-# the thresholds. `.inf` means never.
+# Scores are answer scores (higher is surer); the margin is how far the FAQ search's best entry is ahead of
+# the next one. An FAQ answer qualifies when both reach the thresholds. `.inf` means never.
 """
 
 
@@ -350,10 +371,23 @@ def render_policy(policy: Policy) -> str:
         "# nothing is automatic; an agent gets at most a draft FAQ answer.",
         f"nlu_min_confidence: {_scalar(policy.nlu_min_confidence)}",
         "",
-        "# The thresholds for every intent without its own.",
+        "# A greeting, thank-you or praise gets a reply only when it is nothing else and Rasa is this sure of it;",
+        "# an acknowledgement (outage, handoff) is a public post too and needs this much; spam is dropped only",
+        "# this sure (else a person glances at it, at low priority).",
+        f"social_min_confidence: {_scalar(policy.social_min_confidence)}",
+        f"acknowledge_min_confidence: {_scalar(policy.acknowledge_min_confidence)}",
+        f"spam_min_confidence: {_scalar(policy.spam_min_confidence)}",
+        "",
+        "# Our account's handles: a tweet that @mentions other accounts may be about another company.",
+        f"own_handles: [{', '.join(policy.own_handles)}]",
+        "",
+        "# Thresholds on the answer score (bot/decision/answer_score.py: the FAQ intent head's probability of the",
+        "# best entry plus its centroid cosine, 0 to 2) for every intent without its own; `unclear` is the bar for",
+        "# an automatic answer when Rasa is unsure of the kind of message.",
         "faq:",
         f"  auto: {_flow(_thresholds_dict(policy.auto))}",
         f"  approve: {_flow(_thresholds_dict(policy.approve))}",
+        f"  unclear: {_flow(_thresholds_dict(policy.unclear_auto))}",
         "",
         "# Per kind of message (the intents of training_data/domain.yml):",
         "#   faq          auto: may be answered from the FAQ automatically; approve: at most a draft that an agent",

@@ -126,11 +126,13 @@ class EditorService:
         guide: ToneGuide,
         *,
         nlu: Callable[[], Parser | None] | None = None,
+        answers: Callable[[], Any] | None = None,
     ) -> None:
         self._knowledge_base = knowledge_base  # () -> bot.kb.KnowledgeBase, opened on first use
         self.policy = policy
         self.guide = guide
         self._nlu = nlu
+        self._answers = answers  # () -> bot.desk.LiveAnswerModel of the same knowledge base
 
     @property
     def kb(self) -> Any:
@@ -293,10 +295,28 @@ class EditorService:
                 )
         except KbError as exc:
             search, search_error = None, str(exc)
-        result = ask_result(
+        answer = None
+        if search is not None and self._answers is not None:
+            try:
+                answers = self._answers()
+                if draft_entry is not None:
+                    texts = draft_entry.content.texts
+                    model = answers.with_entry(draft_entry.id, draft_entry.slug, kb.searcher.embedder.embed(texts))
+                else:
+                    model = answers.current()
+                answer = model.assess(vector[None, :])[0]
+                if answer is not None and answer.entry_id not in faq:
+                    extra = kb.service.published([answer.entry_id]).get(answer.entry_id)
+                    if extra is not None:
+                        c = extra.content
+                        faq[answer.entry_id] = FaqEntry(answer.entry_id, c.slug, c.answer, tuple(c.tags))
+            except (KbError, RuntimeError, ValueError) as exc:
+                search, search_error = None, f"the answer model failed: {exc}"
+        assessment = ask_result(
             text, nlu, search, self.policy, faq=faq, nlu_error=nlu_error, no_parse_reason=no_parse_reason,
-            search_error=search_error, guide=self.guide, variant_seed=text,
+            search_error=search_error, guide=self.guide, variant_seed=text, answer=answer,
         )  # fmt: skip
+        result = assessment.to_dict()
         decision = result["decision"]
         hits = [
             PreviewHit(h.slug, float(h.score), h.text, draft_entry is not None and h.entry_id == draft_entry.id)

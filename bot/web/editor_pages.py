@@ -47,7 +47,23 @@ def build_editor_services(services: Any) -> tuple[EditorService, UnansweredQuest
                 services.on_close.append(clients[0].close)
         return clients[0]
 
-    editor = EditorService(services.knowledge_base, policy, guide, nlu=nlu)
+    answer_models: list[Any] = []
+
+    def answers() -> Any:  # the live answer model, made on the first preview
+        from bot.desk import LiveAnswerModel, out_of_scope_texts
+        from bot.kb import kb_config
+
+        with _build_lock:
+            if not answer_models:
+                answer_models.append(
+                    LiveAnswerModel(
+                        services.knowledge_base().searcher, out_of_scope_texts(settings.training_data_dir, policy),
+                        kb_config(settings).index_dir,
+                    )
+                )
+        return answer_models[0]
+
+    editor = EditorService(services.knowledge_base, policy, guide, nlu=nlu, answers=answers)
     return editor, UnansweredQuestions(services.engine, services.knowledge_base, policy, guide)
 
 

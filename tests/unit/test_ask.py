@@ -49,7 +49,8 @@ def _parse(text: str, intent: str = "product_question", confidence: float = 0.95
 @pytest.mark.parametrize("text", HOSTILE)
 @pytest.mark.parametrize("intent", ["product_question", "complaint", "thanks", "spam_offtopic"])
 def test_hostile_input_gets_a_decision_and_a_valid_reply_or_none(text: str, intent: str) -> None:
-    result = ask_result(text, _parse(text, intent), STRONG, POLICY, faq=FAQ)
+    assessment = ask_result(text, _parse(text, intent), STRONG, POLICY, faq=FAQ)
+    result = assessment.to_dict()
     json.dumps(result, ensure_ascii=False).encode("utf-8")  # plain data, printable as UTF-8
     decision = result["decision"]
     assert decision["band"] in ("auto", "approve", "human", "ignore") and decision["reasons"]
@@ -60,23 +61,26 @@ def test_hostile_input_gets_a_decision_and_a_valid_reply_or_none(text: str, inte
         for fragment in ("<script", "onerror", "javascript:", "48213907", "DROP TABLE"):
             assert fragment not in reply
     assert "48213907" not in " ".join(decision["reasons"])
-    describe(result)
+    describe(assessment)
 
 
 def test_without_nlu_the_result_is_a_hand_off_with_the_error() -> None:
-    result = ask_result("is fibre down?", None, STRONG, POLICY, faq=FAQ, nlu_error="the NLU server is unavailable")
+    result = ask_result(
+        "is fibre down?", None, STRONG, POLICY, faq=FAQ, nlu_error="the NLU server is unavailable"
+    ).to_dict()
     assert result["decision"]["band"] == "human" and result["reply"] is None and result["nlu"] is None
     assert result["nlu_error"] == "the NLU server is unavailable"
     assert result["policy_version"] == POLICY.version
 
 
 def test_an_auto_answer_is_posted_by_the_bot_and_a_draft_waits_for_an_agent() -> None:
-    auto = ask_result("how do I restart my hub", _parse("how do I restart my hub"), STRONG, POLICY, faq=FAQ)
+    auto = ask_result("how do I restart my hub", _parse("how do I restart my hub"), STRONG, POLICY, faq=FAQ).to_dict()
     assert auto["decision"]["band"] == "auto" and auto["reply_status"] == "bot_posts"
     assert FAQ[1].answer in auto["reply"]
-    draft = ask_result("billing?", _parse("billing?", "billing_issue"), STRONG, POLICY, faq=FAQ)
+    assessment = ask_result("billing?", _parse("billing?", "billing_issue"), STRONG, POLICY, faq=FAQ)
+    draft = assessment.to_dict()
     assert draft["decision"]["band"] == "approve" and draft["reply_status"] == "agent_sends"
-    assert "draft for an agent" in describe(draft)
+    assert "draft for an agent" in describe(assessment)
 
 
 def test_the_bot_never_posts_an_answer_that_breaks_the_tone_rules() -> None:

@@ -10,19 +10,9 @@ import random
 import numpy as np
 import pytest
 
-from bot.clinc_eval import (
-    OUT_OF_SCOPE,
-    QueryView,
-    combined_intent,
-    fit_intent_head,
-    fit_threshold,
-    leak_upper_bound,
-    max_leaks,
-    pipeline_score,
-    score_variants,
-    select_slice,
-    unit_centroids,
-)
+from bot.clinc_eval import QueryView, combined_intent, pipeline_score, score_variants, select_slice
+from bot.decision.answer_score import OUT_OF_SCOPE, fit_intent_head, unit_centroids
+from bot.decision.calibration import fit_threshold, leak_upper_bound, max_leaks
 
 INTENTS = ("balance", "transfer", "timer", "weather")
 KEYS = ("auroc", "answer_precision", "coverage", "oos_recall", "in_scope_accuracy")

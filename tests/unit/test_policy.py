@@ -37,13 +37,15 @@ def test_the_repository_policy_covers_every_intent_of_the_domain() -> None:
     domain = yaml.safe_load((TRAINING_DATA / "domain.yml").read_text(encoding="utf-8"))
     assert set(policy.intents) == set(domain["intents"])
     assert policy.target_precision == 0.97
+    # A kind is approve-only where an account is needed, not because some of its tweets need one: "when do I get
+    # my bill" is an FAQ question, "my bill is wrong" is not, and the answer score tells them apart.
     assert {name for name, rules in policy.intents.items() if rules.faq == "auto"} >= {
-        "product_question", "pricing_offer", "moving_house", "order_status",
+        "product_question", "pricing_offer", "moving_house", "order_status", "billing_issue", "contract_change",
     }  # fmt: skip
-    for strict in ("moving_house", "order_status"):
-        own = policy.auto_thresholds(strict)
-        assert own.min_score > policy.auto.min_score and own.min_margin >= policy.auto.min_margin
-    for never in ("complaint", "outage_report", "request_human", "opt_out", "spam_offtopic"):
+    for social in ("greeting", "thanks", "praise"):
+        assert policy.intent(social).reply is not None
+    for never in ("complaint", "outage_report", "request_human", "opt_out", "spam_offtopic", "short_followup",
+                  "providing_info"):  # fmt: skip
         assert policy.intent(never).faq == "never"
 
 
@@ -81,7 +83,7 @@ ERRORS = [
     ("target below 0.5", lambda d: d.update(target_precision=0.3), "target_precision"),
     ("confidence as text", lambda d: d.update(nlu_min_confidence="high"), "nlu_min_confidence"),
     ("missing approve thresholds", lambda d: d["faq"].pop("approve"), "approve"),
-    ("score above 1", lambda d: d["faq"]["auto"].update(min_score=1.5), "faq.auto.min_score"),
+    ("score above 2", lambda d: d["faq"]["auto"].update(min_score=2.5), "faq.auto.min_score"),
     ("bad faq mode", lambda d: d["intents"]["thanks"].update(faq="sometimes", reply=None), "faq must be one of"),
     ("priority 5", lambda d: d["intents"]["complaint"].update(priority=5), "priority"),
     ("unknown reply", lambda d: d["intents"]["thanks"].update(reply="faq_answer"), "reply must be one of"),

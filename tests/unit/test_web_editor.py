@@ -65,10 +65,13 @@ def editor(desk: WebDesk, nlu: FixedNlu) -> EditorService:
     from bot.decision.policy import load_policy
     from bot.decision.tone import ToneGuide
 
+    from bot.desk import LiveAnswerModel
+
     settings = desk.settings
+    answers = LiveAnswerModel(desk.kb.searcher, ["my bill is wrong again", "the engineer never came"])
     service = EditorService(
         lambda: desk.kb, load_policy(settings.training_data_dir / "policy.yml"),
-        ToneGuide.load(settings.training_data_dir / "tone.yml"), nlu=lambda: nlu,
+        ToneGuide.load(settings.training_data_dir / "tone.yml"), nlu=lambda: nlu, answers=lambda: answers,
     )  # fmt: skip
     desk.app.state.editor = service
     return service
@@ -124,7 +127,7 @@ def test_a_draft_is_previewed_before_it_is_live_and_publishing_makes_it_the_answ
     assert all(not hit.is_draft for hit in before.hits)
 
     with_draft = editor.preview(tweet, draft="esim-setup")
-    assert with_draft.band == "auto" and with_draft.answers_with_draft
+    assert with_draft.band == "auto" and with_draft.answers_with_draft, with_draft.reasons
     assert with_draft.reply is not None and ESIM.answer in with_draft.reply and with_draft.reply.endswith("^bot")
     assert with_draft.hits[0].slug == "esim-setup" and with_draft.hits[0].is_draft
 
