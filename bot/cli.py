@@ -37,6 +37,7 @@ from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, t
 from bot.processes import ChildProcessError
 from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings
+from bot.traffic import TrafficFileError
 from bot.triage_cli import triage_app
 from bot.web.cli import users_app, web_command
 from knowledge_base.errors import KbError
@@ -57,7 +58,7 @@ app.command("worker")(worker_command)
 console = Console(stderr=True)
 USER_ERRORS = (
     SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, KbError,
-    PolicyError, ToneError, CalibrationError, ChildProcessError, OSError,
+    PolicyError, ToneError, CalibrationError, TrafficFileError, ChildProcessError, OSError,
 )  # fmt: skip
 
 class _Context:

@@ -85,3 +85,50 @@ def eval_clinc150(
         figures = report[variant]
         typer.echo(f"{variant}: answers at score >= {figures['threshold']} ({figures['continuous_score']})")
     typer.echo(f"timings (s): {report['timings']}")
+
+
+@eval_app.command("traffic")
+def eval_traffic(
+    conversations_file: Annotated[Path, typer.Argument(help="Labelled conversations, one JSON object per line.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write one decision per customer turn (JSONL).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    faq_file: Annotated[
+        Path | None, typer.Option("--faq", help="The FAQ to answer from (YAML or CSV); default training_data/faq.yml.")
+    ] = None,
+    policy_file: Annotated[
+        Path | None, typer.Option("--policy", help="The triage policy; default the live one.")
+    ] = None,
+) -> None:
+    """Replay labelled conversations through the worker's decision path in a scratch database: what the bot would
+    post, hand to people or leave alone, and how often its public posts were right."""
+    from bot.decision.policy import load_policy
+    from bot.traffic import read_conversations
+    from bot.traffic_eval import run_traffic_eval, write_decisions
+
+    settings = _settings()
+    conversations = read_conversations(conversations_file)
+    policy = load_policy(policy_file) if policy_file else None
+
+    def stage(name: str) -> None:
+        console.print(f"[dim]{name}…[/dim]", highlight=False)
+
+    outcomes, report = run_traffic_eval(settings, conversations, faq_file=faq_file, policy=policy, on_stage=stage)
+    write_decisions(outcomes, out)
+    report["decisions_file"] = str(out)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{report['conversations']} conversations, {report['customer_turns']} labelled customer turns")
+    typer.echo(
+        f"automatic public posts: {report['automatic_posts']}, right {report['automatic_posts_right']} "
+        f"(precision {_fmt(report['post_precision'])})"
+    )
+    for kind, figures in report["posts_by_kind"].items():
+        typer.echo(f"  {kind:<12} {figures['posts']:>4} posts, {figures['wrong']} wrong")
+    typer.echo(
+        f"FAQ answers: {report['answered_right']} of {report['answerable']} answerable turns "
+        f"(coverage {_fmt(report['answer_coverage'])}); {report['drafted_right']} more drafted for an agent"
+    )
+    typer.echo(f"wrongly silenced: {report['wrongly_silenced']} of {report['needs_a_reply_or_person']}")
+    typer.echo(f"social replies: {report['social_replies_right']} right, {report['social_replies_wrong']} wrong")
+    typer.echo(f"decisions: {out}")
