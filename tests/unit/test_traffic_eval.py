@@ -25,6 +25,10 @@ from knowledge_base.testing import FakeEmbedder
 POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
 
 
+def turn(author: str = "customer", text: str = "x", turn_id: str = "t1", **extra: object) -> dict[str, object]:
+    return {"id": turn_id, "author": author, "text": text, **extra}
+
+
 def line(**overrides: object) -> str:
     data: dict[str, object] = {
         "conversation": "c1",
@@ -38,16 +42,12 @@ BAD_LINES = [
     ("not json", "{nope", "not JSON"),
     ("a list", "[]", "JSON object"),
     ("no turns", line(turns=[]), "turns must be a non-empty list"),
-    ("unknown author", line(turns=[{"id": "t1", "author": "robot", "text": "x"}]), "author must be one of"),
-    ("unknown action", line(turns=[{"id": "t1", "author": "customer", "text": "x", "expected": {"action": "maybe"}}]),
-     "action must be one of"),
-    ("answer without slug", line(turns=[{"id": "t1", "author": "customer", "text": "x", "expected": {"action": "answer"}}]),
-     "slug"),
-    ("expected on a bot turn", line(turns=[{"id": "t1", "author": "bot", "text": "x", "expected": {"action": "social"}}]),
-     "only customer turns"),
-    ("repeated ids", line(turns=[{"id": "t1", "author": "customer", "text": "a"}, {"id": "t1", "author": "bot", "text": "b"}]),
-     "repeat"),
-    ("empty text", line(turns=[{"id": "t1", "author": "customer", "text": " "}]), "text must be"),
+    ("unknown author", line(turns=[turn("robot")]), "author must be one of"),
+    ("unknown action", line(turns=[turn(expected={"action": "maybe"})]), "action must be one of"),
+    ("answer without slug", line(turns=[turn(expected={"action": "answer"})]), "slug"),
+    ("expected on a bot turn", line(turns=[turn("bot", expected={"action": "social"})]), "only customer turns"),
+    ("repeated ids", line(turns=[turn(), turn("bot")]), "repeat"),
+    ("empty text", line(turns=[turn(text=" ")]), "text must be"),
     ("bad channel", line(channel="sms"), "channel must be one of"),
 ]  # fmt: skip
 
