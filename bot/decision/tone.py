@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import regex
 
 from bot.decision.cues import is_shouting
-from bot.decision.personal_data import PATTERNS, describe_kinds, find_personal_data
+from bot.decision.personal_data import CARD_KINDS, KINDS, contact_key, describe_kinds, find_personal_data
 from bot.decision.policy import SITUATIONS, Situation
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.yaml_files import read_yaml
@@ -259,6 +259,9 @@ def reference_code(seed: int | str) -> str:
     return "".join(alphabet[(number >> (5 * i)) & 31] for i in range(5))
 
 
+_REFERENCE = re.compile(r"\(ref [A-HJ-NP-Z2-9]{5}\)")  # what compose_reply adds from reference_code
+
+
 def _url_spans(text: str) -> list[tuple[int, int]]:
     spans = []
     position = 0
@@ -458,14 +461,31 @@ def _is_control(char: str) -> bool:
     return unicodedata.category(char) == "Cc" and char not in "\n"
 
 
+def _personal_data_kinds(text: str, guide: ToneGuide, *, dm: bool) -> list[str]:
+    """The kinds of personal data a reply may not contain, in the order of KINDS."""
+    text = _REFERENCE.sub(" ", text)  # our own "(ref G34ZN)" can look like a postcode
+    allowed = {contact_key(contact) for contact in guide.public_contacts}
+    present = {found.kind for found in find_personal_data(text) if contact_key(found.value) not in allowed}
+    if dm:
+        present &= CARD_KINDS
+    return [kind for kind in KINDS if kind in present]
+
+
 def check(
     text: str,
     author: Author,
     *,
     recent_replies: Iterable[str] | RecentReplies = (),
     guide: ToneGuide | None = None,
+    dm: bool = False,
 ) -> list[Violation]:
-    """What is wrong with a reply `author` is about to post, as violations an agent reads (empty: none)."""
+    """What is wrong with a reply `author` is about to post, as violations an agent reads (empty: none).
+
+    A public reply may contain no personal data of any kind (bot/decision/personal_data.py), except the guide's
+    own public contacts. A direct message (`dm`) is private and may carry what the conversation needs (a phone
+    number, an e-mail address, an account number), but payment card data (number, expiry date, security code)
+    is never written anywhere.
+    """
     guide = guide or default_guide()
     violations: list[Violation] = []
     safe = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
@@ -498,16 +518,17 @@ def check(
     if not guide.signature_pattern.sub("", body).strip():
         violations.append(Violation("empty", "There is no message besides the signature."))
 
-    allowed = {contact.casefold() for contact in guide.public_contacts}
-    present = {found.kind for found in find_personal_data(safe) if found.value.casefold() not in allowed}
-    kinds = [kind for kind in PATTERNS if kind in present]
+    kinds = _personal_data_kinds(safe, guide, dm=dm)
     if kinds:
-        violations.append(
-            Violation(
-                "personal_data",
-                f"It contains {describe_kinds(kinds)}. Never repeat personal details in public: ask for a DM.",
+        whose = "Your reply" if author.kind == "agent" else "The reply"
+        if dm:
+            message = (
+                f"{whose} contains {describe_kinds(kinds)}: card details are never written in a reply, not even in "
+                "a DM."
             )
-        )
+        else:
+            message = f"{whose} contains {describe_kinds(kinds)}: personal data is never posted in public. Move to DM."
+        violations.append(Violation("personal_data", message))
     for phrase in guide.banned_phrases:
         if _phrase_pattern(phrase).search(safe):
             violations.append(Violation("banned_phrase", f"Avoid the phrase \u201c{phrase}\u201d."))

@@ -73,9 +73,12 @@ def suggestions(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[s
 def tone_check(request: Request, viewer: AgentViewer, payload: ToneCheckIn) -> dict[str, Any]:
     console = _console(request)
     recent: list[str] = []
+    dm = False
     if payload.ticket_id is not None:
-        recent = [m.text for m in console.ticket(payload.ticket_id).messages if m.direction == "out"]
-    return console.tone_check(payload.text, viewer.account, recent_replies=recent).to_dict()
+        ticket = console.ticket(payload.ticket_id)
+        recent = [m.text for m in ticket.messages if m.direction == "out"]
+        dm = ticket.source == "dm"
+    return console.tone_check(payload.text, viewer.account, recent_replies=recent, dm=dm).to_dict()
 
 
 @router.post("/tickets/{ticket_id}/reply", summary="Queue a reply (tone-checked, signed by the server)")

@@ -22,6 +22,7 @@ from sqlalchemy import Engine, case, func, literal, select
 
 from bot.channel.replies import ReplyError, queue_agent_reply
 from bot.db import as_utc
+from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
@@ -336,7 +337,7 @@ class ConsoleService:
                 QueueItem(
                     id=ticket.id, state=ticket.state, priority=ticket.priority, band=ticket.band,
                     source=ticket.source, skill=ticket.skill, customer_handle=ticket.customer_handle,
-                    preview=self._one_line(row.last_customer_text or ""), reasons=list(ticket.reasons),
+                    preview=self._one_line(redact(row.last_customer_text or "")), reasons=list(ticket.reasons),
                     created_at=created,
                     waiting_s=int(row.waiting_seconds) if row.waiting_seconds is not None else None,
                     sla_due_at=as_utc(ticket.sla_due_at),
@@ -439,13 +440,16 @@ class ConsoleService:
         signature = self.guide.signature(self._author(account))
         return f"{self.strip_own_signature(body, account)} {signature}".lstrip()
 
-    def tone_check(self, body: str, account: Account, *, recent_replies: list[str] | None = None) -> ToneReport:
-        """The tone check of what would be posted: the body signed with the account's initials."""
+    def tone_check(
+        self, body: str, account: Account, *, recent_replies: list[str] | None = None, dm: bool = False
+    ) -> ToneReport:
+        """The tone check of what would be posted: the body signed with the account's initials. `dm`: the reply
+        goes by direct message (a DM ticket), which may carry personal details but never card details."""
         if len(body) > MAX_REPLY_CHARS:
             body = body[:MAX_REPLY_CHARS]
         author = self._author(account)
         text = self.signed(body, account)
-        violations = check(text, author, recent_replies=recent_replies or (), guide=self.guide)
+        violations = check(text, author, recent_replies=recent_replies or (), guide=self.guide, dm=dm)
         return ToneReport(
             text=text, signature=self.guide.signature(author), length=weighted_length(text),
             limit=MAX_WEIGHTED_LENGTH, violations=violations,
@@ -493,7 +497,7 @@ class ConsoleService:
             raise ConsoleError(f"Ticket {ticket_id} is {ticket.state.replace('_', ' ')}; it takes no reply.")
         if not ticket.held_by(account):
             raise ConsoleError("Claim the ticket before replying: nobody else should answer it at the same time.")
-        report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket))
+        report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket), dm=ticket.source == "dm")
         if not report.ok:
             raise ConsoleError("Not sent: " + " ".join(v.message for v in report.violations))
         self._queue_reply(ticket_id, account, report.text)

@@ -165,7 +165,7 @@ def _ticket_page(
         suggestions = console.suggestions(ticket.last_customer_text, viewer.account, seed=ticket.id)
     if insert is not None and not body:
         body = next((s.insert_text for s in suggestions if s.entry_id == insert), "")
-    tone = console.tone_check(body, viewer.account) if body else None
+    tone = console.tone_check(body, viewer.account, dm=ticket.source == "dm") if body else None
     return render(
         request, "ticket.html", viewer, status_code=status_code, ticket=ticket, suggestions=suggestions,
         body=body, error=error, tone=tone, mine=ticket.held_by(viewer.account),

@@ -1,4 +1,4 @@
-"""Rendering pages: the Jinja2 environment (autoescape on, customer-text and time filters), the navigation by
+"""Rendering pages: the Jinja2 environment (autoescape on, customer-text, redaction and time filters), the navigation by
 role, and one-shot notices carried to the next page in a short-lived cookie."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.responses import Response
 
 from bot.db import as_utc
+from bot.decision.personal_data import redact
 from bot.web.access import Viewer
 from bot.web.app import WEB_DIR
 from bot.web.text import plain_customer_text, render_customer_text
@@ -80,7 +81,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(customer_text=render_customer_text, one_line=plain_customer_text, duration=duration,
-                       clock=clock_time, iso=iso)  # fmt: skip
+                       clock=clock_time, iso=iso, redacted=redact)  # fmt: skip
     return env
 
 

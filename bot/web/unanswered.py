@@ -4,14 +4,16 @@ Unanswered questions are stored tweets that went to people (band human or approv
 enough: the top FAQ score below the policy's approve threshold, or no hit at all. They are grouped by meaning
 (their embeddings, clustered around the densest tweets), largest group first, each with examples, the replies
 agents gave, and a suggested draft. The training export turns agents' resolutions (resolved tickets with a kind
-of message or an FAQ answer) into examples in Rasa's NLU YAML, cleaned of mentions, links and personal data.
+of message or an FAQ answer) into examples in Rasa's NLU YAML, cleaned of mentions and links; a tweet with any
+personal data (bot/decision/personal_data.py) is left out of it. In the groups, every piece of personal data in
+the questions, examples, agents' replies, slugs and draft links is replaced by a placeholder such as "[name]".
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -21,7 +23,7 @@ from sqlalchemy import Engine, select
 
 from bot.channel.models import inbound_tweets
 from bot.db import as_utc
-from bot.decision.personal_data import find_personal_data
+from bot.decision.personal_data import find_personal_data, redact
 from bot.decision.policy import Policy
 from bot.decision.tone import ToneGuide
 from bot.nlu.text import InvalidText, clean_for_nlu
@@ -33,6 +35,7 @@ ESCALATED_BANDS = ("human", "approve")
 _MENTION = re.compile(r"(?<!\w)@\w{1,15}")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _SLUG_WORD = re.compile(r"[a-z0-9]+")
+_PLACEHOLDER = re.compile(r"\[[a-z -]+\]")  # what redact() puts in place of personal data
 _STOP_WORDS = frozenset(
     "a an the i my me we our you your is are am be to of in on for and or do does did how can could would what "
     "when where why it its this that there with please hi hello hey just".split()
@@ -51,7 +54,7 @@ def clean_question(text: str) -> str:
 
 
 def suggested_slug(question: str) -> str:
-    words = [w for w in _SLUG_WORD.findall(question.lower()) if w not in _STOP_WORDS]
+    words = [w for w in _SLUG_WORD.findall(_PLACEHOLDER.sub(" ", question.lower())) if w not in _STOP_WORDS]
     slug = "-".join(words[:5]) or "new-question"
     return slug[:60].strip("-")
 
@@ -215,19 +218,25 @@ class UnansweredQuestions:
         result = []
         for members in group_by_meaning(self._embed(tweets), self.threshold):
             group = [tweets[i] for i in members]
-            texts = list(dict.fromkeys(clean_question(t.text) for t in group))
+            texts = list(dict.fromkeys(redact(clean_question(t.text)) for t in group))
             seen = {text.casefold() for text in texts[:1]}
             paraphrases: list[str] = []
             for text in texts[1:]:
                 if text.casefold() not in seen and len(paraphrases) < 8:
                     seen.add(text.casefold())
                     paraphrases.append(text)
-            given = [reply for t in group if t.ticket_id is not None for reply in replies.get(t.ticket_id, [])]
+            given = [
+                replace(reply, text=redact(reply.text))
+                for t in group
+                if t.ticket_id is not None
+                for reply in replies.get(t.ticket_id, [])
+            ]
             distinct = list({reply.text: reply for reply in given}.values())
             answer = self.guide.signature_pattern.sub("", distinct[0].text).strip() if distinct else ""
             result.append(
                 QuestionGroup(
-                    size=len(group), tweets=group[:examples], replies=distinct[:3], question=texts[0],
+                    size=len(group), tweets=[replace(t, text=redact(t.text)) for t in group[:examples]],
+                    replies=distinct[:3], question=texts[0],
                     paraphrases=paraphrases, answer=answer, slug=suggested_slug(texts[0]),
                 )  # fmt: skip
             )

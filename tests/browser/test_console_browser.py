@@ -69,7 +69,7 @@ def test_the_live_tone_check_flags_problems_while_typing(page: Page, served: Ser
     page.fill("#reply-body", "Ring us back on 07700 900123 and we will sort it ^BO")
     report = page.locator("#tone-report")
     expect(report).to_contain_text("signature ^BO")
-    expect(report).to_contain_text("personal details")
+    expect(report).to_contain_text("personal data is never posted in public")
     polite = "So sorry about this. Please DM us and we'll check the bill."
     page.fill("#reply-body", polite)
     expect(report).to_contain_text("Tone check passed")

@@ -28,6 +28,7 @@ from bot.decision.tone import (
     compose_reply,
     default_guide,
     guide_from_dict,
+    reference_code,
     shorten,
 )
 from bot.decision.triage import Decision, FaqChoice
@@ -316,6 +317,16 @@ CHECK_CASES = [
     ("phone number", "We'll call 07700 900123 today. ^AB", AB, {}, ["personal_data"]),
     ("e-mail address", "We wrote to jo.bloggs@example.co.uk. ^AB", AB, {}, ["personal_data"]),
     ("IBAN", "Paid to GB33 BUKB 2020 1555 5555 55. ^AB", AB, {}, ["personal_data"]),
+    ("card number", "Your card 4111 1111 1111 1111 was refunded. ^AB", AB, {}, ["personal_data"]),
+    ("card expiry and CVV", "Card exp 09/27, cvv 123 noted. ^AB", AB, {}, ["personal_data"]),
+    ("foreign phone number", "We'll ring +49 30 1234567 later. ^AB", AB, {}, ["personal_data"]),
+    ("address and postcode", "Engineer booked for 14 Acacia Avenue, SW1A 1AA. ^AB", AB, {}, ["personal_data"]),
+    ("name", "Thanks, the account holder is Mr J Brown. ^AB", AB, {}, ["personal_data"]),
+    ("account number", "Account 12345678901 is up to date. ^AB", AB, {}, ["personal_data"]),
+    ("a DM may carry a phone number", "We'll call 07700 900123 today. ^AB", AB, {"dm": True}, []),
+    ("a DM may carry an address", "Engineer booked for 14 Acacia Avenue. ^AB", AB, {"dm": True}, []),
+    ("a DM never carries a card", "Card 4111 1111 1111 1111 noted. ^AB", AB, {"dm": True}, ["personal_data"]),
+    ("a DM never carries a CVV", "Got the security code 4321, thanks. ^AB", AB, {"dm": True}, ["personal_data"]),
     ("banned phrase", f"Sorry for any inconvenience. {GOOD} ^AB", AB, {}, ["banned_phrase"]),
     ("banned phrase across spaces and case", f"SORRY  for any\ninconvenience, {GOOD} ^AB", AB, {}, ["banned_phrase"]),
     ("a banned word inside another word is fine", f"An unkindly slow Hub? {GOOD} ^AB", AB, {}, []),
@@ -360,12 +371,35 @@ def test_personal_data_violations_never_repeat_the_data() -> None:
         assert value not in violation.message
 
 
+def test_a_card_number_is_refused_with_the_reason_and_never_repeated() -> None:
+    (violation,) = check("Refunded to 4111 1111 1111 1111, exp 09/27. ^AB", AB)
+    assert violation.code == "personal_data"
+    assert violation.message == (
+        "Your reply contains a payment card number and a card expiry date: personal data is never posted in "
+        "public. Move to DM."
+    )
+    (in_dm,) = check("Refunded to 4111 1111 1111 1111, call 07700 900123. ^AB", AB, dm=True)
+    assert "payment card number" in in_dm.message and "not even in a DM" in in_dm.message
+    assert "phone number" not in in_dm.message
+    for message in (violation.message, in_dm.message):
+        assert "4111" not in message and "09/27" not in message
+
+
+def test_our_reference_codes_are_not_personal_data() -> None:
+    codes = [reference_code(seed) for seed in range(2000)]
+    assert "G34ZN" in codes  # it looks like a Glasgow postcode
+    for code in codes:
+        assert check(f"Hi! How can we help today? (ref {code}) ^bot", BOT) == []
+
+
 def test_our_public_contacts_are_not_personal_data() -> None:
     data = _raw_guide()
     data["public_contacts"] = ["care@kestrel.example", "0330 123 4567"]
     guide = guide_from_dict(data)
     assert check("Mail care@kestrel.example or call 0330 123 4567. ^bot", BOT, guide=guide) == []
     assert _codes("Mail jo@kestrel.example. ^bot", BOT, guide=guide) == ["personal_data"]
+    assert check("Call +44 330 123 4567 or 0330 1234567. ^bot", BOT, guide=guide) == []  # the same number
+    assert _codes("Call 0330 123 4568. ^bot", BOT, guide=guide) == ["personal_data"]
 
 
 @settings(max_examples=300, deadline=None)

@@ -106,8 +106,61 @@ def test_personal_data_in_a_reply_is_refused(desk: WebDesk) -> None:
         headers={"X-CSRF-Token": csrf},
     )  # fmt: skip
     assert response.status_code == 409
-    assert "personal details" in response.json()["error"]["detail"]
+    assert "personal data is never posted in public" in response.json()["error"]["detail"]
     assert _outbox(desk) == []
+
+
+CARD = "4111 1111 1111 1111"
+
+
+def test_a_reply_with_a_card_number_is_refused_with_the_reason_and_nothing_is_queued(desk: WebDesk) -> None:
+    ticket_id = desk.escalate(f"refund to my card {CARD} please")
+    client, csrf, _ = _take(desk)
+    body = f"Refunded to {CARD}, it shows in 3 days"
+    page = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body})
+    assert page.status_code == 409
+    reason = "Your reply contains a payment card number: personal data is never posted in public. Move to DM."
+    assert reason in page.text
+    api = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": body}, headers={"X-CSRF-Token": csrf_of(client)}
+    )
+    assert api.status_code == 409 and api.json()["error"]["detail"] == f"Not sent: {reason}"
+    assert _outbox(desk) == []
+    assert desk.handoff.ticket(ticket_id).ticket.state != "answered"
+    check = client.post("/api/tone-check", json={"text": body, "ticket_id": ticket_id},
+                        headers={"X-CSRF-Token": csrf_of(client)}).json()  # fmt: skip
+    assert not check["ok"] and [v["message"] for v in check["violations"]] == [reason]
+
+
+def test_a_dm_reply_may_carry_contact_details_but_never_card_details(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("my number changed, and I paid by card", source="dm")
+    client, _, _ = _take(desk)
+    csrf = csrf_of(client)
+    refused = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": f"We have card {CARD} on file"},
+        headers={"X-CSRF-Token": csrf},
+    )  # fmt: skip
+    assert refused.status_code == 409
+    assert "payment card number" in refused.json()["error"]["detail"]
+    assert "not even in a DM" in refused.json()["error"]["detail"]
+    assert _outbox(desk) == []
+    sent = client.post(
+        f"/api/tickets/{ticket_id}/reply", json={"text": "We'll call you on 07700 900123 at 3pm"},
+        headers={"X-CSRF-Token": csrf},
+    )  # fmt: skip
+    assert sent.status_code == 200, sent.text
+    [row] = _outbox(desk)
+    assert "07700 900123" in str(row["text"]) and str(row["target_tweet_id"]).startswith("dm-")
+
+
+def test_the_queue_preview_leaves_personal_data_out(desk: WebDesk) -> None:
+    desk.escalate(f"charged twice on {CARD}, my name is Jane Smith, call +49 30 1234567")
+    client = desk.logged_in("ann")
+    html = client.get("/queue").text
+    assert "[card number]" in html and "[name]" in html and "[phone number]" in html
+    assert "4111" not in html and "Jane Smith" not in html and "1234567" not in html
+    [item] = client.get("/api/queue").json()["tickets"]
+    assert item["preview"] == "charged twice on [card number], my name is [name], call [phone number]"
 
 
 def test_only_the_holder_may_reply(desk: WebDesk) -> None:
