@@ -89,7 +89,10 @@ def eval_clinc150(
 
 @eval_app.command("traffic")
 def eval_traffic(
-    conversations_file: Annotated[Path, typer.Argument(help="Labelled conversations, one JSON object per line.")],
+    conversations_file: Annotated[
+        Path,
+        typer.Argument(help="Labelled conversations, one JSON object per line (or a triage validation .yml file)."),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Where to write one decision per customer turn (JSONL).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     faq_file: Annotated[
@@ -101,12 +104,17 @@ def eval_traffic(
 ) -> None:
     """Replay labelled conversations through the worker's decision path in a scratch database: what the bot would
     post, hand to people or leave alone, and how often its public posts were right."""
+    from bot.decision.calibration import load_validation
     from bot.decision.policy import load_policy
-    from bot.traffic import read_conversations
+    from bot.traffic import conversations_from_examples, read_conversations
     from bot.traffic_eval import run_traffic_eval, write_decisions
 
     settings = _settings()
-    conversations = read_conversations(conversations_file)
+    if conversations_file.suffix in (".yml", ".yaml"):  # single tweets, each with the entry that answers it
+        examples = load_validation(conversations_file)
+        conversations = conversations_from_examples([(example.text, example.faq) for example in examples])
+    else:
+        conversations = read_conversations(conversations_file)
     policy = load_policy(policy_file) if policy_file else None
 
     def stage(name: str) -> None:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.decision.calibration import PostCandidate
+
 AUTHORS = ("customer", "bot", "agent", "other")
 ACTIONS = ("answer", "person", "silence", "social")
 CHANNELS = ("mention", "dm")
@@ -67,6 +69,7 @@ class TurnOutcome:
     reply: str | None
     position: str = "opener"
     intent: str | None = None
+    confidence: float = 0.0
     ignore_reason: str | None = None
     reasons: tuple[str, ...] = ()
     answer: dict[str, Any] | None = None
@@ -87,7 +90,7 @@ class TurnOutcome:
         data: dict[str, Any] = {
             "conversation": self.conversation, "id": self.id, "band": self.band, "faq_slug": self.faq_slug,
             "reply_kind": self.reply_kind, "reply": self.reply, "position": self.position, "intent": self.intent,
-            "ignore_reason": self.ignore_reason, "reasons": list(self.reasons),
+            "confidence": self.confidence, "ignore_reason": self.ignore_reason, "reasons": list(self.reasons),
         }  # fmt: skip
         if self.answer is not None:
             data["answer"] = self.answer
@@ -284,3 +287,31 @@ def _grouped(outcomes: Sequence[TurnOutcome], key: Any) -> dict[str, Any]:
             ),
         }
     return report
+
+
+def post_candidates(outcomes: Iterable[TurnOutcome]) -> list[PostCandidate]:
+    """The labelled public posts of a replay (run with every bar at its lowest: `calibration.permissive`), as
+    candidates for fitting the bars. A DM hand-over is a hard rule, not a bar, and is left out."""
+    candidates = []
+    for outcome in outcomes:
+        right = post_is_right(outcome)
+        if right is None or outcome.expected is None:
+            continue
+        if outcome.reply_kind == "faq":
+            score = float((outcome.answer or {}).get("score", -1.0))
+            candidates.append(PostCandidate("faq", outcome.intent, score, right, outcome.expected.action == "answer"))
+        elif outcome.reply_kind in SOCIAL_KINDS:
+            candidates.append(PostCandidate("social", outcome.intent, outcome.confidence, right, right))
+        elif outcome.reply_kind in ("outage_ack", "handoff_ack"):
+            candidates.append(PostCandidate("ack", outcome.intent, outcome.confidence, right, right))
+    return candidates
+
+
+def conversations_from_examples(examples: Iterable[tuple[str, str | None]]) -> list[Conversation]:
+    """Single tweets labelled with the FAQ entry that answers them (None: none does) as one-turn conversations:
+    the entry's answer is expected, or a person."""
+    conversations = []
+    for number, (text, slug) in enumerate(examples, 1):
+        expected = Expected("answer", slug) if slug else Expected("person")
+        conversations.append(Conversation(f"v{number}", (Turn(f"v{number}", "customer", text, expected),), line=number))
+    return conversations

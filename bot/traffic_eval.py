@@ -192,6 +192,7 @@ def _outcome(conversation: Conversation, index: int, row: Any) -> TurnOutcome:
         conversation=conversation.id, id=turn.id, band=row.band or "human", faq_slug=faq.get("slug"),
         reply_kind=decision.get("reply_kind") if posts else None, reply=kept.get("reply") if posts else None,
         position=decision.get("position", "opener"), intent=decision.get("intent"),
+        confidence=float(decision.get("confidence") or 0.0),
         ignore_reason=decision.get("ignore_reason"), reasons=tuple(decision.get("reasons") or ()),
         answer=decision.get("answer"), expected=turn.expected,
     )  # fmt: skip

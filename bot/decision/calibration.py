@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-
 from bot.decision.policy import NEVER, CalibrationInfo, Policy, Thresholds
 from bot.yaml_files import read_yaml
 
@@ -367,3 +366,133 @@ def fit_threshold(
     last_of_tie = np.append(sorted_values[1:] < sorted_values[:-1], True) if len(values) else np.zeros(0, bool)
     meets = np.nonzero(last_of_tie & (precision >= target) & (leaks <= allowed))[0]
     return Threshold(float(sorted_values[meets[-1]]) if len(meets) else math.inf, allowed)
+
+
+# ---------------------------------------------------------------- calibration on labelled conversations
+
+APPROVE_TRAFFIC_TARGET = 0.8  # a draft an agent checks may be right less often
+
+
+@dataclass(frozen=True)
+class PostCandidate:
+    """A public post the bot would make with every bar at its lowest, from a replay of labelled conversations:
+    an FAQ answer (its answer score), a greeting or thank-you, or an acknowledgement (its NLU confidence)."""
+
+    kind: str  # faq | social | ack
+    intent: str | None  # the kind of message triage acted on; None: unclear
+    score: float
+    right: bool  # the post is what the label asks for
+    wanted: bool  # faq: the label asks for an FAQ answer (maybe another entry); else: the post is right
+
+
+@dataclass(frozen=True)
+class TrafficCalibration:
+    policy: Policy
+    thresholds: dict[str, Any]  # what was fitted, on how many candidates, for the report
+
+
+def _fit(candidates: Sequence[PostCandidate], target: float, min_oos_recall: float, confidence: float) -> float:
+    if not candidates:
+        return math.inf
+    return fit_threshold(
+        [c.score for c in candidates], [c.right for c in candidates], [not c.wanted for c in candidates], target,
+        min_oos_recall, confidence,
+    ).value  # fmt: skip
+
+
+def _bar(value: float) -> Thresholds:
+    return NEVER if math.isinf(value) else Thresholds(round(math.floor(value * 1000) / 1000, 3), 0.0)
+
+
+def calibrate_on_traffic(
+    candidates: Sequence[PostCandidate],
+    policy: Policy,
+    *,
+    target: float | None = None,
+    min_examples: int = 30,
+    min_oos_recall: float = 0.95,
+    confidence: float = 0.95,
+    calibrated_on: str | None = None,
+) -> TrafficCalibration:
+    """Fit every bar for a public post on replayed, labelled conversations: the lowest bar at which the posts are
+    right at least `target` of the time and, with `confidence`, at most 1 - min_oos_recall of the turns that
+    wanted no such post get one (a one-sided Clopper-Pearson bound, as for CLINC150).
+
+    FAQ answers: one pooled bar for the kinds of message the FAQ may answer, a bar of its own for a kind with at
+    least `min_examples` candidates, and a bar for unclear kinds that is never below the pooled one. Drafts: the
+    lowest score at which drafts are right APPROVE_TRAFFIC_TARGET of the time. Social replies and
+    acknowledgements: a bar on Rasa's confidence each."""
+    target = policy.target_precision if target is None else target
+    faq = [c for c in candidates if c.kind == "faq"]
+    clear = [c for c in faq if c.intent is not None]
+    if not clear:
+        raise CalibrationError("no FAQ answer candidates: the conversations hold no answerable openers")
+    pooled = _fit(clear, target, min_oos_recall, confidence)
+    report: dict[str, Any] = {"faq": {"candidates": len(clear), "min_score": _num_or_none(pooled)}}
+    intents = dict(policy.intents)
+    own: list[str] = []
+    for name, rules in policy.intents.items():
+        if rules.faq == "never" or rules.reply:
+            continue
+        group = [c for c in clear if c.intent == name]
+        if len(group) >= min_examples:
+            value = _fit(group, target, min_oos_recall, confidence)
+            intents[name] = replace(rules, auto=_bar(value))
+            own.append(name)
+            report[f"faq.{name}"] = {"candidates": len(group), "min_score": _num_or_none(value)}
+        else:
+            intents[name] = replace(rules, auto=None)
+    unclear = [c for c in faq if c.intent is None]
+    unclear_value = max(pooled, _fit(unclear, target, min_oos_recall, confidence)) if unclear else math.inf
+    report["faq.unclear"] = {"candidates": len(unclear), "min_score": _num_or_none(unclear_value)}
+    approve = fit_threshold(
+        [c.score for c in faq], [c.right for c in faq], [False] * len(faq), APPROVE_TRAFFIC_TARGET, min_oos_recall,
+        confidence,
+    ).value  # fmt: skip
+    approve = min(approve, pooled)
+    report["approve"] = {"candidates": len(faq), "min_score": _num_or_none(approve)}
+    social = [c for c in candidates if c.kind == "social"]
+    acks = [c for c in candidates if c.kind == "ack"]
+    social_bar = _fit(social, target, min_oos_recall, confidence)
+    ack_bar = _fit(acks, target, min_oos_recall, confidence)
+    report["social"] = {"candidates": len(social), "min_confidence": _num_or_none(social_bar)}
+    report["acknowledge"] = {"candidates": len(acks), "min_confidence": _num_or_none(ack_bar)}
+    answered = [c for c in clear if c.score >= _threshold_for(c.intent, intents, pooled)]
+    info = CalibrationInfo(
+        examples=len(candidates),
+        in_scope=sum(c.wanted for c in faq),
+        answered=len(answered),
+        precision=round(sum(c.right for c in answered) / len(answered), 4) if answered else None,
+        coverage=round(sum(c.right for c in answered) / max(1, sum(c.wanted for c in faq)), 4),
+        own_thresholds=tuple(sorted(own)),
+        calibrated_on=calibrated_on,
+    )
+    calibrated = replace(
+        policy, version=policy.version + 1, target_precision=target, auto=_bar(pooled), approve=_bar(approve),
+        unclear_auto=_bar(unclear_value), intents=intents, calibration=info,
+        social_min_confidence=1.0 if math.isinf(social_bar) else round(math.floor(social_bar * 1000) / 1000, 3),
+        acknowledge_min_confidence=1.0 if math.isinf(ack_bar) else round(math.floor(ack_bar * 1000) / 1000, 3),
+    )  # fmt: skip
+    return TrafficCalibration(calibrated, report)
+
+
+def _threshold_for(intent: str | None, intents: dict[str, Any], pooled: float) -> float:
+    rules = intents.get(intent) if intent else None
+    return rules.auto.min_score if rules is not None and rules.auto is not None else pooled
+
+
+def _num_or_none(value: float) -> float | None:
+    return None if math.isinf(value) else round(value, 4)
+
+
+def permissive(policy: Policy) -> Policy:
+    """The policy with every bar for a public post at its lowest, so that a replay shows every candidate."""
+    low = Thresholds(-1.0, 0.0)
+    intents = {
+        name: replace(rules, auto=None) if rules.faq != "never" and not rules.reply else rules
+        for name, rules in policy.intents.items()
+    }
+    return replace(
+        policy, auto=low, approve=low, unclear_auto=low, intents=intents, social_min_confidence=0.0,
+        acknowledge_min_confidence=0.0,
+    )  # fmt: skip

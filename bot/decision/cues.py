@@ -155,7 +155,8 @@ _OPT_OUT_EXTRA = (
 
 _OUTAGE = (
     r"\b(?:down|outage|offline|cut off|dead|no service|no signal|no internet|no broadband|no wifi|no connection"
-    r"|no dial tone|no tv|not working|isn't working|stopped working|nothing works|nothing is working|can't connect|lost (?:connection|signal|internet|service)"
+    r"|no dial tone|no tv|not working|isn't working|stopped working|nothing works|nothing is working|can't connect"
+    r"|lost (?:connection|signal|internet|service)"
     r"|keeps dropping|dropping out)\b"
 )
 

@@ -26,6 +26,10 @@ from handoff.models import tickets
 from handoff.states import CLAIMABLE_STATES
 
 ESCALATED_BANDS = ("human", "approve")
+IGNORE_REASONS = {
+    "own_tweet": "our own tweets", "spam": "spam or off-topic", "opt_out": "explicit opt-outs",
+    "duplicate": "repeats of a tweet already handled", "closing_thanks": "thank-yous closing an answered conversation",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class ChannelHealth:
     replies_failed_today: int
     tweets_waiting_for_nlu: int
     alerts: list[Any]  # the latest, newest first: kind, message, created_at
+    ignored_today: tuple[tuple[str, int], ...] = ()  # (what the reason says, how many) in the last 24 hours
 
     @property
     def worker_stale(self) -> bool:
@@ -217,6 +222,11 @@ class LeadService:
             waiting_for_nlu = conn.execute(
                 select(func.count()).select_from(inbound_tweets).where(inbound_tweets.c.state == "waiting")
             ).scalar_one()
+            ignored = conn.execute(
+                select(inbound_tweets.c.ignore_reason, func.count())
+                .where(inbound_tweets.c.band == "ignore", inbound_tweets.c.fetched_at >= now - timedelta(days=1))
+                .group_by(inbound_tweets.c.ignore_reason)
+            ).all()
             recent = conn.execute(
                 select(alerts.c.kind, alerts.c.message, alerts.c.created_at)
                 .where(alerts.c.created_at >= now - timedelta(days=1))
@@ -229,6 +239,10 @@ class LeadService:
             replies_waiting=int(states.get("pending", 0) + states.get("sending", 0)),
             replies_in_doubt=int(states.get("unknown", 0)), replies_failed_today=int(states.get("failed", 0)),
             tweets_waiting_for_nlu=int(waiting_for_nlu), alerts=list(recent),
+            ignored_today=tuple(
+                sorted(((IGNORE_REASONS.get(reason or "", reason or "no reason recorded"), int(count))
+                        for reason, count in ignored), key=lambda pair: -pair[1])
+            ),
         )  # fmt: skip
 
     def open_tickets(self, *, limit: int = 200) -> list[Any]:

@@ -77,7 +77,9 @@ def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDesk]:
         yield desk
 
 
-def _inbound(desk: WebDesk, count: int, *, minutes_ago: float, band: str = "auto") -> None:
+def _inbound(
+    desk: WebDesk, count: int, *, minutes_ago: float, band: str = "auto", ignore_reason: str | None = None
+) -> None:
     at = datetime.now(UTC) - timedelta(minutes=minutes_ago)
     with transaction(desk.engine) as conn:
         for _ in range(count):
@@ -85,6 +87,7 @@ def _inbound(desk: WebDesk, count: int, *, minutes_ago: float, band: str = "auto
             conn.execute(insert(inbound_tweets).values(
                 tweet_id=tweet_id, source="mention", author_id="9", author_username="c", text="down again",
                 conversation_id=tweet_id, created_at=at, fetched_at=at, state="done", attempts=1, band=band,
+                ignore_reason=ignore_reason,
             ))  # fmt: skip
 
 
@@ -169,3 +172,15 @@ def test_the_lead_view_shows_the_channel_health_and_its_alerts(desk: WebDesk) ->
     page = desk.logged_in("lee").get("/lead").text
     assert "mention gap" in page and "not posted today: 1" in page
     assert "returns &lt;b&gt;" in page  # escaped
+
+
+def test_the_lead_view_counts_each_reason_a_tweet_was_left_alone(desk: WebDesk) -> None:
+    lead = LeadService(desk.handoff, desk.engine, LEVELS)
+    assert lead.channel_health().ignored_today == ()
+    _inbound(desk, 3, minutes_ago=5, band="ignore", ignore_reason="spam")
+    _inbound(desk, 1, minutes_ago=5, band="ignore", ignore_reason="opt_out")
+    _inbound(desk, 2, minutes_ago=60 * 30, band="ignore", ignore_reason="duplicate")  # older than a day
+    _inbound(desk, 4, minutes_ago=5, band="human")
+    assert lead.channel_health().ignored_today == (("spam or off-topic", 3), ("explicit opt-outs", 1))
+    page = desk.logged_in("lee").get("/lead").text
+    assert "spam or off-topic 3; explicit opt-outs 1" in page
