@@ -21,7 +21,7 @@ from bot.traffic import figures, post_candidates, read_conversations
 
 triage_app = typer.Typer(help="Triage: calibrate the policy's thresholds.", no_args_is_help=True)
 console = Console(stderr=True)
-DEFAULT_CONVERSATIONS = Path("traffic") / "dev_conversations.jsonl"
+DEFAULT_CONVERSATIONS = Path("conversations") / "dev_conversations.jsonl"
 
 
 @triage_app.callback()

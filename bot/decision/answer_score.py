@@ -3,13 +3,14 @@
 An `AnswerModel` is fitted on the live FAQ: each published entry's question and paraphrase vectors are one class
 of a linear softmax "intent head", and texts that no FAQ entry answers (complaints, outage reports, chit-chat,
 account problems: `out_of_scope`) are one more class. It also keeps each entry's centroid (its mean vector). For
-a tweet it picks the entry with the highest head probability plus centroid cosine, and that sum is the answer
-score the policy's thresholds apply to. The nearest-neighbour cosine and the margin from the FAQ search come
-along as evidence for the reasons. The same construction reached 0.977 answer precision at 0.852 coverage on
-CLINC150 (bot/clinc_eval.py).
+a tweet it picks the entry with the highest head probability, and that probability is the answer score the
+policy's thresholds apply to; the centroid cosine and the out-of-scope probability come along as evidence for
+the reasons. (On CLINC150 the head plus the centroid cosine ranked best, bot/clinc_eval.py; on care traffic,
+with a handful of paraphrases per entry, the centroid cosine ranked worse than the head alone on the
+development set, so the live score is the head's probability.)
 
 `fit_answer_model` runs on every publish (the desk refits when the knowledge base's version moves on); it takes
-well under a second for a few hundred entries. Pure: numpy, and torch for the fit.
+about a second for a hundred entries and a thousand out-of-scope examples. Pure: numpy, and torch for the fit.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ class AnswerEvidence:
 
     entry_id: int
     slug: str
-    score: float  # head_probability + centroid_cosine (0 … 2)
+    score: float  # what thresholds apply to: the head's probability of this entry (0 … 1)
     head_probability: float  # the intent head's probability of this entry
     out_of_scope_probability: float  # the head's probability that no entry answers the tweet
     centroid_cosine: float  # cosine between the tweet and the entry's mean vector
@@ -132,13 +133,13 @@ class AnswerModel:
         entry_probabilities = probabilities[:, columns]
         oos = probabilities[:, position[OUT_OF_SCOPE]] if OUT_OF_SCOPE in position else np.zeros(len(vectors))
         cosines = vectors @ self.centroids.T
-        combined = entry_probabilities + cosines
         found: list[AnswerEvidence | None] = []
         for row in range(len(vectors)):
-            best = int(np.argmax(combined[row]))
+            best = int(np.argmax(entry_probabilities[row]))
             found.append(
                 AnswerEvidence(
-                    entry_id=self.entry_ids[best], slug=self.slugs[best], score=float(combined[row, best]),
+                    entry_id=self.entry_ids[best], slug=self.slugs[best],
+                    score=float(entry_probabilities[row, best]),
                     head_probability=float(entry_probabilities[row, best]),
                     out_of_scope_probability=float(oos[row]), centroid_cosine=float(cosines[row, best]),
                 )

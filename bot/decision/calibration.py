@@ -410,6 +410,7 @@ def calibrate_on_traffic(
     *,
     target: float | None = None,
     min_examples: int = 30,
+    min_out_of_scope: int = 20,
     min_oos_recall: float = 0.95,
     confidence: float = 0.95,
     calibrated_on: str | None = None,
@@ -418,10 +419,11 @@ def calibrate_on_traffic(
     right at least `target` of the time and, with `confidence`, at most 1 - min_oos_recall of the turns that
     wanted no such post get one (a one-sided Clopper-Pearson bound, as for CLINC150).
 
-    FAQ answers: one pooled bar for the kinds of message the FAQ may answer, a bar of its own for a kind with at
-    least `min_examples` candidates, and a bar for unclear kinds that is never below the pooled one. Drafts: the
-    lowest score at which drafts are right APPROVE_TRAFFIC_TARGET of the time. Social replies and
-    acknowledgements: a bar on Rasa's confidence each."""
+    FAQ answers: one pooled bar for the kinds of message the FAQ may answer; a bar of its own for a kind with at
+    least `min_examples` candidates of which at least `min_out_of_scope` wanted no answer (without those the
+    bound says nothing about the answers it should not give); and a bar for unclear kinds that is never below
+    the pooled one. Drafts: the lowest score at which drafts are right APPROVE_TRAFFIC_TARGET of the time.
+    Social replies and acknowledgements: a bar on Rasa's confidence each."""
     target = policy.target_precision if target is None else target
     faq = [c for c in candidates if c.kind == "faq"]
     clear = [c for c in faq if c.intent is not None]
@@ -435,7 +437,7 @@ def calibrate_on_traffic(
         if rules.faq == "never" or rules.reply:
             continue
         group = [c for c in clear if c.intent == name]
-        if len(group) >= min_examples:
+        if len(group) >= min_examples and sum(not c.wanted for c in group) >= min_out_of_scope:
             value = _fit(group, target, min_oos_recall, confidence)
             intents[name] = replace(rules, auto=_bar(value))
             own.append(name)

@@ -1,7 +1,8 @@
 """Unanswered questions and training examples: what the FAQ editor learns from the tweets people had to answer.
 
 Unanswered questions are stored tweets that went to people (band human or approve) while no FAQ entry was close
-enough: the top FAQ score below the policy's approve threshold, or no hit at all. They are grouped by meaning
+enough: the answer score (bot/decision/answer_score.py; the top FAQ cosine for tweets decided before it existed)
+below the policy's bar for an automatic answer, or no hit at all. They are grouped by meaning
 (their embeddings, clustered around the densest tweets), largest group first, each with examples, the replies
 agents gave, and a suggested draft. The training export turns agents' resolutions (resolved tickets with a kind
 of message or an FAQ answer) into examples in Rasa's NLU YAML, cleaned of mentions and links; a tweet with any
@@ -170,8 +171,8 @@ class UnansweredQuestions:
 
     @property
     def score_limit(self) -> float:
-        """Below this top FAQ score no entry was close enough for even a draft answer."""
-        return float(self.policy.approve.min_score)
+        """Below this answer score no entry was close enough for an automatic answer."""
+        return float(self.policy.auto.min_score)
 
     def tweets(self) -> list[UnansweredTweet]:
         """Escalated tweets of the last `days` no FAQ entry was close to, newest first."""
@@ -187,7 +188,8 @@ class UnansweredQuestions:
             for row in conn.execute(query):
                 stored = row.decision if isinstance(row.decision, dict) else {}
                 hits = stored.get("faq_hits") or []
-                top = stored.get("faq_top_score")
+                answer = (stored.get("decision") or {}).get("answer") or {}
+                top = answer.get("score", stored.get("faq_top_score"))
                 if top is not None and float(top) >= self.score_limit:
                     continue
                 found.append(
