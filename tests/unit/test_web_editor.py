@@ -64,7 +64,6 @@ def nlu() -> FixedNlu:
 def editor(desk: WebDesk, nlu: FixedNlu) -> EditorService:
     from bot.decision.policy import load_policy
     from bot.decision.tone import ToneGuide
-
     from bot.desk import LiveAnswerModel
 
     settings = desk.settings
