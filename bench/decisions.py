@@ -55,7 +55,7 @@ def _baseline_outcomes(tree: Path, conversations: list[Conversation], data_dir: 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
     env.update(
         PYTHONPATH=str(tree), CAREBOT_DATA_DIR=str(data_dir), CAREBOT_TRAINING_DATA_DIR=str(tree / "training_data"),
-        CAREBOT_NLU_PORT=str(free_port()),
+        CAREBOT_NLU_PORT=str(free_port()), CAREBOT_RASA_VENV=str(PROJECT_ROOT / ".venv-rasa"),
     )  # fmt: skip
     data_dir.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen(

@@ -84,6 +84,8 @@ _WONT_HELP = (
     (r"\btried (?:another|a different|a new|other|my|the|switching|unplugging|rebooting)\b", "says they tried it"),
     (r"\b(?:was told|were told|you said|you told me|they said|promised|summary said|letter said)\b",
      "says they were told otherwise"),
+    (r"\b(?:charged|billed|taken|paid)\b[^.?!]{0,40}£\s?\d|£\s?\d[^.?!]{0,40}\b(?:charged|billed|taken)\b",
+     "about a charge on their account"),
     (r"\bstill\b", "still happening"),
     (r"\bagain\b", "happening again"),
     (r"\b(?:from|in|on|via|through) (?:the|your) app\b", "about the app"),
@@ -105,6 +107,7 @@ _NOT_SOCIAL = (
     (r"for nothing|as always|as usual|yeah right|not\b|cheers for|great job|well done|nice one|thanks a bunch"
      r"|brilliant service|amazing service|great service|love how|love that|so helpful|really helpful|wow", "sarcasm"),
     (r"[🙄😒😤😡😠🤬👎🤦]", "a sarcastic or angry emoji"),
+    (r"\b(?:should|whoever|supposed to|imagine)\b", "a demand or a jibe"),
 )
 
 SOCIAL_MAX_WORDS = 20
