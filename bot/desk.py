@@ -65,7 +65,9 @@ class LiveAnswerModel:
             version = self.searcher.kb_version()
             if self._model is None or self._model.kb_version != version:
                 version, entries = self.searcher.live_entries()
-                self._model = fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version)
+                self._model = fit_answer_model(
+                    entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model
+                )
                 self.fit_seconds.append(self._model.fit_seconds)
             return self._model
 
@@ -73,7 +75,7 @@ class LiveAnswerModel:
         """A model of the live FAQ with one entry's texts replaced (the editor's preview of a draft)."""
         version, entries = self.searcher.live_entries()
         entries[entry_id] = (slug, np.asarray(vectors))
-        return fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version)
+        return fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model)
 
 
 @dataclass(frozen=True)

@@ -54,10 +54,12 @@ class IntentHead:
 
 
 def fit_intent_head(
-    vectors: np.ndarray, labels: Sequence[str], *, l2: float = HEAD_L2, max_iterations: int = HEAD_ITERATIONS
+    vectors: np.ndarray, labels: Sequence[str], *, l2: float = HEAD_L2, max_iterations: int = HEAD_ITERATIONS,
+    start: IntentHead | None = None,
 ) -> IntentHead:
-    """Multinomial logistic regression (cross-entropy + l2 * |weights|², full-batch L-BFGS from zeros, so the
-    same data give the same head)."""
+    """Multinomial logistic regression (cross-entropy + l2 * |weights|², full-batch L-BFGS). From zeros, the same
+    data give the same head; from `start` (the head before a publish: its classes keep their weights, new ones
+    start at zero) a refit after a small change converges in a fraction of the iterations."""
     import torch  # loaded already by the embedder
 
     names = tuple(sorted(set(labels)))
@@ -66,8 +68,15 @@ def fit_intent_head(
     position = {name: i for i, name in enumerate(names)}
     inputs = torch.tensor(np.asarray(vectors), dtype=torch.float64)
     targets = torch.tensor([position[label] for label in labels])
-    weights = torch.zeros(inputs.shape[1], len(names), dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(len(names), dtype=torch.float64, requires_grad=True)
+    initial_weights = np.zeros((inputs.shape[1], len(names)))
+    initial_bias = np.zeros(len(names))
+    if start is not None and start.weights.shape[0] == inputs.shape[1]:
+        for i, name in enumerate(names):
+            if name in start.labels:
+                j = start.labels.index(name)
+                initial_weights[:, i], initial_bias[i] = start.weights[:, j], start.bias[j]
+    weights = torch.tensor(initial_weights, dtype=torch.float64, requires_grad=True)
+    bias = torch.tensor(initial_bias, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [weights, bias], max_iter=max_iterations, history_size=20, line_search_fn="strong_wolfe",
         tolerance_grad=1e-9, tolerance_change=1e-12,
@@ -149,9 +158,10 @@ class AnswerModel:
 
 def fit_answer_model(
     entries: Mapping[int, tuple[str, np.ndarray]], out_of_scope: np.ndarray, *, kb_version: int = 0,
-    l2: float = HEAD_L2,
+    l2: float = HEAD_L2, previous: AnswerModel | None = None,
 ) -> AnswerModel:  # fmt: skip
-    """Fit on the live entries (entry id → (slug, its text vectors)) and the out-of-scope example vectors."""
+    """Fit on the live entries (entry id → (slug, its text vectors)) and the out-of-scope example vectors; a refit
+    starts from the `previous` model's head."""
     began = time.perf_counter()
     ids = tuple(sorted(entry_id for entry_id, (_, rows) in entries.items() if len(rows)))
     if not ids:
@@ -169,7 +179,7 @@ def fit_answer_model(
     if len(set(labels)) < 2:  # one entry and no out-of-scope examples: the head is sure of it
         head = IntentHead((labels[0],), np.zeros((training.shape[1], 1)), np.zeros(1))
     else:
-        head = fit_intent_head(training, labels, l2=l2)
+        head = fit_intent_head(training, labels, l2=l2, start=previous.head if previous is not None else None)
     return AnswerModel(
         kb_version, ids, tuple(entries[entry_id][0] for entry_id in ids), head, centroids[order],
         fit_seconds=time.perf_counter() - began,
