@@ -465,7 +465,11 @@ def _personal_data_kinds(text: str, guide: ToneGuide, *, dm: bool) -> list[str]:
     """The kinds of personal data a reply may not contain, in the order of KINDS."""
     text = _REFERENCE.sub(" ", text)  # our own "(ref G34ZN)" can look like a postcode
     allowed = {contact_key(contact) for contact in guide.public_contacts}
-    present = {found.kind for found in find_personal_data(text) if contact_key(found.value) not in allowed}
+    present = {
+        found.kind for found in find_personal_data(text)
+        if contact_key(found.value) not in allowed
+        and not (found.kind == "name" and len(found.value.split()) == 1)  # "I'm Ann from the team": first names
+    }  # fmt: skip
     if dm:
         present &= CARD_KINDS
     return [kind for kind in KINDS if kind in present]
@@ -482,7 +486,7 @@ def check(
     """What is wrong with a reply `author` is about to post, as violations an agent reads (empty: none).
 
     A public reply may contain no personal data of any kind (bot/decision/personal_data.py), except the guide's
-    own public contacts. A direct message (`dm`) is private and may carry what the conversation needs (a phone
+    own public contacts and a first name alone (agents introduce themselves by first name). A direct message (`dm`) is private and may carry what the conversation needs (a phone
     number, an e-mail address, an account number), but payment card data (number, expiry date, security code)
     is never written anywhere.
     """
