@@ -28,6 +28,7 @@ from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
 from bot.desk import Desk, Question
 from handoff.service import Escalation, Handoff
+from knowledge_base.errors import KbError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,15 @@ class TweetProcessor:
         self.nlu_retry_at: datetime | None = None
         self.recent = RecentReplies(guide=desk.guide)  # our wordings so far: loaded once, then kept up to date
         self._recent_upto = 0  # the last outbox id in `recent`
+        self._warmed = False
+
+    def warm_up(self) -> None:
+        """Fit the answer model (and embed its out-of-scope examples) before the first tweet waits for it."""
+        self._warmed = True
+        try:
+            self.desk.answer_model()
+        except (KbError, RuntimeError, ValueError) as exc:
+            log.warning("the answer model could not be fitted yet: %s", exc)
 
     def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
         return conn.execute(
@@ -155,6 +165,8 @@ class TweetProcessor:
 
     def step(self) -> StepReport:
         """Triage one batch of stored tweets. Returns what it did (nothing: no tweet was due)."""
+        if not self._warmed:
+            self.warm_up()
         now = self.clock()
         with self.engine.connect() as conn:
             rows = self.due(conn, now)
