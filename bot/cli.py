@@ -237,5 +237,6 @@ def main() -> None:
     try:
         app()
     except USER_ERRORS as exc:
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), highlight=False)
+        message = " ".join(str(exc).split())  # one line, whatever the terminal's width
+        console.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
         sys.exit(1)

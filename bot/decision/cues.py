@@ -115,7 +115,7 @@ SOCIAL_MAX_WORDS = 20
 # An explicit request to the bot to stop replying. A question about stopping something else (marketing texts,
 # a direct debit) is not one: the phrases are about replies, tweets, messages to *them*, or the bot itself.
 _EXPLICIT_OPT_OUT = (
-    r"^(?:stop|unsubscribe|opt out|optout|stop all|end|quit)\W*$",
+    r"^(?:(?:stop|unsubscribe|opt out|optout|stop all|end|quit)\W*)+$",
     r"\bstop (?:replying|responding|tweeting|messaging|answering|spamming|tagging|contacting|@?mentioning)"
     r"(?: (?:to|at))? ?(?:me|us)?\b",
     r"\b(?:don'?t|do not|never) (?:reply|respond|tweet|message|dm) (?:to )?(?:me|us)\b",

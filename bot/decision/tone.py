@@ -486,9 +486,9 @@ def check(
     """What is wrong with a reply `author` is about to post, as violations an agent reads (empty: none).
 
     A public reply may contain no personal data of any kind (bot/decision/personal_data.py), except the guide's
-    own public contacts and a first name alone (agents introduce themselves by first name). A direct message (`dm`) is private and may carry what the conversation needs (a phone
-    number, an e-mail address, an account number), but payment card data (number, expiry date, security code)
-    is never written anywhere.
+    own public contacts and a first name alone (agents introduce themselves by first name). A direct message
+    (`dm`) is private and may carry what the conversation needs (a phone number, an e-mail address, an account
+    number), but payment card data (number, expiry date, security code) is never written anywhere.
     """
     guide = guide or default_guide()
     violations: list[Violation] = []

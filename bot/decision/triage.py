@@ -451,9 +451,9 @@ def decide(
         if blocked:
             reasons.append(f"{blocked} A {intent_phrase(intent or '')} alone needs no ticket.")
             return ignore("closing_thanks")
-        if confidence < policy.social_min_confidence:
+        if confidence < policy.social_min_confidence or policy.social_min_confidence >= 1.0:  # 1: never
             reasons.append(
-                f"Rasa's confidence {confidence:.2f} is below {policy.social_min_confidence:.2f} for a social reply: "
+                f"Rasa's confidence {confidence:.3f} is below {policy.social_min_confidence:.3f} for a social reply: "
                 "a person reads it (low priority)."
             )
             return human(priority_start=ROUTINE)
@@ -500,10 +500,10 @@ def _acknowledgement(
     if blocked:
         reasons.append(blocked)
         return None
-    if confidence < policy.acknowledge_min_confidence:
+    if confidence < policy.acknowledge_min_confidence or policy.acknowledge_min_confidence >= 1.0:  # 1: never
         reasons.append(
-            f"No public acknowledgement: Rasa's confidence {confidence:.2f} is below "
-            f"{policy.acknowledge_min_confidence:.2f}."
+            f"No public acknowledgement: Rasa's confidence {confidence:.3f} is below "
+            f"{policy.acknowledge_min_confidence:.3f}."
         )
         return None
     if situation == "outage_ack" and (not outage_cue(text) or mentions_others(text, policy.own_handles)):
