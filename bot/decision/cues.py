@@ -140,6 +140,16 @@ def not_social_cues(text: str) -> list[str]:
     return found
 
 
+def problem_cues(text: str) -> list[str]:
+    """What in the words may be a customer's problem or question: a question mark, a negation, a 'but', a problem
+    word, a demand. Spam is dropped only without any of these."""
+    found = _any(_NOT_SOCIAL[:4], text)
+    lowered = text.lower().replace("’", "'")
+    if re.search(r"\b(?:give me|give us|where(?:'s| is)|when(?:'s| is)|why|how|what)\b", lowered):
+        found.append("a demand or a question")
+    return found
+
+
 def explicit_opt_out(text: str) -> bool:
     """Whether the customer explicitly asks us to stop replying ("STOP", "stop replying", "no more bot")."""
     lowered = " ".join(_MENTIONS_AND_LINKS.sub(" ", text).lower().replace("’", "'").split())

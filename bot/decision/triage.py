@@ -27,6 +27,7 @@ from bot.decision.cues import (
     not_social_cues,
     opt_out_only,
     outage_cue,
+    problem_cues,
     wont_help_cues,
 )
 from bot.decision.personal_data import describe_kinds, personal_data_kinds
@@ -414,7 +415,8 @@ def decide(
         return ignore("duplicate")
 
     if intent == "spam_offtopic":
-        if confidence >= policy.spam_min_confidence and not wont_help_cues(text) and not outage_cue(text):
+        maybe_problem = problem_cues(text) or wont_help_cues(text) or outage_cue(text)
+        if confidence >= policy.spam_min_confidence and not maybe_problem:
             reasons.append("Spam or off-topic, with no sign of a customer's problem: nobody replies.")
             return ignore("spam")
         reasons.append(

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from bot.decision.cues import explicit_opt_out, not_social_cues, opt_out_only, outage_cue, wont_help_cues
+from bot.decision.cues import (
+    explicit_opt_out,
+    not_social_cues,
+    opt_out_only,
+    outage_cue,
+    problem_cues,
+    wont_help_cues,
+)
 
 OPT_OUTS = [
     ("STOP", True, True), ("@KestrelCare stop", True, True), ("stop replying", True, True),
@@ -55,3 +62,12 @@ def test_signs_that_the_faq_answer_will_not_help(text: str, cued: bool) -> None:
 ])  # fmt: skip
 def test_outage_words(text: str, down: bool) -> None:
     assert outage_cue(text) is down
+
+
+@pytest.mark.parametrize(("text", "maybe"), [
+    ("Tf is wrong with my keyboard", True), ("When’s season 3 going to be on?", True),
+    ("Give me and the 50,000 other people our bags", True), ("crypto giveaway click here", False),
+    ("who else thinks bake off has gone downhill", False),
+])  # fmt: skip
+def test_spam_is_dropped_only_without_a_sign_of_a_problem(text: str, maybe: bool) -> None:
+    assert bool(problem_cues(text)) is maybe
