@@ -91,7 +91,7 @@ _WONT_HELP = (
     (r"\b(?:from|in|on|via|through) (?:the|your) app\b", "about the app"),
     (r"\b(?:didn'?t|did not|doesn'?t|does not|won'?t|will not) (?:work|help|fix|change)", "it did not work"),
     (r"\bno (?:luck|joy|change|difference)\b", "no luck"),
-    (r"\b(?:\d+|two|three|four|five|several|many) times\b|\btwice\b", "more than once"),
+    (r"\b(?:\d+|two|three|four|five|several|many) times\b|\btwice\b|\bx\s?[2-9]\b", "more than once"),
     (r"\bkeeps? (?:on )?(?:happening|doing|coming)", "keeps happening"),
 )
 

@@ -45,7 +45,8 @@ def test_a_social_reply_only_for_a_tweet_that_is_nothing_else(text: str, pure: b
 WONT_HELP = [
     ("already restarted the hub twice, still nothing", True), ("hub keeps rebooting since the firmware update", True),
     ("landline has no dial tone, tried another handset", True), ("was told I'd get compensation", True),
-    ("been charged £64 for roaming in spain", True), ("it won't work from the app", True),
+    ("been charged £64 for roaming in spain", True), ("asked for a reset link x 3, no email", True),
+    ("it won't work from the app", True),
     ("how do I restart my hub?", False), ("where do I find my wifi password", False),
     ("how much is roaming in spain", False),
 ]  # fmt: skip
