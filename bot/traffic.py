@@ -230,8 +230,8 @@ def figures(outcomes: Iterable[TurnOutcome]) -> dict[str, Any]:
         if not right:
             tally.wrong_kinds[outcome.reply_kind or "?"] += 1
     answerable = [o for o in labelled if o.expected and o.expected.action == "answer"]
-    answered_right = [o for o in answerable if o.reply_kind == "faq" and o.faq_slug == o.expected.slug]  # type: ignore[union-attr]
-    drafted_right = [o for o in answerable if o.band == "approve" and o.faq_slug == o.expected.slug]  # type: ignore[union-attr]
+    answered_right = [o for o in answerable if _answered_right(o)]
+    drafted_right = [o for o in answerable if o.band == "approve" and o.expected and o.faq_slug == o.expected.slug]
     needs_someone = [o for o in labelled if o.expected and o.expected.action in ("answer", "person")]
     silenced = [o for o in needs_someone if o.band == "ignore"]
     social_expected = [o for o in labelled if o.expected and o.expected.action == "social"]
@@ -266,6 +266,11 @@ def figures(outcomes: Iterable[TurnOutcome]) -> dict[str, Any]:
     }
 
 
+def _answered_right(outcome: TurnOutcome) -> bool:
+    expected = outcome.expected
+    return expected is not None and outcome.reply_kind == "faq" and outcome.faq_slug == expected.slug
+
+
 def _grouped(outcomes: Sequence[TurnOutcome], key: Any) -> dict[str, Any]:
     groups: dict[str, list[TurnOutcome]] = {}
     for outcome in outcomes:
@@ -279,7 +284,7 @@ def _grouped(outcomes: Sequence[TurnOutcome], key: Any) -> dict[str, Any]:
             "posts": len(posts),
             "post_precision": _ratio(sum(1 for o in posts if post_is_right(o)), len(posts)),
             "answer_coverage": _ratio(
-                sum(1 for o in answerable if o.reply_kind == "faq" and o.faq_slug == o.expected.slug),  # type: ignore[union-attr]
+                sum(1 for o in answerable if _answered_right(o)),
                 len(answerable),
             ),
             "wrongly_silenced": sum(
