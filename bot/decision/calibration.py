@@ -1,238 +1,27 @@
-"""Calibration: fit the policy's FAQ thresholds on validation data so that automatic answers are right at least
-`target_precision` of the time there, covering as many in-scope messages as possible.
+"""Calibration: fit the policy's bars for a public post on labelled conversations, so that the bot's posts are
+right at least `target_precision` of the time there while, with a stated confidence, few turns that wanted no
+answer get one (a one-sided Clopper-Pearson bound), covering as many answerable turns as possible.
 
-`calibrate` is pure (records in, policy out). `carebot triage calibrate` runs the validation tweets through the
-NLU and the FAQ search (`records_from_examples`), calibrates, and writes the policy with `save_policy`.
+Pure: candidates in (the posts a replay with every bar at its lowest made: `permissive`), policy out.
+`carebot triage calibrate` replays the development conversations (bot/traffic_eval.py), fits with
+`calibrate_on_traffic` and writes the policy with `save_policy`. `load_validation` reads the older validation
+files of single tweets, which `carebot eval traffic` measures as one-turn conversations.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.decision.policy import NEVER, CalibrationInfo, Policy, Thresholds
 from bot.yaml_files import read_yaml
 
-if TYPE_CHECKING:
-    from bot.nlu.client import NluResult
-    from knowledge_base.search import SearchResult
-
-# Margins tried as thresholds; score thresholds come from the data itself.
-MARGIN_GRID: tuple[float, ...] = tuple(round(0.01 * step, 2) for step in range(21))  # 0.00 … 0.20
-MIN_EXAMPLES = 30  # an intent needs this many validation records for thresholds of its own
-APPROVE_TARGET = 0.80  # drafts are checked by an agent: right 4 times in 5 is worth their time
-
 
 class CalibrationError(ValueError):
     """The validation data cannot be used for calibration."""
-
-
-@dataclass(frozen=True)
-class CalibrationRecord:
-    """One validation message as the pipeline saw it, and whether the FAQ's best answer was right."""
-
-    intent: str | None  # the NLU intent; None when there was no parse or Rasa's fallback fired
-    nlu_confidence: float
-    top_score: float  # the best FAQ hit's score (-1 when there was no hit)
-    margin: float
-    correct: bool  # the best FAQ entry is the right answer
-    in_scope: bool  # the FAQ has an answer for it at all
-
-
-@dataclass(frozen=True)
-class Fit:
-    """Thresholds fitted on some records, and what they achieve there."""
-
-    thresholds: Thresholds
-    examples: int
-    in_scope: int
-    answered: int
-    correct: int
-    answered_in_scope: int
-
-    @property
-    def precision(self) -> float | None:
-        return self.correct / self.answered if self.answered else None
-
-    @property
-    def coverage(self) -> float:
-        return self.answered_in_scope / self.in_scope if self.in_scope else 0.0
-
-
-@dataclass(frozen=True)
-class CalibrationResult:
-    policy: Policy  # the input policy with the fitted thresholds, the next version, and CalibrationInfo
-    fits: dict[str, Fit]  # "*" for the global thresholds, else per intent
-    approve_fit: Fit
-
-
-def _nice(low_admitted: float, next_lower: float | None) -> float:
-    """A short number t that admits exactly the same records: next_lower < t <= low_admitted."""
-    for digits in (2, 3, 4):
-        scale = 10**digits
-        candidate = math.floor(low_admitted * scale) / scale
-        if candidate <= low_admitted and (next_lower is None or candidate > next_lower):
-            return candidate
-    return low_admitted
-
-
-def fit_thresholds(
-    records: Sequence[CalibrationRecord], target: float, *, margins: Sequence[float] = MARGIN_GRID
-) -> Fit:
-    """The (min_score, min_margin) that answers the most in-scope records with precision >= target.
-
-    Ties go to the higher precision, then to the stricter thresholds. When no threshold reaches the target,
-    the thresholds are NEVER (nothing is answered).
-    """
-    in_scope = sum(record.in_scope for record in records)
-    best = Fit(NEVER, len(records), in_scope, 0, 0, 0)
-    best_key: tuple[float, ...] = (0, -1.0, -math.inf, -math.inf)
-    for margin in margins:
-        eligible = sorted((r for r in records if r.margin >= margin), key=lambda r: -r.top_score)
-        answered = correct = answered_in_scope = 0
-        index = 0
-        while index < len(eligible):
-            score = eligible[index].top_score
-            while index < len(eligible) and eligible[index].top_score == score:  # ties are admitted together
-                answered += 1
-                correct += eligible[index].correct
-                answered_in_scope += eligible[index].in_scope
-                index += 1
-            precision = correct / answered
-            key = (answered_in_scope, precision, margin, score)
-            if precision >= target and key > best_key:
-                next_lower = eligible[index].top_score if index < len(eligible) else None
-                thresholds = Thresholds(_nice(score, next_lower), margin)
-                best = Fit(thresholds, len(records), in_scope, answered, correct, answered_in_scope)
-                best_key = key
-    return best
-
-
-def _clear_intent(record: CalibrationRecord, policy: Policy) -> str | None:
-    """The intent triage acts on (None when the kind of message is unclear), as bot.decision.triage.decide reads it."""
-    if record.intent and record.nlu_confidence >= policy.nlu_min_confidence:
-        return record.intent
-    return None
-
-
-def answers_automatically(record: CalibrationRecord, policy: Policy) -> bool:
-    """Whether triage would post the FAQ answer on its own (a fresh tweet addressed to us, no personal data)."""
-    intent = _clear_intent(record, policy)
-    if intent is None:
-        return False
-    rules = policy.intent(intent)
-    return rules.faq == "auto" and rules.reply is None and policy.auto_thresholds(intent).admits(
-        record.top_score, record.margin
-    )
-
-
-def evaluate(records: Sequence[CalibrationRecord], policy: Policy) -> Fit:
-    """What the policy's automatic answers achieve on these records."""
-    answered = [record for record in records if answers_automatically(record, policy)]
-    return Fit(
-        thresholds=policy.auto,
-        examples=len(records),
-        in_scope=sum(record.in_scope for record in records),
-        answered=len(answered),
-        correct=sum(record.correct for record in answered),
-        answered_in_scope=sum(record.in_scope for record in answered),
-    )
-
-
-def _stricter(a: Thresholds, b: Thresholds) -> Thresholds:
-    return Thresholds(max(a.min_score, b.min_score), max(a.min_margin, b.min_margin))
-
-
-def calibrate(
-    records: Sequence[CalibrationRecord],
-    policy: Policy,
-    *,
-    target: float | None = None,
-    approve_target: float = APPROVE_TARGET,
-    min_examples: int = MIN_EXAMPLES,
-    calibrated_on: str | None = None,
-) -> CalibrationResult:
-    """Fit the policy's thresholds on validation records; everything else in the policy stays as it is.
-
-    Intents the policy lets the bot answer automatically get thresholds of their own when they have at least
-    `min_examples` records; the others share the global thresholds, fitted on their records pooled. A hand-set
-    threshold of an intent without enough records is kept where it is stricter. The automatic answers of the
-    result are right at least `target` of the time on the records (or nothing is answered).
-    """
-    target = policy.target_precision if target is None else target
-    if not records:
-        raise CalibrationError("there are no validation records to calibrate on")
-    if not 0.5 <= target <= 1.0:
-        raise CalibrationError(f"the target precision must be between 0.5 and 1, not {target}")
-    auto_intents = {name for name, rules in policy.intents.items() if rules.faq == "auto" and rules.reply is None}
-    by_intent: dict[str, list[CalibrationRecord]] = {}
-    for record in records:
-        intent = _clear_intent(record, policy)
-        if intent in auto_intents:
-            by_intent.setdefault(intent, []).append(record)
-
-    fits = {name: fit_thresholds(group, target) for name, group in by_intent.items() if len(group) >= min_examples}
-    floors = {
-        name: rules.auto
-        for name, rules in policy.intents.items()
-        if name in auto_intents and name not in fits and rules.auto is not None
-    }
-    # Records the global thresholds decide, less those a stricter hand-set threshold already refuses.
-    rest = [
-        record
-        for name, group in by_intent.items()
-        if name not in fits
-        for record in group
-        if name not in floors or floors[name].admits(record.top_score, record.margin)
-    ]
-    pool = rest if len(rest) >= min_examples else [r for group in by_intent.values() for r in group]
-    global_fit = fit_thresholds(pool, target)
-
-    def build(global_thresholds: Thresholds) -> Policy:
-        intents = {}
-        for name, rules in policy.intents.items():
-            if name in fits:
-                rules = replace(rules, auto=fits[name].thresholds)
-            elif name in floors:
-                rules = replace(rules, auto=_stricter(floors[name], global_thresholds))
-            elif name in auto_intents:
-                rules = replace(rules, auto=None)
-            intents[name] = rules
-        return replace(policy, auto=global_thresholds, intents=intents)
-
-    calibrated = build(global_fit.thresholds)
-    if rest and (evaluate(records, calibrated).precision or 1.0) < target:
-        global_fit = fit_thresholds(rest, target)  # the small pool alone, so the whole stays on target
-        calibrated = build(global_fit.thresholds)
-
-    # Drafts are offered for unclear messages too, and for every intent the FAQ may answer at all.
-    approve_pool = [
-        record
-        for record in records
-        if _clear_intent(record, policy) is None or policy.intent(_clear_intent(record, policy)).faq != "never"
-    ]
-    approve_fit = fit_thresholds(approve_pool, approve_target)
-    achieved = evaluate(records, calibrated)
-    info = CalibrationInfo(
-        examples=achieved.examples,
-        in_scope=achieved.in_scope,
-        answered=achieved.answered,
-        precision=None if achieved.precision is None else round(achieved.precision, 4),
-        coverage=round(achieved.coverage, 4),
-        own_thresholds=tuple(sorted(fits)),
-        calibrated_on=calibrated_on,
-    )
-    calibrated = replace(
-        calibrated,
-        version=policy.version + 1,
-        target_precision=target,
-        approve=approve_fit.thresholds,
-        calibration=info,
-    )
-    return CalibrationResult(calibrated, {"*": global_fit, **fits}, approve_fit)
 
 
 # ---------------------------------------------------------------- validation data
@@ -259,45 +48,6 @@ def load_validation(path: Path) -> list[ValidationExample]:
             raise CalibrationError(f"{path}: example {number}: faq must be a slug or null")
         examples.append(ValidationExample(item["text"], slug))
     return examples
-
-
-def record_for(nlu: NluResult | None, search: SearchResult | None, expected: str | None) -> CalibrationRecord:
-    """The calibration record of one validation message, from its NLU parse and FAQ search."""
-    top = search.top if search else None
-    return CalibrationRecord(
-        intent=None if nlu is None or nlu.is_fallback else nlu.intent,
-        nlu_confidence=0.0 if nlu is None else nlu.confidence,
-        top_score=top.score if top else -1.0,
-        margin=search.margin if search and top else 0.0,
-        correct=top is not None and expected is not None and top.slug == expected,
-        in_scope=expected is not None,
-    )
-
-
-def records_from_examples(
-    examples: Iterable[ValidationExample],
-    parse: Callable[[str], NluResult | None],
-    search: Callable[[str], SearchResult | None],
-) -> list[CalibrationRecord]:
-    """Run each example through the NLU (`parse`, None when it gives no parse) and the FAQ search."""
-    return [record_for(parse(example.text), search(example.text), example.faq) for example in examples]
-
-
-def report_lines(result: CalibrationResult) -> list[str]:
-    """What `carebot triage calibrate` prints."""
-    info = result.policy.calibration
-    assert info is not None
-    precision = "n/a" if info.precision is None else f"{info.precision:.3f}"
-    lines = [
-        f"policy version {result.policy.version}: {info.examples} validation messages, {info.in_scope} in scope",
-        f"automatic answers: {info.answered}, precision {precision} (target {result.policy.target_precision}), "
-        f"coverage {info.coverage:.3f} of in-scope messages",
-        f"global thresholds: {result.policy.auto.describe()}; drafts: {result.policy.approve.describe()}",
-    ]
-    for name, fit in sorted(result.fits.items()):
-        if name != "*":
-            lines.append(f"  {name}: {fit.thresholds.describe()} ({fit.examples} examples)")
-    return lines
 
 
 # ---------------------------------------------------------------- thresholds with a finite-sample bound
@@ -401,7 +151,8 @@ def _fit(candidates: Sequence[PostCandidate], target: float, min_oos_recall: flo
 
 
 def _bar(value: float) -> Thresholds:
-    return NEVER if math.isinf(value) else Thresholds(round(math.floor(value * 1000) / 1000, 3), 0.0)
+    """The fitted value itself: rounding it down could admit the candidate just below it."""
+    return NEVER if math.isinf(value) else Thresholds(value, 0.0)
 
 
 def calibrate_on_traffic(
@@ -472,8 +223,8 @@ def calibrate_on_traffic(
     calibrated = replace(
         policy, version=policy.version + 1, target_precision=target, auto=_bar(pooled), approve=_bar(approve),
         unclear_auto=_bar(unclear_value), intents=intents, calibration=info,
-        social_min_confidence=1.0 if math.isinf(social_bar) else round(math.floor(social_bar * 1000) / 1000, 3),
-        acknowledge_min_confidence=1.0 if math.isinf(ack_bar) else round(math.floor(ack_bar * 1000) / 1000, 3),
+        social_min_confidence=1.0 if math.isinf(social_bar) else social_bar,
+        acknowledge_min_confidence=1.0 if math.isinf(ack_bar) else ack_bar,
     )  # fmt: skip
     return TrafficCalibration(calibrated, report)
 
