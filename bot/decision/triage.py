@@ -292,15 +292,13 @@ def _faq_choice(
         reasons.append("There is no FAQ search result (the knowledge base is unavailable), so no FAQ answer.")
         return None
     top = search.top
-    if answer is None and top is None:
+    if top is None:
         reasons.append("The FAQ has no published entries to match.")
         return None
-    # Without the answer model, the nearest text's cosine stands in for the score (below any live bar).
-    if answer is not None:
-        entry_id, slug, score = answer.entry_id, answer.slug, answer.score
-    else:
-        assert top is not None
-        entry_id, slug, score = top.entry_id, top.slug, top.score
+    if answer is None:
+        reasons.append("The answer model has no score for this tweet, so no FAQ answer.")
+        return None
+    entry_id, slug, score = answer.entry_id, answer.slug, answer.score
     entry = faq.get(entry_id) if faq is not None else None
     if entry is None:
         reasons.append(f"The closest FAQ entry, {slug}, has no published answer to use.")
@@ -309,9 +307,7 @@ def _faq_choice(
     return FaqChoice(entry_id, slug, score, margin, entry.answer, entry.tags)
 
 
-def _match(choice: FaqChoice, answer: AnswerEvidence | None) -> str:
-    if answer is None:
-        return f"The closest FAQ entry is {choice.slug} (score {choice.score:.2f}, margin {choice.margin:.2f})"
+def _match(choice: FaqChoice, answer: AnswerEvidence) -> str:
     detail = f"head {answer.head_probability:.2f}, centroid {answer.centroid_cosine:.2f}"
     return f"The best FAQ entry is {choice.slug} (answer score {choice.score:.2f}: {detail})"
 
@@ -472,7 +468,7 @@ def decide(
     # The FAQ: kinds that may be answered, and unclear ones with a stricter bar.
     if intent is None or rules.faq != "never":
         choice = _faq_choice(answer, search, faq, reasons)
-        if choice is not None:
+        if choice is not None and answer is not None:
             band = _faq_band(choice, answer, intent, text, blocked, policy, reasons)
             if band == "auto":
                 priority, why = _priority(start, start_why, cues, context, policy)
@@ -516,7 +512,7 @@ def _acknowledgement(
 
 
 def _faq_band(
-    choice: FaqChoice, answer: AnswerEvidence | None, intent: str | None, text: str, blocked: str | None,
+    choice: FaqChoice, answer: AnswerEvidence, intent: str | None, text: str, blocked: str | None,
     policy: Policy, reasons: list[str],
 ) -> Band | None:  # fmt: skip
     """auto, approve, or None (a person answers), for an FAQ answer."""

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.ask import ask_result, describe, plan_reply
+from bot.ask import ask_result as ask_result_of
+from bot.ask import describe, plan_reply
+from bot.decision.answer_score import AnswerEvidence
 from bot.decision.policy import load_policy
 from bot.decision.tone import BOT, check, compose_reply
 from bot.decision.triage import Decision, FaqChoice, FaqEntry
@@ -20,6 +23,16 @@ from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 POLICY = load_policy(Path(__file__).resolve().parents[1] / "data" / "policy.yml")  # fixed, hand-set
 FAQ = {1: FaqEntry(1, "restart-router", "Switch the Hub off, wait 30 seconds and switch it on again.", ("router",))}
 STRONG = SearchResult([Hit(1, "restart-router", 0.95, "q"), Hit(2, "other", 0.5, "q")], 0.45, 4)
+
+
+# The answer model's evidence for STRONG: its top hit, scored alike.
+ANSWER = AnswerEvidence(1, "restart-router", 0.95, 0.95, 0.0, 0.95)
+
+
+def ask_result(*args: Any, **options: Any) -> Any:
+    options.setdefault("answer", ANSWER if args[2] is not None else None)
+    return ask_result_of(*args, **options)
+
 
 HOSTILE = [
     "<script>alert('x')</script> how do I restart my hub",

@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.decision.answer_score import AnswerEvidence
 from bot.decision.policy import Policy, load_policy
 from bot.decision.tone import BOT, compose
-from bot.decision.triage import Context, Decision, FaqEntry, decide
+from bot.decision.triage import Context, Decision, FaqEntry
+from bot.decision.triage import decide as triage_decide
 from bot.nlu.client import FALLBACK_INTENT, Entity, IntentScore, NluResult
 from knowledge_base.search import Hit, SearchResult
 
@@ -46,6 +48,18 @@ def nlu(
 def search(score: float, margin: float = 0.3, entry_id: int = 1) -> SearchResult:
     slug = FAQ[entry_id].slug if entry_id in FAQ else "unpublished-entry"
     return SearchResult([Hit(entry_id, slug, score, "q"), Hit(9, "other", score - margin, "q2")], margin, 5)
+
+
+def evidence(result: SearchResult | None) -> AnswerEvidence | None:
+    """In these tables the answer model agrees with the search: its best entry is the top hit, scored alike."""
+    top = result.top if result is not None else None
+    return AnswerEvidence(top.entry_id, top.slug, top.score, top.score, 0.0, top.score) if top else None
+
+
+def decide(parse: NluResult | None, result: SearchResult | None, context: Context, policy: Policy,
+           **options: Any) -> Decision:  # fmt: skip
+    options.setdefault("answer", evidence(result))
+    return triage_decide(parse, result, context, policy, **options)
 
 
 STRONG, MEDIUM, WEAK = search(0.93, 0.3), search(0.7, 0.1), search(0.3, 0.01)
@@ -331,3 +345,9 @@ def test_decision_to_dict_is_plain_data() -> None:
 def test_policy_is_a_parameter_not_a_global(tmp_path: Any) -> None:
     never: Policy = replace(POLICY, intents={**POLICY.intents, "product_question": POLICY.intents["complaint"]})
     assert decide(nlu("product_question"), STRONG, FRESH, never, faq=FAQ).band == "human"
+
+
+def test_without_the_answer_models_evidence_nothing_is_answered_from_the_faq() -> None:
+    decision = triage_decide(nlu("product_question"), STRONG, FRESH, POLICY, faq=FAQ, answer=None)
+    assert decision.band == "human" and decision.faq is None
+    assert any("answer model has no score" in reason for reason in decision.reasons)
