@@ -51,6 +51,7 @@ class LiveAnswerModel:
         self.out_of_scope = tuple(out_of_scope)
         self.cache_dir = cache_dir
         self._model: AnswerModel | None = None
+        self._draft: tuple[tuple[Any, ...], AnswerModel] | None = None  # the last draft preview's model
         self._oos: np.ndarray | None = None
         self._lock = threading.Lock()
         self.fit_seconds: list[float] = []  # how long each fit took
@@ -72,10 +73,19 @@ class LiveAnswerModel:
             return self._model
 
     def with_entry(self, entry_id: int, slug: str, vectors: np.ndarray) -> AnswerModel:
-        """A model of the live FAQ with one entry's texts replaced (the editor's preview of a draft)."""
+        """A model of the live FAQ with one entry's texts replaced (the editor's preview of a draft). The last one
+        is kept: an editor previews several tweets against the same draft, and a fit takes about a second."""
+        vectors = np.asarray(vectors, dtype=np.float32)
         version, entries = self.searcher.live_entries()
-        entries[entry_id] = (slug, np.asarray(vectors))
-        return fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model)
+        key = (version, entry_id, slug, vectors.tobytes())
+        with self._lock:
+            if self._draft is not None and self._draft[0] == key:
+                return self._draft[1]
+        entries[entry_id] = (slug, vectors)
+        model = fit_answer_model(entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model)
+        with self._lock:
+            self._draft = (key, model)
+        return model
 
 
 @dataclass(frozen=True)

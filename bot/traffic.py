@@ -28,7 +28,6 @@ ACTIONS = ("answer", "person", "silence", "social")
 CHANNELS = ("mention", "dm")
 MAX_TEXT = 10_000
 SOCIAL_KINDS = ("greeting", "thanks")
-ACK_KINDS = ("outage_ack", "handoff_ack", "dm_handover")
 
 
 class TrafficFileError(ValueError):

@@ -80,7 +80,6 @@ class _Replay:
     """The scratch world: ids handed out, and which turn is which tweet."""
 
     engine: Engine
-    processor: TweetProcessor
     handoff: Handoff
     next_id: int = FIRST_ID
     tweet_ids: dict[tuple[str, str], str] = field(default_factory=dict)  # (conversation, turn id) → tweet id
@@ -204,7 +203,7 @@ def replay_conversations(
     """Replay the conversations through a TweetProcessor on `engine` (a migrated, empty database)."""
     handoff = Handoff(engine, sla_minutes=60)
     processor = TweetProcessor(engine, desk, handoff, account_id=OUR_ACCOUNT, batch_size=64, nlu_wait_s=0)
-    replay = _Replay(engine, processor, handoff)
+    replay = _Replay(engine, handoff)
     outcomes: dict[tuple[str, str], TurnOutcome] = {}
     longest = max(len(c.turns) for c in conversations)
     started = utcnow()

@@ -184,7 +184,3 @@ def fit_answer_model(
         kb_version, ids, tuple(entries[entry_id][0] for entry_id in ids), head, centroids[order],
         fit_seconds=time.perf_counter() - began,
     )  # fmt: skip
-
-
-def as_vectors(rows: Sequence[np.ndarray]) -> np.ndarray:
-    return np.vstack(rows) if len(rows) else np.zeros((0, 0))

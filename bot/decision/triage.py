@@ -30,7 +30,7 @@ from bot.decision.cues import (
     problem_cues,
     wont_help_cues,
 )
-from bot.decision.personal_data import describe_kinds, personal_data_kinds
+from bot.decision.personal_data import PERSONAL_DATA_ENTITIES, describe_kinds, personal_data_kinds
 from bot.decision.policy import MOST_URGENT, ROUTINE, Band, Policy, Situation, Thresholds
 
 if TYPE_CHECKING:  # for annotations only: importing them at run time would pull in httpx, SQLAlchemy and faiss
@@ -277,8 +277,6 @@ def _personal_data(text: str, nlu: NluResult | None) -> list[str]:
     """The kinds of personal data in the tweet: carebot's own detectors, plus what Rasa's regexes found."""
     found = personal_data_kinds(text)
     if nlu is not None:
-        from bot.decision.personal_data import PERSONAL_DATA_ENTITIES
-
         found += [e.entity for e in nlu.entities if e.entity in PERSONAL_DATA_ENTITIES and e.entity not in found]
     return found
 
