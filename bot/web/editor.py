@@ -125,8 +125,8 @@ class EditorService:
         policy: Policy,
         guide: ToneGuide,
         *,
+        answers: Callable[[], Any],
         nlu: Callable[[], Parser | None] | None = None,
-        answers: Callable[[], Any] | None = None,
     ) -> None:
         self._knowledge_base = knowledge_base  # () -> bot.kb.KnowledgeBase, opened on first use
         self.policy = policy
@@ -296,7 +296,7 @@ class EditorService:
         except KbError as exc:
             search, search_error = None, str(exc)
         answer = None
-        if search is not None and self._answers is not None:
+        if search is not None:
             try:
                 answers = self._answers()
                 if draft_entry is not None:

@@ -51,9 +51,15 @@ def _policy(served: Served) -> Policy:
 
 @pytest.fixture
 def editor(served: Served) -> EditorService:
+    from bot.desk import LiveAnswerModel, out_of_scope_texts
+
     settings = served.desk.settings
-    service = EditorService(lambda: served.desk.kb, _policy(served), ToneGuide.load(settings.training_data_dir /
-                            "tone.yml"), nlu=ProductQuestions)  # fmt: skip
+    policy = _policy(served)
+    answers = LiveAnswerModel(served.desk.kb.searcher, out_of_scope_texts(settings.training_data_dir, policy))
+    service = EditorService(
+        lambda: served.desk.kb, policy, ToneGuide.load(settings.training_data_dir / "tone.yml"),
+        answers=lambda: answers, nlu=ProductQuestions,
+    )  # fmt: skip
     served.desk.app.state.editor = service
     return service
 
