@@ -24,6 +24,7 @@ import regex
 from bot.decision.cues import is_shouting
 from bot.decision.personal_data import CARD_KINDS, KINDS, contact_key, describe_kinds, find_personal_data
 from bot.decision.policy import SITUATIONS, Situation
+from bot.hidden_text import invisible_characters, skeleton, without_invisible
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.yaml_files import read_yaml
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, find_urls, weighted_length
@@ -363,7 +364,8 @@ def _avoid(recent_replies: Iterable[str] | RecentReplies, guide: ToneGuide) -> s
 
 def _clean_answer(answer: str) -> str:
     try:
-        cleaned, _ = clean_for_nlu(answer, MAX_ANSWER_CHARS)  # NFC, no controls or bidi marks, single spaces
+        # NFC, no controls, bidi marks or other invisible characters, single spaces
+        cleaned, _ = clean_for_nlu(without_invisible(answer), MAX_ANSWER_CHARS)
     except InvalidText as exc:
         raise ToneError("the FAQ answer is empty") from exc
     return cleaned
@@ -457,10 +459,6 @@ def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", re.IGNORECASE)
 
 
-def _is_control(char: str) -> bool:
-    return unicodedata.category(char) == "Cc" and char not in "\n"
-
-
 def _personal_data_kinds(text: str, guide: ToneGuide, *, dm: bool) -> list[str]:
     """The kinds of personal data a reply may not contain, in the order of KINDS."""
     text = _REFERENCE.sub(" ", text)  # our own "(ref G34ZN)" can look like a postcode
@@ -493,9 +491,20 @@ def check(
     guide = guide or default_guide()
     violations: list[Violation] = []
     safe = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-    if safe != text or any(_is_control(char) for char in safe):
-        violations.append(Violation("invalid_characters", "It contains broken or invisible control characters."))
+    hidden = sorted({char for _, char in invisible_characters(safe)} | ({"\t"} & set(safe)))
+    if safe != text or hidden:
+        listed = ", ".join(f"U+{ord(char):04X}" for char in hidden[:5])
+        violations.append(
+            Violation(
+                "invalid_characters",
+                "It contains invisible or direction-changing characters"
+                + (f" ({listed})" if listed else "")
+                + " or broken text: remove them.",
+            )
+        )
     safe = unicodedata.normalize("NFC", safe)
+    # Signatures are looked for in what the text looks like, so ^B\u200bC or a Cyrillic ^ВС counts as ^BC.
+    looks = skeleton(safe)
 
     length = weighted_length(safe)
     if length > MAX_WEIGHTED_LENGTH:
@@ -504,7 +513,7 @@ def check(
         )
 
     signature = guide.signature(author)
-    stripped = safe.rstrip()
+    stripped = looks.rstrip()
     signatures = list(guide.signature_pattern.finditer(stripped))
     last = signatures[-1] if signatures else None
     signed = last is not None and last.end() == len(stripped) and last.group(0) == signature

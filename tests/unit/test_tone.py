@@ -298,6 +298,10 @@ def test_arbitrary_initials_are_valid_or_refused(text: str) -> None:
 
 GOOD = "Switch the Hub off, wait 30 seconds and switch it on again."
 
+INVISIBLE_AND_FOREIGN = ["foreign_signature", "invalid_characters"]
+SCOTLAND = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "gbsct") + "\U000e007f"
+HIDDEN_ON_A_FLAG = "\U0001f3f4" + "".join(chr(0xE0000 + ord(c)) for c in "hi") + "\U000e007f"
+
 CHECK_CASES = [
     ("a good reply", f"{GOOD} ^bot", BOT, {}, []),
     ("a good agent reply", f"{GOOD} ^AB", AB, {}, []),
@@ -336,6 +340,19 @@ CHECK_CASES = [
     ("different recent reply", f"{GOOD} ^AB", AB, {"recent_replies": ["Something else. ^AB"]}, []),
     ("control characters", f"{GOOD}\x07 ^AB", AB, {}, ["invalid_characters"]),
     ("lone surrogate", f"{GOOD} \ud800 ^AB", AB, {}, ["invalid_characters"]),
+    # Faking another agent's signature with invisible characters, look-alike letters or bidi controls.
+    ("a zero-width space inside initials", f"{GOOD} ^B\u200bC ^AB", AB, {}, INVISIBLE_AND_FOREIGN),
+    ("Cyrillic initials", f"{GOOD} ^\u0412\u0421 ^AB", AB, {}, ["foreign_signature"]),
+    ("Cyrillic initials as the only signature", f"{GOOD} ^\u0412\u0421", AB, {}, ["foreign_signature"]),
+    ("Greek letters that look like our own", f"{GOOD} ^\u0391\u0392", AB, {}, []),
+    ("fullwidth initials", f"{GOOD} \uff3e\uff22\uff23 ^AB", AB, {}, ["foreign_signature"]),
+    ("a bidi isolate around a signature", f"{GOOD} \u2066^BC\u2069 ^AB", AB, {}, INVISIBLE_AND_FOREIGN),
+    ("a right-to-left override", f"{GOOD} \u202e^AB", AB, {}, ["invalid_characters"]),
+    ("a zero-width space alone", "Switch the Hub\u200b off. ^AB", AB, {}, ["invalid_characters"]),
+    ("hidden tag text after a flag", f"{GOOD} {HIDDEN_ON_A_FLAG} ^AB", AB, {}, ["invalid_characters"]),
+    ("the Scottish flag is an emoji", f"{GOOD} {SCOTLAND} ^AB", AB, {}, []),
+    ("a ZWJ emoji is fine", f"{GOOD} \U0001f469\u200d\U0001f4bb ^AB", AB, {}, []),
+    ("an accented name is not a look-alike", f"Ren\u00e9e here: {GOOD} ^AB", AB, {}, []),
 ]
 
 

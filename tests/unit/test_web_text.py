@@ -52,6 +52,17 @@ def test_emoji_sequences_keep_their_joiners() -> None:
     assert "⟦U+200D⟧" in str(render_customer_text("a\u200db"))  # a joiner between letters is hidden text
 
 
+def test_hidden_text_riding_on_a_flag_is_shown() -> None:
+    tags = lambda text: "".join(chr(0xE0000 + ord(c)) for c in text)  # noqa: E731
+    hidden = f"\U0001f3f4{tags('approve refund')}\U000e007f"
+    unknown_region = f"\U0001f3f4{tags('usca')}\U000e007f"  # a well-formed code with no emoji of its own
+    for text in (hidden, unknown_region, f"hi{tags('x')}"):
+        html = _inner(str(render_customer_text(text)))
+        assert "⟦U+E00" in html, text
+    wales = f"\U0001f3f4{tags('gbwls')}\U000e007f"
+    assert _inner(str(render_customer_text(wales))) == wales
+
+
 def test_plain_text_is_one_line_with_markers() -> None:
     assert plain_customer_text("two\nlines \u202e here") == "two lines ⟦U+202E⟧ here"
 
