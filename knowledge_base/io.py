@@ -15,8 +15,15 @@ YAML is the format of training_data/faq.yml:
 CSV has one row per entry under the header `slug,question,paraphrases,answer,tags,language,status`.
 The paraphrases and tags cells hold JSON lists (`["reboot hub?", "restart router"]`): a paraphrase may
 contain any character, " | " and commas included, and the file still round-trips losslessly. Files are
-UTF-8 (a byte-order mark is accepted). Parsing checks the shape of the file; the service then checks the
-content; either way a bad file is refused as a whole, every problem named with its line.
+UTF-8 (a byte-order mark is accepted); the export ends its lines with CRLF, as RFC 4180 says, so that a
+carriage return inside a text is quoted like a line break. Parsing checks the shape of the file; the service
+then checks the content; either way a bad file is refused as a whole, every problem named with its line.
+
+A spreadsheet runs a cell that starts with =, +, -, @, a tab or a carriage return as a formula (CSV injection):
+the CSV export puts a single quote before such a cell (OWASP's rule), and before a cell of quotes followed by one
+of those characters. The CSV import takes one quote off any cell of one or more quotes followed by one of those
+characters, so carebot's own export imports unchanged, whatever the text starts with. A hand-made file whose cell
+starts with '= or '- therefore loses that first quote; every other cell is read as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -175,14 +183,29 @@ def _record(values: dict[str, Any], line: int) -> EntryRecord:
 # -------------------------------------------------------------------- CSV
 def dump_csv(records: Sequence[EntryRecord]) -> str:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180: a CR inside a text is quoted too
     writer.writerow(CSV_COLUMNS)
     for record in records:
         row = _record_dict(record)
         for name in ("paraphrases", "tags"):
             row[name] = json.dumps(row[name], ensure_ascii=False)
-        writer.writerow([row[name] for name in CSV_COLUMNS])
+        writer.writerow([neutral_cell(row[name]) for name in CSV_COLUMNS])
     return out.getvalue()
+
+
+# A cell a spreadsheet would run as a formula, possibly behind quotes this module added (see the docstring).
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+_NEUTRALISED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def neutral_cell(text: str) -> str:
+    """A CSV cell no spreadsheet runs as a formula: a quote before a cell that starts like one."""
+    return "'" + text if _FORMULA_START.match(text) else text
+
+
+def original_cell(cell: str) -> str:
+    """The text neutral_cell made `cell` from."""
+    return cell[1:] if _NEUTRALISED.match(cell) else cell
 
 
 def parse_csv(text: str, source: str = "CSV") -> list[EntryRecord]:
@@ -201,7 +224,7 @@ def parse_csv(text: str, source: str = "CSV") -> list[EntryRecord]:
             if len(row) != len(CSV_COLUMNS):
                 problems.append(f"line {line}: {len(row)} columns, expected {len(CSV_COLUMNS)}")
                 continue
-            values: dict[str, Any] = dict(zip(CSV_COLUMNS, row, strict=True))
+            values: dict[str, Any] = dict(zip(CSV_COLUMNS, map(original_cell, row), strict=True))
             row_problems = []
             for name in ("paraphrases", "tags"):
                 values[name], problem = _json_list(values[name])

