@@ -1,11 +1,15 @@
-"""Cues in the wording of a text: shouting (mostly capitals) and anger (capitals, !!!, angry emoji).
+"""Cues in the wording of a text: shouting (mostly capitals), capitals for emphasis, repeated exclamation marks,
+emoji, and anger (capitals, !!!, angry emoji).
 
-Triage raises a ticket's priority on anger; the tone check refuses replies that shout. Pure functions.
+Triage raises a ticket's priority on anger; the tone check refuses replies that shout, stress words in capitals,
+repeat exclamation marks or carry more than one emoji. Pure functions.
 """
 
 from __future__ import annotations
 
 import re
+
+import regex
 
 from knowledge_base.tweet_length import find_urls
 
@@ -14,6 +18,9 @@ ANGRY_EMOJI = frozenset("😡😠🤬👿💢😤🖕")
 _NOT_WORDS = re.compile(r"(?<!\S)[@#^]\w+")  # @mentions, #hashtags and ^signatures are not prose
 _WORD = re.compile(r"[^\W\d_]+")
 _REPEATED_MARKS = re.compile(r"[!?]*![!?]*!|!\?|\?!")  # "!!", "!!!", "?!", "!?"
+
+_EMOJI = regex.compile(r"\p{Extended_Pictographic}|\p{Regional_Indicator}{2}")
+EMPHASIS_MIN_LETTERS = 4  # a capitalised word this long that is no acronym is emphasis ("REALLY", "NEVER")
 
 SHOUT_MIN_LETTERS = 10  # fewer cased letters than this are never shouting ("OK", "WIFI DOWN")
 SHOUT_RATIO = 0.6  # at least this share of the cased letters are capitals…
@@ -49,6 +56,26 @@ def is_shouting(text: str) -> bool:
     return False
 
 
+def emphasis_words(text: str, acronyms: frozenset[str] = frozenset()) -> list[str]:
+    """Words written in capitals for emphasis: at least EMPHASIS_MIN_LETTERS letters, none lower-case, not an
+    acronym of `acronyms` (links, @mentions, #hashtags and signatures are not prose)."""
+    found = []
+    for word in _WORD.findall(_prose(text)):
+        if len(word) >= EMPHASIS_MIN_LETTERS and word.isupper() and word not in acronyms:
+            found.append(word)
+    return found
+
+
+def has_repeated_marks(text: str) -> bool:
+    """ "!!", "!!!", "?!" or "!?" outside links."""
+    return bool(_REPEATED_MARKS.search(_prose(text)))
+
+
+def emoji_count(text: str) -> int:
+    """How many emoji the text shows: each grapheme with a pictograph, or a flag, counts once."""
+    return sum(1 for grapheme in regex.findall(r"\X", text) if _EMOJI.search(grapheme))
+
+
 def anger_cues(text: str) -> list[str]:
     """The signs of anger in a customer's text, in words an agent reads ('written in capitals', …)."""
     cues = []
@@ -82,10 +109,14 @@ _WONT_HELP = (
     (r"\btried (?:that|this|it|everything|all|both|twice|again|restarting|resetting|turning)", "says they tried it"),
     (r"\bsince (?:the|your|an?) (?:update|upgrade|firmware|software|new)", "since an update"),
     (r"\btried (?:another|a different|a new|other|my|the|switching|unplugging|rebooting)\b", "says they tried it"),
-    (r"\b(?:was told|were told|you said|you told me|they said|promised|summary said|letter said)\b",
-     "says they were told otherwise"),
-    (r"\b(?:charged|billed|taken|paid)\b[^.?!]{0,40}£\s?\d|£\s?\d[^.?!]{0,40}\b(?:charged|billed|taken)\b",
-     "about a charge on their account"),
+    (
+        r"\b(?:was told|were told|you said|you told me|they said|promised|summary said|letter said)\b",
+        "says they were told otherwise",
+    ),
+    (
+        r"\b(?:charged|billed|taken|paid)\b[^.?!]{0,40}£\s?\d|£\s?\d[^.?!]{0,40}\b(?:charged|billed|taken)\b",
+        "about a charge on their account",
+    ),
     (r"\bstill\b", "still happening"),
     (r"\bagain\b", "happening again"),
     (r"\b(?:from|in|on|via|through) (?:the|your) app\b", "about the app"),
@@ -98,14 +129,23 @@ _WONT_HELP = (
 # Anything that makes a greeting or a thank-you more than that: a problem, a question, a complaint, sarcasm.
 _NOT_SOCIAL = (
     (r"\?", "a question"),
-    (r"\b(?:not|no|never|nothing|nobody|none|cannot|can't|won't|don't|doesn't|didn't|isn't|wasn't|aren't|haven't"
-     r"|hasn't|couldn't|wouldn't|n't)\b", "a negation"),
+    (
+        r"\b(?:not|no|never|nothing|nobody|none|cannot|can't|won't|don't|doesn't|didn't|isn't|wasn't|aren't|haven't"
+        r"|hasn't|couldn't|wouldn't|n't)\b",
+        "a negation",
+    ),
     (r"\b(?:but|however|although|though|still|again|yet|except|unless)\b", "a 'but'"),
-    (r"\b(?:broken|down|fault|faulty|issue|issues|problem|problems|fix|fixed\?|wrong|slow|outage|cancel|charged?"
-     r"|refund|complain|complaint|worst|useless|rubbish|terrible|awful|waiting|wait|help|need|want|bill|signal"
-     r"|connection|internet|wifi|broadband|dm|please|pls|plz)\b", "a problem word"),
-    (r"for nothing|as always|as usual|yeah right|not\b|cheers for|great job|well done|nice one|thanks a bunch"
-     r"|brilliant service|amazing service|great service|love how|love that|so helpful|really helpful|wow", "sarcasm"),
+    (
+        r"\b(?:broken|down|fault|faulty|issue|issues|problem|problems|fix|fixed\?|wrong|slow|outage|cancel|charged?"
+        r"|refund|complain|complaint|worst|useless|rubbish|terrible|awful|waiting|wait|help|need|want|bill|signal"
+        r"|connection|internet|wifi|broadband|dm|please|pls|plz)\b",
+        "a problem word",
+    ),
+    (
+        r"for nothing|as always|as usual|yeah right|not\b|cheers for|great job|well done|nice one|thanks a bunch"
+        r"|brilliant service|amazing service|great service|love how|love that|so helpful|really helpful|wow",
+        "sarcasm",
+    ),
     (r"[🙄😒😤😡😠🤬👎🤦]", "a sarcastic or angry emoji"),
     (r"\b(?:should|whoever|supposed to|imagine)\b", "a demand or a jibe"),
 )
@@ -164,8 +204,11 @@ def opt_out_only(text: str) -> bool:
 # In an opt-out, what asks for more than silence.
 _OPT_OUT_EXTRA = (
     (r"\?", "a question"),
-    (r"\b(?:broken|down|fault|issue|problem|fix|wrong|outage|cancel|charged?|refund|bill|signal|internet|wifi"
-     r"|broadband|human|person|someone|agent|manager)\b", "a problem"),
+    (
+        r"\b(?:broken|down|fault|issue|problem|fix|wrong|outage|cancel|charged?|refund|bill|signal|internet|wifi"
+        r"|broadband|human|person|someone|agent|manager)\b",
+        "a problem",
+    ),
 )
 
 

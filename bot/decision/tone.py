@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import regex
 
-from bot.decision.cues import is_shouting
+from bot.decision.cues import emoji_count, emphasis_words, has_repeated_marks, is_shouting
 from bot.decision.personal_data import CARD_KINDS, KINDS, contact_key, describe_kinds, find_personal_data
 from bot.decision.policy import SITUATIONS, Situation
 from bot.hidden_text import invisible_characters, skeleton, without_invisible
@@ -79,8 +79,8 @@ BOT = Author.bot()
 
 @dataclass(frozen=True)
 class Violation:
-    # too_long, empty, missing_signature, foreign_signature, personal_data, banned_phrase, shouting, duplicate,
-    # invalid_characters
+    # too_long, empty, missing_signature, foreign_signature, personal_data, banned_phrase, shouting, emphasis,
+    # exclamation, emoji, duplicate, invalid_characters
     code: str
     message: str  # what an agent reads next to the reply box
 
@@ -99,6 +99,7 @@ class ToneGuide:
     templates: dict[Situation, tuple[str, ...]]
     banned_phrases: tuple[str, ...]
     public_contacts: tuple[str, ...] = ()
+    acronyms: frozenset[str] = frozenset()  # capitalised words that are not emphasis ("HDMI", "PAYG")
 
     def signature(self, author: Author) -> str:
         if author.kind == "bot":
@@ -161,7 +162,10 @@ def _fields(template: str) -> list[str]:
 
 def guide_from_dict(data: Any) -> ToneGuide:
     """A ToneGuide from the parsed YAML; raises ToneError naming the first problem."""
-    keys = {"version", "signature", "greetings", "closings", "links", "templates", "banned_phrases", "public_contacts"}
+    keys = {
+        "version", "signature", "greetings", "closings", "links", "templates", "banned_phrases", "public_contacts",
+        "acronyms",
+    }  # fmt: skip
     if not isinstance(data, dict):
         raise ToneError("the tone guide must be a mapping")
     unknown = sorted(set(map(str, data)) - keys)
@@ -208,6 +212,10 @@ def guide_from_dict(data: Any) -> ToneGuide:
                 )
         templates[situation] = variants
     contacts = data.get("public_contacts") or []
+    acronyms = _strings("acronyms", data["acronyms"]) if data.get("acronyms") else ()
+    not_acronyms = [word for word in acronyms if not re.fullmatch(r"[A-Z][A-Z0-9]+", word)]
+    if not_acronyms:
+        raise ToneError(f"acronyms must be capital letters and digits, not {', '.join(map(repr, not_acronyms))}")
     guide = ToneGuide(
         version=version,
         bot_signature=bot_signature,
@@ -218,6 +226,7 @@ def guide_from_dict(data: Any) -> ToneGuide:
         templates=templates,
         banned_phrases=_strings("banned_phrases", data["banned_phrases"]) if data.get("banned_phrases") else (),
         public_contacts=_strings("public_contacts", contacts) if contacts else (),
+        acronyms=frozenset(acronyms),
     )
     _check_guide(guide)
     return guide
@@ -473,6 +482,14 @@ def _personal_data_kinds(text: str, guide: ToneGuide, *, dm: bool) -> list[str]:
     return [kind for kind in KINDS if kind in present]
 
 
+def _without_codes(text: str) -> str:
+    """The text without our reference codes and personal data (an IBAN's "BUKB" is not emphasis)."""
+    text = _REFERENCE.sub(" ", text)
+    for found in find_personal_data(text):
+        text = text.replace(found.value, " ")
+    return text
+
+
 def check(
     text: str,
     author: Author,
@@ -547,6 +564,17 @@ def check(
             violations.append(Violation("banned_phrase", f"Avoid the phrase \u201c{phrase}\u201d."))
     if is_shouting(body):
         violations.append(Violation("shouting", "It is mostly capitals, which reads as shouting."))
+    else:
+        stressed = list(dict.fromkeys(emphasis_words(_without_codes(body), guide.acronyms)))
+        if stressed:
+            violations.append(
+                Violation("emphasis", f"No capitals for emphasis: write {', '.join(w.lower() for w in stressed[:3])}.")
+            )
+    if has_repeated_marks(body):
+        message = "One exclamation mark at a time: no \u201c!!\u201d or \u201c?!\u201d."
+        violations.append(Violation("exclamation", message))
+    if emoji_count(body) > 1:
+        violations.append(Violation("emoji", "At most one emoji in a reply."))
     if body and _normalised(body, guide) in _avoid(recent_replies, guide):
         violations.append(
             Violation("duplicate", "It is the same text as a recent reply, which X rejects. Vary the wording.")

@@ -332,7 +332,13 @@ CHECK_CASES = [
     ("a DM never carries a card", "Card 4111 1111 1111 1111 noted. ^AB", AB, {"dm": True}, ["personal_data"]),
     ("a DM never carries a CVV", "Got the security code 4321, thanks. ^AB", AB, {"dm": True}, ["personal_data"]),
     ("banned phrase", f"Sorry for any inconvenience. {GOOD} ^AB", AB, {}, ["banned_phrase"]),
-    ("banned phrase across spaces and case", f"SORRY  for any\ninconvenience, {GOOD} ^AB", AB, {}, ["banned_phrase"]),
+    (
+        "banned phrase across spaces and case",
+        f"SORRY  for any\ninconvenience, {GOOD} ^AB",
+        AB,
+        {},
+        ["banned_phrase", "emphasis"],
+    ),
     ("a banned word inside another word is fine", f"An unkindly slow Hub? {GOOD} ^AB", AB, {}, []),
     ("shouting", "PLEASE RESTART YOUR HUB AND WAIT ^AB", AB, {}, ["shouting"]),
     ("acronyms are not shouting", f"Your PUK and SIM are in the app. {GOOD} ^AB", AB, {}, []),
@@ -352,6 +358,22 @@ CHECK_CASES = [
     ("hidden tag text after a flag", f"{GOOD} {HIDDEN_ON_A_FLAG} ^AB", AB, {}, ["invalid_characters"]),
     ("the Scottish flag is an emoji", f"{GOOD} {SCOTLAND} ^AB", AB, {}, []),
     ("a ZWJ emoji is fine", f"{GOOD} \U0001f469\u200d\U0001f4bb ^AB", AB, {}, []),
+    # The guide's style rules: no capitals for emphasis, one exclamation mark at a time, at most one emoji.
+    ("capitals for emphasis", f"We will NEVER ask for your password. {GOOD} ^AB", AB, {}, ["emphasis"]),
+    ("acronyms are not emphasis", f"Plug the HDMI cable in and check the WIFI light. {GOOD} ^AB", AB, {}, []),
+    ("exclamation marks in a row", f"Sorted!!! {GOOD} ^AB", AB, {}, ["exclamation"]),
+    ("a question and an exclamation", f"Really?! {GOOD} ^AB", AB, {}, ["exclamation"]),
+    ("two single exclamation marks", f"Hi! {GOOD} Hope that helps! ^AB", AB, {}, []),
+    ("two emoji", f"{GOOD} \U0001f44d\U0001f600 ^AB", AB, {}, ["emoji"]),
+    ("one emoji", f"{GOOD} \U0001f44d ^AB", AB, {}, []),
+    ("a flag and an emoji", f"{GOOD} \U0001f1ec\U0001f1e7 \U0001f44d ^AB", AB, {}, ["emoji"]),
+    (
+        "capitals, !!! and two emoji",
+        f"This is FIXED now!!! {GOOD} \U0001f389\U0001f389 ^AB",
+        AB,
+        {},
+        ["emoji", "emphasis", "exclamation"],
+    ),
     ("an accented name is not a look-alike", f"Ren\u00e9e here: {GOOD} ^AB", AB, {}, []),
 ]
 
