@@ -5,7 +5,9 @@ An outbox row moves pending → sending (committed before the request) → sent 
 idempotency key, so before any re-send the sender looks for our reply to that tweet among our own recent tweets.
 Found: the row is sent. Not found: it goes back to pending. Rate limits (429) pause posting until X's reset time;
 5xx and network errors back off exponentially; a reply X refuses, or one that keeps failing, is marked failed and
-its tweet goes to a person, so every tweet reaches a final state.
+its tweet goes to a person, so every tweet reaches a final state. Any other error while a row is claimed (a bug,
+an answer nobody foresaw, the database gone for a moment) leaves the reply in doubt: the row becomes `unknown`
+(at once, or on the next step when the database could not be written) and is looked for on X before any re-send.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Sender:
         self.clock = clock
         self.paused_until: datetime | None = None  # posting rate-limited until then
         self.lookups_paused_until: datetime | None = None  # reading our own tweets rate-limited until then
+        self.in_flight: set[int] = set()  # outbox rows this sender claimed whose outcome an error left unwritten
 
     # ------------------------------------------------------------------ after a crash
     def recover(self) -> int:
@@ -87,6 +90,24 @@ class Sender:
                 .where(outbox.c.state == "sending")
                 .values(state="unknown", updated_at=now, next_attempt_at=now, last_error="interrupted while sending")
             )
+        return result.rowcount
+
+    def settle_interrupted(self) -> int:
+        """Rows this sender claimed when an unexpected error interrupted it may have been posted: those still in
+        `sending` become `unknown`, to be looked for on X. Returns how many."""
+        if not self.in_flight:
+            return 0
+        now = self.clock()
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                update(outbox)
+                .where(outbox.c.id.in_(sorted(self.in_flight)), outbox.c.state == "sending")
+                .values(
+                    state="unknown", updated_at=now, next_attempt_at=now + self.reconcile_after,
+                    last_error="interrupted by an unexpected error while sending",
+                )  # fmt: skip
+            )
+        self.in_flight.clear()
         return result.rowcount
 
     def reconcile(self) -> int:
@@ -203,6 +224,17 @@ class Sender:
             ).rowcount
         if claimed != 1:
             return "deferred"  # another sender has it
+        self.in_flight.add(row.id)
+        try:
+            outcome = self._send_claimed(row, now)
+        except Exception:
+            log.exception("outbox row %s: unexpected error while sending; it is looked for on X first", row.id)
+            self.settle_interrupted()
+            return "unknown"
+        self.in_flight.discard(row.id)
+        return outcome
+
+    def _send_claimed(self, row: Row[Any], now: datetime) -> str:
         participant = self._dm_participant(row) if is_dm_target(row.target_tweet_id) else None
         if is_dm_target(row.target_tweet_id) and participant is None:
             with self.engine.begin() as conn:

@@ -4,6 +4,11 @@ One step: read mentions (and, less often, keyword searches and DMs) when their p
 tweets that are due; settle replies in doubt; post the pending replies. Rate limits and outages of X pause only
 the endpoint concerned; a dead NLU makes tweets wait (see processing.py). On start the sender first settles rows
 that a previous run left in flight (sender.py).
+
+Any other error (a bug, an answer nobody foresaw, a database that went away) is logged with its traceback and
+the loop goes on after a backoff: a read that failed is read again later, a tweet whose triage failed is still
+`new` or `waiting` (its transaction rolled back), and a reply whose post failed is in doubt, looked for on X
+before any re-send. Only KeyboardInterrupt, SystemExit and the like stop the loop.
 """
 
 from __future__ import annotations
@@ -94,6 +99,9 @@ class Worker:
         except XError as exc:
             poll.failed(now, self.backoff_max_s)
             log.warning("%s: %s (retry in %.1f s)", key, exc, poll.next_at - now)
+        except Exception:
+            poll.failed(now, self.backoff_max_s)
+            log.exception("%s: unexpected error (retry in %.1f s)", key, poll.next_at - now)
         else:
             poll.done(now)
 
@@ -113,6 +121,7 @@ class Worker:
         return triaged.triaged + triaged.waiting >= self.processor.batch_size
 
     def send_step(self) -> bool:
+        self.sender.settle_interrupted()
         self.sender.reconcile()
         sent = self.sender.send_due()
         return (sent.sent + sent.failed + sent.unknown) >= self.sender.batch_size
@@ -134,14 +143,25 @@ class Worker:
 
     def run(self, stop: threading.Event, *, idle_sleep_s: float = 0.1) -> None:
         """Until `stop`: intake and triage in this thread, posting in a second one, so replies go out while the
-        next batch is triaged. A failure in either thread stops both (and the process, for a supervisor)."""
+        next batch is triaged. An error in a step is logged and the step tried again after a backoff; only a
+        BaseException that is no Exception (KeyboardInterrupt, SystemExit) stops both threads (and the process)."""
         self.sender.recover()
         failed: list[BaseException] = []
 
         def loop(step: Callable[[], bool]) -> None:
+            failures = 0
             try:
                 while not stop.is_set():
-                    if not step():
+                    try:
+                        more = step()
+                    except Exception:
+                        failures += 1
+                        delay = min(self.backoff_max_s, START_BACKOFF_S * 2 ** min(failures - 1, 16))
+                        log.exception("worker %s: unexpected error; trying again in %.1f s", step.__name__, delay)
+                        stop.wait(delay)
+                        continue
+                    failures = 0
+                    if not more:
                         stop.wait(idle_sleep_s)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 failed.append(exc)

@@ -5,13 +5,16 @@ tweepy's Client always calls https://api.twitter.com and sets no timeout, so a r
 session sends X's hosts to the configured base URL (X itself, or the sandbox X) with our timeout on every request.
 Reads are retried with bounded exponential backoff on 5xx, network errors and timeouts; writes are never retried
 here (X has no idempotency key): the caller decides, after looking on X when the outcome is unknown. A 429 is never
-retried here either: XRateLimited says until when to wait.
+retried here either: XRateLimited says until when to wait. A reset time X announces is trusted only within X's own
+windows (15 minutes, 24 hours for the daily caps, each plus a minute for clock skew); a reset header that is not a
+positive finite number counts as no reset time at all.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import math
 import random
 import re
 import time
@@ -53,6 +56,11 @@ DM_EVENT_FIELDS = ["id", "event_type", "text", "sender_id", "created_at", "dm_co
 # The sandbox X accepts any OAuth 1.0a credentials as the care account.
 SANDBOX_CREDENTIALS = ("sandbox-consumer-key", "sandbox-consumer-secret", "0-sandbox-token", "sandbox-token-secret")
 _MAX_DETAIL_CHARS = 500
+# The longest wait a 429 may ask for: X's rate-limit windows are 15 minutes, its daily caps 24 hours (plus a minute
+# for clock skew). A reset time beyond them is an error on X's side, not a reason to stop reading for years.
+RATE_WINDOW_MAX_WAIT_S = 15 * 60 + 60
+DAILY_CAP_MAX_WAIT_S = 24 * 3600 + 60
+_RESET_HEADER = re.compile(r"[0-9]{1,20}")  # epoch seconds, as tweepy reads x-rate-limit-reset
 # Failures of a read worth another try (a 5xx too); any other requests error is not.
 _TRANSIENT = (
     requests.ConnectionError,
@@ -103,7 +111,8 @@ class XDirectMessage:
 
 class _BaseUrlAdapter(HTTPAdapter):
     """Sends requests for X's hosts to `base_url` instead, with our timeout, and signs OAuth 1.0a requests again
-    for the URL actually requested (the signature covers the URL)."""
+    for the URL actually requested (the signature covers the URL). A 429's x-rate-limit-reset that is not a whole
+    number of epoch seconds is dropped before tweepy parses it."""
 
     def __init__(self, base_url: str, timeout_s: float, signer: Callable[[Any], Any] | None) -> None:
         super().__init__()  # no retries in urllib3: ours depend on whether the request was a write
@@ -134,7 +143,13 @@ class _BaseUrlAdapter(HTTPAdapter):
                 self._signer(request)
             if proxies:  # the environment's proxies were chosen for X's host, not for this one
                 proxies = requests.utils.get_environ_proxies(url)
-        return super().send(request, stream=stream, timeout=self._timeout_s, verify=verify, cert=cert, proxies=proxies)
+        response = super().send(
+            request, stream=stream, timeout=self._timeout_s, verify=verify, cert=cert, proxies=proxies
+        )
+        reset = response.headers.get("x-rate-limit-reset")
+        if response.status_code == 429 and reset is not None and not _RESET_HEADER.fullmatch(reset):
+            del response.headers["x-rate-limit-reset"]  # tweepy's int() would raise ValueError: no reset time given
+        return response
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -583,25 +598,31 @@ class XClient:
         now = self._clock()
 
         def number(name: str) -> float | None:
+            """The header as a finite number ≥ 0; None when it is missing or garbage."""
             try:
-                return float(headers[name])
+                value = float(headers[name])
             except (KeyError, TypeError, ValueError):
                 return None
+            return value if math.isfinite(value) and value >= 0 else None
 
         for cap in ("x-user-limit-24hour", "x-app-limit-24hour"):
             reset = number(f"{cap}-reset")
-            if number(f"{cap}-remaining") == 0 and reset is not None:
-                return self._rate_limit_error(endpoint, reset, now, "24h", "24-hour cap")
+            if number(f"{cap}-remaining") == 0 and reset:
+                return self._rate_limit_error(endpoint, reset, now, DAILY_CAP_MAX_WAIT_S, "24h", "24-hour cap")
         reset = number("x-rate-limit-reset")
-        if reset is not None:
-            return self._rate_limit_error(endpoint, reset, now, "window", "rate limit")
+        if reset:
+            return self._rate_limit_error(endpoint, reset, now, RATE_WINDOW_MAX_WAIT_S, "window", "rate limit")
         return self._rate_limit_error(
-            endpoint, now + self._rate_limit_default_wait_s, now, "unknown", "rate limit (no reset time given)"
-        )
+            endpoint, now + self._rate_limit_default_wait_s, now, self._rate_limit_default_wait_s, "unknown",
+            "rate limit (no reset time given)",
+        )  # fmt: skip
 
     @staticmethod
-    def _rate_limit_error(endpoint: str, reset: float, now: float, limit: RateLimitKind, what: str) -> XRateLimited:
-        reset_at = max(reset, now + 1.0)  # a reset time in the past (clock skew) must not make the caller spin
+    def _rate_limit_error(
+        endpoint: str, reset: float, now: float, max_wait_s: float, limit: RateLimitKind, what: str
+    ) -> XRateLimited:
+        # A reset time in the past (clock skew) must not make the caller spin, one far in the future not stop it.
+        reset_at = min(max(reset, now + 1.0), now + max(max_wait_s, 1.0))
         until = datetime.fromtimestamp(reset_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return XRateLimited(
             f"X API {endpoint}: {what}; wait until {until}", endpoint=endpoint, reset_at=reset_at, limit=limit

@@ -257,6 +257,17 @@ def test_a_rate_limited_read_is_not_retried(world: World, endpoint: str, kind: s
     assert world.requests() == 1 and world.sleeps == []
 
 
+@pytest.mark.parametrize(("kind", "most_s"), [("429", 16 * 60), ("429_24h", 24 * 3600 + 60)])
+def test_a_reset_time_far_in_the_future_is_a_rate_limit_of_at_most_xs_window(
+    world: World, kind: str, most_s: float
+) -> None:
+    world.fault("users_me", kind, reset_in_s=1e12)
+    before = time.time()
+    with pytest.raises(XRateLimited) as caught:
+        world.client.me()
+    assert before < caught.value.reset_at <= time.time() + most_s
+
+
 # faults: writes
 
 

@@ -383,3 +383,91 @@ def test_many_greetings_over_many_steps_never_repeat_a_wording(desk: Desk1) -> N
     texts = [r.text for t in greetings for r in desk.x.replies_to(t.id)]
     assert len(texts) == 60 and len(set(texts)) == 60  # X would refuse any repeat
     assert {row.state for row in desk.rows(outbox)} == {"sent"}
+
+
+# ---------------------------------------------------------------- errors nobody foresaw
+
+
+def test_a_read_that_raises_something_unexpected_is_logged_backed_off_and_read_again(
+    desk: Desk1, caplog: pytest.LogCaptureFixture
+) -> None:
+    desk.worker.polls["mentions"].interval_s = 1.0
+    tweet = desk.x.customer_tweet("una", f"@KestrelCare {RESTART}")
+    desk.x.fail("mentions", ValueError("year 33717 is out of range"))
+    desk.run(5)
+    assert desk.x.calls["mentions"] == 1  # backing off, not hammering
+    assert desk.x.calls["dm_events"] >= 1  # the other endpoints go on
+    [record] = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert record.exc_info is not None and "mentions" in record.getMessage()
+    desk.worker.polls["mentions"].next_at = 0.0
+    desk.run()
+    assert len(desk.x.replies_to(tweet.id)) == 1
+
+
+def test_a_post_that_raises_something_unexpected_is_in_doubt_and_never_posted_twice(
+    desk: Desk1, caplog: pytest.LogCaptureFixture
+) -> None:
+    posted = desk.x.customer_tweet("val", f"@KestrelCare {RESTART} (1)")
+    lost = desk.x.customer_tweet("wes", f"@KestrelCare {RESTART} (2)")
+
+    def post_then_break() -> None:
+        desk.x._post("(posted just before the error) ^bot", posted.id)
+        raise RuntimeError("something nobody foresaw")
+
+    desk.x.fail("create_tweet", post_then_break, TypeError("nor this"))
+    desk.worker.intake.read_mentions()
+    desk.worker.processor.step()
+    report = desk.worker.sender.send_due()
+    assert report.unknown == 2 and {r.state for r in desk.rows(outbox)} == {"unknown"}
+    assert len([r for r in caplog.records if r.exc_info and "unexpected error while sending" in r.getMessage()]) == 2
+    desk.run(4)
+    assert [len(desk.x.replies_to(t.id)) for t in (posted, lost)] == [1, 1]
+    assert {r.state for r in desk.rows(outbox)} == {"sent"}
+
+
+def test_rows_an_error_left_sending_are_in_doubt_on_the_next_step(desk: Desk1) -> None:
+    tweet = desk.x.customer_tweet("xia", f"@KestrelCare {RESTART}")
+    desk.worker.intake.read_mentions()
+    desk.worker.processor.step()
+    [row] = desk.rows(outbox)
+    desk.x.create_reply(row.text, tweet.id)  # posted, then the database failed before the row was settled
+    desk.set_outbox(state="sending")
+    desk.worker.sender.in_flight.add(row.id)
+    posts = desk.x.calls["create_tweet"]
+    desk.run()
+    assert desk.x.calls["create_tweet"] == posts
+    assert len(desk.x.replies_to(tweet.id)) == 1 and desk.outbox_by_target()[tweet.id].state == "sent"
+
+
+def test_the_worker_loop_logs_an_unexpected_error_backs_off_and_goes_on(
+    desk: Desk1, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import bot.channel.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "START_BACKOFF_S", 0.01)
+    tweet = desk.x.customer_tweet("yan", f"@KestrelCare {RESTART}")
+    real_step, calls = desk.worker.processor.step, []
+
+    def step() -> Any:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("the database went away")
+        return real_step()
+
+    monkeypatch.setattr(desk.worker.processor, "step", step)
+    stop = threading.Event()
+    runner = threading.Thread(target=desk.worker.run, args=(stop,), kwargs={"idle_sleep_s": 0.01})
+    runner.start()
+    try:
+        for _ in range(500):
+            if desk.x.replies_to(tweet.id):
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        runner.join(timeout=10)
+    assert not runner.is_alive() and len(desk.x.replies_to(tweet.id)) == 1
+    failures = [r for r in caplog.records if "unexpected error" in r.getMessage()]
+    assert len(failures) == 2 and all(r.exc_info for r in failures)

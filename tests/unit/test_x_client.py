@@ -548,6 +548,34 @@ def test_a_reset_time_in_the_past_does_not_make_the_caller_spin(x: Harness) -> N
     assert caught.value.reset_at > NOW
 
 
+@pytest.mark.parametrize("reset", [int(NOW) + 10**12, 10**19, 10**20 - 1])
+def test_a_reset_time_far_in_the_future_waits_at_most_a_window(x: Harness, reset: int) -> None:
+    x.stub.route("GET", "/2/users/me", lambda seen: Answer(429, None, {"x-rate-limit-reset": str(reset)}))
+    with pytest.raises(XRateLimited) as caught:
+        x.client.me()
+    assert caught.value.limit == "window" and NOW + 15 * 60 <= caught.value.reset_at <= NOW + 16 * 60
+    assert "wait until 2027-01-15T08:16:00Z" in str(caught.value)
+
+
+def test_a_24_hour_cap_far_in_the_future_waits_at_most_a_day(x: Harness) -> None:
+    headers = {"x-user-limit-24hour-remaining": "0", "x-user-limit-24hour-reset": "1e15"}
+    x.stub.route("POST", "/2/tweets", lambda seen: Answer(429, None, headers))
+    with pytest.raises(XRateLimited) as caught:
+        x.client.create_reply("hello", "5")
+    assert caught.value.limit == "24h" and NOW + 23 * 3600 < caught.value.reset_at <= NOW + 24 * 3600 + 60
+
+
+@pytest.mark.parametrize(
+    "reset", ["soon", "", "-5", "nan", "NaN", "inf", "-inf", "0", "0x10", "1e400", "12abc", "9" * 800]
+)
+def test_a_garbage_reset_header_is_no_reset_time(x: Harness, reset: str) -> None:
+    headers = {"x-rate-limit-reset": reset, "x-user-limit-24hour-remaining": "0", "x-user-limit-24hour-reset": reset}
+    x.stub.route("GET", "/2/users/me", lambda seen: Answer(429, None, headers))
+    with pytest.raises(XRateLimited) as caught:
+        x.client.me()
+    assert caught.value.reset_at == NOW + 60.0 and caught.value.limit == "unknown"
+
+
 # writes: never retried, classified by whether they may have happened
 
 
