@@ -69,6 +69,11 @@ def reply_target(conn: Connection, conversation_id: str, *, dm: bool, ticket_id:
     raise ReplyError("Our last reply in this thread is still being posted. Send yours again in a moment.")
 
 
+def recent_reply_texts(conn: Connection) -> list[str]:
+    """The texts of our latest replies (bot and agents): X refuses a text identical to a recent one."""
+    return list(conn.execute(select(outbox.c.text).order_by(outbox.c.id.desc()).limit(RECENT)).scalars())
+
+
 def queue_agent_reply(
     conn: Connection,
     handoff: Handoff,
@@ -84,7 +89,7 @@ def queue_agent_reply(
     ticket = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
     if ticket is None:
         raise ReplyError(f"There is no ticket {ticket_id}.")
-    recent = conn.execute(select(outbox.c.text).order_by(outbox.c.id.desc()).limit(RECENT)).scalars().all()
+    recent = recent_reply_texts(conn)
     # A public reply may carry no personal data; a DM may (never card details): bot.decision.tone.check.
     problems = check(text, Author.agent(agent.initials), recent_replies=recent, guide=guide, dm=ticket.source == "dm")
     if problems:

@@ -337,6 +337,8 @@ def decide(
 
     reasons: list[str] = []
     kinds = _personal_data(text, nlu)
+    # Personal data in a direct message is where it belongs: nothing to move, and no urgency for being public.
+    public_kinds = [] if context.direct_message else kinds
     opting_out = explicit_opt_out(text)
     cues = anger_cues(text)
     intent = _read_intent(nlu, policy, reasons) if nlu is not None else None
@@ -352,12 +354,12 @@ def decide(
     ) -> Decision:  # fmt: skip
         priority, why = _priority(
             start if priority_start is None else priority_start, start_why, cues, context, policy,
-            personal_data=bool(kinds),
+            personal_data=bool(public_kinds),
         )  # fmt: skip
         return Decision(
             band, (*reasons, why), reply="faq_answer" if band == "approve" else reply, faq=choice, intent=intent,
             confidence=confidence, priority=priority,
-            skill=_skill(nlu, intent, choice.tags if choice else (), policy), dm_handover=bool(kinds),
+            skill=_skill(nlu, intent, choice.tags if choice else (), policy), dm_handover=bool(public_kinds),
             attach_thread=attach_thread, opt_out_request=opting_out, position=position, answer=answer,
         )  # fmt: skip
 
@@ -367,7 +369,9 @@ def decide(
             opt_out_request=opting_out, position=position, answer=answer,
         )  # fmt: skip
 
-    if kinds:
+    if kinds and context.direct_message:
+        reasons.append(f"The message has {describe_kinds(kinds)}, which is fine in a DM: it stays private.")
+    elif kinds:
         reasons.append(f"The tweet shows {describe_kinds(kinds)}: continue in DM and never repeat it.")
     if opting_out:
         reasons.append("They ask us in so many words to stop replying: the opt-out is recorded.")

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, case, func, literal, select
 
-from bot.channel.replies import ReplyError, queue_agent_reply
+from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_texts
 from bot.db import as_utc
 from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
@@ -516,11 +516,19 @@ class ConsoleService:
         return self.reply(ticket_id, account, body)
 
     def dm_handover_text(self, ticket_id: int, account: Account) -> str:
-        reply = compose_reply("dm_handover", self._author(account), variant_seed=ticket_id, guide=self.guide)
+        """The tone guide's words for moving to DM, in a wording none of our recent replies used (X refuses a
+        text identical to a recent one, and an outage sends many of these)."""
+        with self._transaction_for() as conn:
+            recent = recent_reply_texts(conn)
+        reply = compose_reply(
+            "dm_handover", self._author(account), variant_seed=ticket_id, recent_replies=recent, guide=self.guide
+        )
         return self.strip_own_signature(reply, account)
 
     def move_to_dm(self, ticket_id: int, account: Account) -> ToneReport:
         """Ask the customer, in public, to continue in a direct message (the tone guide's words)."""
+        if self.ticket(ticket_id).source == "dm":
+            raise ConsoleError("This conversation is already a direct message: there is nothing to move.")
         return self.reply(ticket_id, account, self.dm_handover_text(ticket_id, account))
 
     def _queue_reply(self, ticket_id: int, account: Account, text: str) -> None:

@@ -79,6 +79,9 @@ RULES: list[tuple[str, NluResult | None, SearchResult | None, Context, str, str 
     ("\"I did.\" under an agent's reply", nlu("greeting", text="I did."), STRONG,
      Context(in_thread_after_agent_reply=True), "human", None, ()),
     ("thanks in a DM", nlu("thanks", text="thanks"), None, Context(direct_message=True), "human", None, ()),
+    # In a DM the details are private already: nothing to move, no "don't post this here".
+    ("an account number in a DM", nlu("billing_issue", text="my account number is 12345678901"), None,
+     Context(direct_message=True), "human", None, ()),
     ("explicit STOP", nlu("complaint", text="STOP"), STRONG, FRESH, "ignore", None, ("opt_out_request",)),
     ("explicit opt-out with a problem", nlu("opt_out", text="stop replying and fix my internet"), STRONG, FRESH,
      "human", None, ("opt_out_request",)),
@@ -321,7 +324,7 @@ def test_hard_rules_hold_for_any_input(parse: NluResult | None, result: SearchRe
         reply = compose(decision, BOT, variant_seed=0)
         assert "12345678" not in reply and "a@b.co" not in reply
     if parse is not None and any(c in parse.text for c in ("KT-", "@b.co")) and decision.band != "ignore":
-        assert decision.dm_handover and decision.band in ("human", "approve")
+        assert decision.dm_handover != context.direct_message and decision.band in ("human", "approve")
 
 
 def test_decide_imports_no_io_library() -> None:
@@ -351,3 +354,13 @@ def test_without_the_answer_models_evidence_nothing_is_answered_from_the_faq() -
     decision = triage_decide(nlu("product_question"), STRONG, FRESH, POLICY, faq=FAQ, answer=None)
     assert decision.band == "human" and decision.faq is None
     assert any("answer model has no score" in reason for reason in decision.reasons)
+
+
+def test_personal_data_in_a_dm_is_not_urgent_for_being_public() -> None:
+    policy = load_policy()
+    parse = nlu("product_question", text="my number is 07700 900123, how do I set up voicemail?")
+    in_public = decide(parse, None, FRESH, policy)
+    in_dm = decide(parse, None, Context(direct_message=True), policy)
+    assert in_public.dm_handover and not in_dm.dm_handover
+    assert in_dm.priority > in_public.priority  # a larger number is less urgent
+    assert not any("continue in DM" in reason for reason in in_dm.reasons)

@@ -121,9 +121,7 @@ def test_a_reply_with_a_card_number_is_refused_with_the_reason_and_nothing_is_qu
     assert page.status_code == 409
     reason = "Your reply contains a payment card number: personal data is never posted in public. Move to DM."
     assert reason in page.text
-    api = client.post(
-        f"/api/tickets/{ticket_id}/reply", json={"text": body}, headers={"X-CSRF-Token": csrf_of(client)}
-    )
+    api = client.post(f"/api/tickets/{ticket_id}/reply", json={"text": body}, headers={"X-CSRF-Token": csrf_of(client)})
     assert api.status_code == 409 and api.json()["error"]["detail"] == f"Not sent: {reason}"
     assert _outbox(desk) == []
     assert desk.handoff.ticket(ticket_id).ticket.state != "answered"
@@ -216,6 +214,30 @@ def test_move_to_dm_posts_the_tone_guides_invitation(desk: WebDesk) -> None:
     [row] = _outbox(desk)
     assert "DM" in str(row["text"]) and str(row["text"]).endswith("^AB")
     assert "48213907" not in str(row["text"])
+
+
+def test_move_to_dm_works_on_ticket_after_ticket_without_repeating_a_text(desk: WebDesk) -> None:
+    tickets = [
+        desk.escalate(f"my number is 07700 90012{n}, why was I charged twice?", customer_id=f"90{n}",
+                      customer_handle=f"customer{n}", dm_handover=True)
+        for n in range(5)
+    ]  # fmt: skip
+    client, csrf, _ = _take(desk)
+    for ticket_id in tickets:
+        client.post(f"/tickets/{ticket_id}/claim", data={"csrf_token": csrf})
+        assert client.post(f"/tickets/{ticket_id}/move-to-dm", data={"csrf_token": csrf}).status_code == 303
+    texts = [str(row["text"]) for row in _outbox(desk)]
+    assert len(texts) == len(tickets) and len(set(texts)) == len(texts)  # X refuses a repeated text
+
+
+def test_a_dm_ticket_is_answered_in_the_dm_and_cannot_be_moved_to_dm(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("my account number is 12345678901", source="dm")
+    client, csrf, _ = _take(desk)
+    page = client.get(f"/tickets/{ticket_id}").text
+    assert "Reply in the DM" in page and "Reply in public" not in page and "/move-to-dm" not in page
+    refused = client.post(f"/api/tickets/{ticket_id}/move-to-dm", headers={"X-CSRF-Token": csrf})
+    assert refused.status_code in (400, 409) and "already a direct message" in refused.text
+    assert _outbox(desk) == []
 
 
 def test_resolve_after_answering_and_return_to_bot(desk: WebDesk) -> None:
