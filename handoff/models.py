@@ -1,5 +1,6 @@
 """The handoff queue's tables: tickets, their conversation messages, the roster of agents, who is viewing which
-ticket, and the audit log. Kept in their own MetaData; migration 0004 creates them (keep the two in step)."""
+ticket, and the audit log. Kept in their own MetaData; migration 0004 creates them, later ones change them (keep
+the two in step)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     text,
+    true,
 )
 
 metadata = MetaData(
@@ -49,6 +51,8 @@ agents = Table(
     Column("capacity", Integer, nullable=False),  # open tickets the agent may hold at once
     Column("skills", JSON, nullable=False),  # list of skill names; empty: every skill
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # False while the agent's log-in account is disabled: offline, holding nothing, given nothing (migration 0007).
+    Column("active", Boolean, nullable=False, server_default=true()),
     CheckConstraint("kind IN ('core', 'on_call')", name="kind"),
     CheckConstraint("status IN ('online', 'away', 'offline')", name="status"),
     CheckConstraint("capacity >= 0", name="capacity"),

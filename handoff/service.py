@@ -5,9 +5,12 @@ Worker-side writes take a SQLAlchemy Connection, so the caller stores a tweet, i
 one transaction (`with transaction(engine) as conn`). Agent-side calls open their own transaction.
 
 Every change to a ticket is a conditional UPDATE (on the state or version it was read in, and for a claim on the
-agent's free capacity) whose row count is checked, so two agents can never hold one ticket. "Take next" picks
-its candidate with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite ignores FOR UPDATE, where the
+agent being active with a free place) whose row count is checked, so two agents can never hold one ticket. "Take
+next" picks its candidate with SELECT … FOR UPDATE SKIP LOCKED on PostgreSQL; SQLite ignores FOR UPDATE, where the
 conditional UPDATE alone decides and a lost race is retried with the next candidate.
+
+An agent whose log-in account is disabled is inactive (`set_agent_active`): it goes offline, its tickets go back
+to the queue, and nobody can give it tickets or bring it online until it is active again.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select, true, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -134,6 +137,7 @@ class Agent:
     capacity: int
     skills: tuple[str, ...]  # empty: every skill
     created_at: datetime
+    active: bool = True  # False while the agent's log-in account is disabled
 
     @property
     def label(self) -> str:
@@ -235,6 +239,7 @@ def _agent(row: Row[Any]) -> Agent:
     return Agent(
         id=row.id, username=row.username, display_name=row.display_name, initials=row.initials, kind=row.kind,
         status=row.status, capacity=row.capacity, skills=tuple(row.skills), created_at=_utc(row.created_at),
+        active=bool(row.active),
     )  # fmt: skip
 
 
@@ -464,6 +469,7 @@ class Handoff:
         for _ in range(MAX_ATTEMPTS):
             with self._engine.begin() as conn:
                 agent = self._agent_row(conn, agent_id, lock=True)
+                self._require_active(agent)
                 self._require_free_capacity(conn, agent)
                 candidate = select(tickets).where(_WAITING)
                 if agent.skills:
@@ -491,6 +497,7 @@ class Handoff:
                     return _ticket(row)
                 raise Conflict(f"Ticket {ticket_id} is already taken by {self._label(conn, row.agent_id)}.")
             self._require_state(row, "claim")
+            self._require_active(agent)
             self._require_free_capacity(conn, agent)
             ticket = self._claim_row(conn, row, agent, actor=agent.username, action="claimed")
             if ticket is None:
@@ -539,6 +546,7 @@ class Handoff:
             self._require_state(row, "reassign")
             if row.state in sm.HELD_STATES and row.agent_id == to_agent_id:
                 raise Conflict(f"Ticket {ticket_id} is already held by {agent.display_name} ({agent.initials}).")
+            self._require_active(agent, yours=False)
             self._require_free_capacity(conn, agent, yours=False)
             previous = self._username(conn, row.agent_id) if row.state in sm.HELD_STATES else None
             ticket = self._claim_row(conn, row, agent, actor=by, action="reassigned", details={"from_agent": previous})
@@ -679,9 +687,11 @@ class Handoff:
     # ------------------------------------------------------------------ roster
     def add_agent(
         self, username: str, display_name: str, initials: str, *, kind: str = "core", capacity: int = 5,
-        skills: Sequence[str] = (), status: str = "offline",
+        skills: Sequence[str] = (), status: str = "offline", conn: Connection | None = None,
     ) -> Agent:  # fmt: skip
-        """Put an agent on the roster. Initials are 2-3 capitals, unique: they sign the agent's replies."""
+        """Put an agent on the roster. Initials are 2-3 capitals, unique: they sign the agent's replies.
+
+        With `conn`, in the caller's transaction (so a log-in account and its roster agent are made together)."""
         _text_field("username", username, limit=64)
         _text_field("display_name", display_name, limit=100)
         if not isinstance(initials, str) or not _INITIALS.fullmatch(initials):
@@ -694,7 +704,7 @@ class Handoff:
             raise InvalidInput("skills must be a list of skill names, not one text")
         for skill in skills:
             _text_field("a skill", skill, limit=64)
-        with self._engine.begin() as conn:
+        with self._engine.begin() if conn is None else nullcontext(conn) as conn:
             for column, value in ((agents.c.username, username), (agents.c.initials, initials)):
                 taken = conn.execute(select(agents).where(column == value)).first()
                 if taken is not None:
@@ -724,9 +734,9 @@ class Handoff:
         return None if row is None else _agent(row)
 
     def set_status(self, agent_id: int, status: str, by: str) -> Agent:
-        """Online, away or offline (audited)."""
+        """Online, away or offline (audited). An inactive agent stays offline."""
         _check_status(status)
-        return self._set_agent_field(agent_id, "status", status, by)
+        return self._set_agent_field(agent_id, "status", status, by, only_active=status != "offline")
 
     def set_capacity(self, agent_id: int, capacity: int, by: str) -> Agent:
         """How many open tickets the agent may hold at once (audited). Lowering it takes no ticket away."""
@@ -740,10 +750,12 @@ class Handoff:
             _text_field("a skill", skill, limit=64)
         return self._set_agent_field(agent_id, "skills", list(dict.fromkeys(skills)), by)
 
-    def _set_agent_field(self, agent_id: int, name: str, value: Any, by: str) -> Agent:
+    def _set_agent_field(self, agent_id: int, name: str, value: Any, by: str, *, only_active: bool = False) -> Agent:
         _text_field("by", by, limit=64)
         with self._engine.begin() as conn:
             row = self._agent_row(conn, agent_id, lock=True)
+            if only_active:
+                self._require_active(row, yours=False)  # it may have been disabled since the caller looked
             before = getattr(row, name)
             if before != value:
                 conn.execute(update(agents).where(agents.c.id == agent_id).values({name: value}))
@@ -751,8 +763,48 @@ class Handoff:
                 self._audit(conn, by, f"agent_{name}_changed", None, details)
             return _agent(self._agent_row(conn, agent_id))
 
-    def roster(self) -> list[RosterRow]:
-        """Every agent with the number of tickets they hold: core before on-call, online first, then by name."""
+    def set_agent_active(self, conn: Connection, agent_id: int, active: bool, by: str) -> Agent:
+        """Disable or enable the agent, in the caller's transaction (with its log-in account), audited.
+
+        Disabling sets it offline and puts every ticket it holds back in the queue; afterwards take next, claim,
+        reassign and bringing it online refuse it. Enabling lets it be given work again; it stays offline until
+        it (or a lead) sets it online."""
+        _text_field("by", by, limit=64)
+        row = self._agent_row(conn, agent_id, lock=True)
+        if bool(row.active) == active:
+            return _agent(row)
+        values: dict[str, Any] = {"active": active} if active else {"active": False, "status": "offline"}
+        conn.execute(update(agents).where(agents.c.id == agent_id).values(values))
+        requeued = [] if active else self._requeue_held(conn, row, by)
+        details: dict[str, Any] = {"agent": row.username}
+        if not active:
+            details.update(status={"from": row.status, "to": "offline"}, requeued=requeued)
+        self._audit(conn, by, "agent_enabled" if active else "agent_disabled", None, details)
+        return _agent(self._agent_row(conn, agent_id))
+
+    def _requeue_held(self, conn: Connection, agent: Row[Any], by: str) -> list[int]:
+        """Put every ticket the (now inactive) agent holds back in the queue; returns their ids."""
+        requeued: list[int] = []
+        for _ in range(MAX_ATTEMPTS):
+            held = conn.execute(
+                select(tickets).where(tickets.c.agent_id == agent.id, tickets.c.state.in_(sm.HELD_STATES))
+                .order_by(tickets.c.id)
+            ).all()  # fmt: skip
+            if not held:
+                return requeued
+            for row in held:
+                to_state = self._require_state(row, "requeue")
+                now = self._now()
+                if self._update_if_unchanged(conn, row, state=to_state, agent_id=None, claimed_at=None, updated_at=now):
+                    details = {"from": row.state, "to": to_state, "agent": agent.username,
+                               "reason": "the agent's account was disabled"}  # fmt: skip
+                    self._audit(conn, by, "requeued", row.id, details)
+                    requeued.append(int(row.id))
+        raise Conflict(f"The tickets of {agent.display_name} ({agent.initials}) kept changing; please try again.")
+
+    def roster(self, *, include_inactive: bool = False) -> list[RosterRow]:
+        """Every active agent (and with `include_inactive` the disabled ones too) with the number of tickets they
+        hold: core before on-call, online first, then by name."""
         held = (
             select(tickets.c.agent_id, func.count().label("held"))
             .where(tickets.c.state.in_(sm.HELD_STATES))
@@ -763,6 +815,7 @@ class Handoff:
             rows = conn.execute(
                 select(agents, func.coalesce(held.c.held, 0).label("held"))
                 .select_from(agents.outerjoin(held, held.c.agent_id == agents.c.id))
+                .where(true() if include_inactive else agents.c.active.is_(True))
             ).all()  # fmt: skip
         status_order = {status: n for n, status in enumerate(AGENT_STATUSES)}
         result = [RosterRow(agent=_agent(row), open_tickets=int(row.held)) for row in rows]
@@ -814,8 +867,19 @@ class Handoff:
         )
 
     def _has_free_capacity(self, agent_id: int) -> ColumnElement[bool]:
-        capacity = select(agents.c.capacity).where(agents.c.id == agent_id).scalar_subquery()
-        return self._held_count(agent_id) < capacity
+        """True while the agent is active and holds fewer tickets than its capacity (NULL, so false, if inactive)."""
+        capacity = select(agents.c.capacity).where(agents.c.id == agent_id, agents.c.active.is_(True))
+        return self._held_count(agent_id) < capacity.scalar_subquery()
+
+    def _require_active(self, agent: Row[Any], *, yours: bool = True) -> None:
+        if agent.active:
+            return
+        if yours:
+            raise Conflict("Your account is disabled: you cannot take tickets.")
+        raise Conflict(
+            f"{agent.display_name} ({agent.initials}) is disabled: enable their account before giving them work "
+            "or bringing them online."
+        )
 
     def _require_free_capacity(self, conn: Connection, agent: Row[Any], *, yours: bool = True) -> None:
         held = conn.execute(select(self._held_count(agent.id))).scalar_one()

@@ -6,6 +6,7 @@ Pure: no I/O. The service turns each allowed move into a conditional UPDATE.
       ▲                 │ release                                  │
       └─────────────────┘                                          │ reopen (the customer wrote again)
     queued|reopened|claimed|answered ──return_to_bot──> returned_to_bot ──reopen──> reopened (like queued)
+    claimed|answered ──requeue──> queued (the holder's account was disabled)
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     ("reassign", "reopened"): "claimed",
     ("reassign", "claimed"): "claimed",
     ("reassign", "answered"): "answered",
+    ("requeue", "claimed"): "queued",
+    ("requeue", "answered"): "queued",
 }
 ACTIONS: Final = tuple(dict.fromkeys(action for action, _ in TRANSITIONS))
 
@@ -59,6 +62,7 @@ ACTION_WORDS: Final = {
     "return_to_bot": "returned to the bot",
     "reopen": "reopened",
     "reassign": "reassigned",
+    "requeue": "put back in the queue",
 }
 
 

@@ -1,7 +1,9 @@
 """Log-in accounts, sessions and the log-in rate limit: the web app's own service layer over bot/web/models.py.
 
-Passwords are argon2id hashes (argon2-cffi). A session is a random token in an HttpOnly cookie; only its sha256
-is stored, with the session's CSRF token and expiry. Failed log-ins are counted per username and per client
+Passwords are argon2id hashes (argon2-cffi). An agent's or lead's account and its handoff roster agent are created
+together in one transaction, and disabling the account takes the roster agent off the shift (see `set_active`).
+A session is a random token in an HttpOnly cookie; only its sha256 is stored, with the session's CSRF token and
+expiry. Failed log-ins are counted per username and per client
 address over a sliding window; past the limit, even the right password is refused until the window moves on.
 """
 
@@ -23,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.db import as_utc
 from bot.web.models import ROLES, accounts, login_attempts, sessions
+from handoff import AgentNotFound, Handoff, HandoffError
 
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
 INITIALS = re.compile(r"[A-Z]{2,3}")
@@ -30,6 +33,9 @@ MIN_PASSWORD_LENGTH = 10
 
 # Roles that sign public replies and so need initials and a roster agent.
 AGENT_ROLES = ("agent", "lead")
+AGENT_KINDS = ("core", "on_call")
+MAX_CAPACITY = 1000  # open tickets a roster agent may hold at once
+MAX_NAME_LENGTH = 100  # the roster's limit
 
 
 class AccountError(Exception):
@@ -110,6 +116,41 @@ class AccountService:
 
     # ---------------------------------------------------------------- accounts
 
+    def check_new(
+        self,
+        username: str,
+        *,
+        role: str,
+        display_name: str,
+        initials: str | None = None,
+        kind: str = "core",
+        capacity: int = 5,
+    ) -> tuple[str, str]:
+        """The username and name as they will be stored, once every rule for a new account holds (AccountError
+        otherwise). `carebot users add` checks this before it asks for the password."""
+        username = username.strip().lower()
+        if not USERNAME.fullmatch(username):
+            raise AccountError(
+                "a username is 2-64 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
+            )
+        if role not in ROLES:
+            raise AccountError(f"the role is one of {', '.join(ROLES)}, not {role!r}")
+        display_name = " ".join(display_name.split())
+        if not display_name or len(display_name) > MAX_NAME_LENGTH:
+            raise AccountError(f"the name is 1-{MAX_NAME_LENGTH} characters")
+        if role in AGENT_ROLES and initials is None:
+            raise AccountError(f"a {role} signs replies, so the account needs initials (--initials AB)")
+        if initials is not None and (not INITIALS.fullmatch(initials) or initials == "BOT"):
+            raise AccountError(f"initials are 2 or 3 capital letters A-Z (not BOT), not {initials!r}")
+        if role in AGENT_ROLES:
+            if kind not in AGENT_KINDS:
+                raise AccountError(f"the kind is core or on_call, not {kind!r}")
+            if isinstance(capacity, bool) or not isinstance(capacity, int) or not 0 <= capacity <= MAX_CAPACITY:
+                raise AccountError(f"the capacity is a whole number from 0 to {MAX_CAPACITY}, not {capacity!r}")
+        if self.by_username(username) is not None:
+            raise AccountError(f"the username {username} is taken")
+        return username, display_name
+
     def create(
         self,
         username: str,
@@ -119,27 +160,24 @@ class AccountService:
         display_name: str,
         initials: str | None = None,
         agent_id: int | None = None,
+        kind: str = "core",
+        capacity: int = 5,
     ) -> Account:
-        username = username.strip().lower()
-        if not USERNAME.fullmatch(username):
-            raise AccountError(
-                "a username is 2-64 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
-            )
-        if role not in ROLES:
-            raise AccountError(f"the role is one of {', '.join(ROLES)}, not {role!r}")
-        display_name = " ".join(display_name.split())
-        if not display_name or len(display_name) > 120:
-            raise AccountError("the name is 1-120 characters")
-        if role in AGENT_ROLES and initials is None:
-            raise AccountError(f"a {role} signs replies, so the account needs initials (--initials AB)")
-        if initials is not None and (not INITIALS.fullmatch(initials) or initials == "BOT"):
-            raise AccountError(f"initials are 2 or 3 capital letters A-Z (not BOT), not {initials!r}")
+        """Create the account. An agent or lead also joins the handoff roster (`kind`, `capacity`) unless
+        `agent_id` names its roster agent already. Account and roster agent are written in one transaction:
+        whatever is refused leaves neither behind."""
+        username, display_name = self.check_new(
+            username, role=role, display_name=display_name, initials=initials, kind=kind, capacity=capacity
+        )
         self._check_password(password)
         now = self.clock()
         try:
             with self.engine.begin() as conn:
                 if initials is not None and conn.scalar(select(accounts.c.id).where(accounts.c.initials == initials)):
                     raise AccountError(f"the initials {initials} belong to another account")
+                if role in AGENT_ROLES and agent_id is None:
+                    assert initials is not None  # check_new requires them
+                    agent_id = self._join_roster(conn, username, display_name, initials, kind, capacity)
                 new_id = conn.execute(
                     insert(accounts).values(
                         username=username, display_name=display_name, role=role, initials=initials,
@@ -150,6 +188,26 @@ class AccountService:
         except IntegrityError as exc:
             raise AccountError(f"the username {username} is taken") from exc
         return self.get(int(new_id))
+
+    def _handoff(self) -> Handoff:
+        return Handoff(self.engine, clock=self.clock)
+
+    def _join_roster(self, conn: Any, username: str, display_name: str, initials: str, kind: str, capacity: int) -> int:
+        """The new roster agent's id, added in the account's transaction. A roster agent of this username that no
+        account uses (left by an older carebot) is taken over when its initials match."""
+        handoff = self._handoff()
+        existing = handoff.agent_by_username(username)
+        if existing is not None and not conn.scalar(select(accounts.c.id).where(accounts.c.agent_id == existing.id)):
+            if existing.initials != initials:
+                raise AccountError(
+                    f"the roster already has an agent {username} signing ^{existing.initials}: "
+                    f"use --initials {existing.initials}"
+                )
+            return existing.id
+        try:
+            return handoff.add_agent(username, display_name, initials, kind=kind, capacity=capacity, conn=conn).id
+        except HandoffError as exc:
+            raise AccountError(str(exc)) from exc
 
     def _check_password(self, password: str) -> None:
         if len(password) < MIN_PASSWORD_LENGTH:
@@ -186,14 +244,28 @@ class AccountService:
             )
             conn.execute(delete(sessions).where(sessions.c.account_id == row.id))
 
-    def set_active(self, username: str, active: bool) -> None:
+    def set_active(self, username: str, active: bool, *, by: str = "admin") -> None:
+        """Enable or disable the account, in one transaction with its roster agent (audited by handoff as `by`).
+
+        Disabling ends the account's sessions; its roster agent goes offline, every ticket it holds goes back to
+        the queue, and nobody can give it tickets or bring it online. Enabling makes the roster agent assignable
+        again; it stays offline until it is set online."""
         with self.engine.begin() as conn:
-            row = conn.execute(select(accounts.c.id).where(accounts.c.username == username)).one_or_none()
+            row = conn.execute(
+                select(accounts.c.id, accounts.c.agent_id).where(accounts.c.username == username)
+            ).one_or_none()
             if row is None:
                 raise AccountError(f"there is no account {username}")
             conn.execute(update(accounts).where(accounts.c.id == row.id).values(active=active))
             if not active:
                 conn.execute(delete(sessions).where(sessions.c.account_id == row.id))
+            if row.agent_id is not None:
+                try:
+                    self._handoff().set_agent_active(conn, row.agent_id, active, by)
+                except AgentNotFound:
+                    pass  # its roster agent is gone: nothing to take off the shift
+                except HandoffError as exc:
+                    raise AccountError(str(exc)) from exc
 
     # ---------------------------------------------------------------- logging in
 

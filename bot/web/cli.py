@@ -11,8 +11,6 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
     from bot.settings import Settings
 
 users_app = typer.Typer(help="Log-in accounts of agents, editors and leads.", no_args_is_help=True)
@@ -71,52 +69,31 @@ def users_add(
     capacity: Annotated[int, typer.Option(help="Open tickets an agent may hold at once.")] = 5,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
-    """Create a log-in account; agents and leads also join the roster of the handoff queue."""
+    """Create a log-in account; agents and leads also join the roster of the handoff queue.
+
+    Everything is checked before the password is asked for; the account and its roster agent are created together
+    or not at all."""
     from bot.db import make_engine, upgrade
-    from bot.web.accounts import AGENT_ROLES, AccountError, AccountService
+    from bot.web.accounts import AccountError, AccountService
 
     settings = _settings()
-    if kind not in ("core", "on_call"):
-        raise _fail(f"--kind is core or on_call, not {kind!r}")
     url = settings.effective_database_url
     upgrade(url)
     engine = make_engine(url)
     try:
         accounts = AccountService(engine, session_hours=settings.web_session_hours)
-        if accounts.by_username(username) is not None:
-            raise _fail(f"the username {username.strip().lower()} is taken")
-        password = _read_password(password_stdin)
-        agent_id = None
-        if role in AGENT_ROLES and initials:
-            try:
-                accounts._check_password(password)
-            except AccountError as exc:
-                raise _fail(str(exc)) from exc
-            agent_id = _roster_agent(engine, settings, username.strip().lower(), name, initials, kind, capacity)
         try:
+            accounts.check_new(username, role=role, display_name=name, initials=initials, kind=kind, capacity=capacity)
             account = accounts.create(
-                username, password, role=role, display_name=name, initials=initials, agent_id=agent_id
-            )
+                username, _read_password(password_stdin), role=role, display_name=name, initials=initials,
+                kind=kind, capacity=capacity,
+            )  # fmt: skip
         except AccountError as exc:
             raise _fail(str(exc)) from exc
     finally:
         engine.dispose()
     signs = f", signs ^{account.initials}" if account.initials else ""
     console.print(f"Created {account.role} {account.username} ({account.display_name}{signs}).")
-
-
-def _roster_agent(engine: Engine, settings: Settings, username: str, name: str, initials: str, kind: str,
-                  capacity: int) -> int:  # fmt: skip
-    from handoff.service import Handoff, HandoffError
-
-    handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
-    existing = handoff.agent_by_username(username)
-    if existing is not None:
-        return int(existing.id)
-    try:
-        return int(handoff.add_agent(username, name, initials, kind=kind, capacity=capacity).id)
-    except (HandoffError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
 
 
 def _accounts_do(action: str, username: str, *args: object) -> None:
@@ -148,16 +125,17 @@ def users_set_password(
 
 @users_app.command("disable")
 def users_disable(username: Annotated[str, typer.Argument(help="The account's log-in name.")]) -> None:
-    """Stop an account from logging in; its open sessions end."""
+    """Stop an account from logging in; its sessions end, and its roster agent goes offline, hands its tickets back
+    to the queue and is given no more work."""
     _accounts_do("set_active", username, False)
-    console.print(f"{username} can no longer log in.")
+    console.print(f"{username} can no longer log in; on the roster: offline, their tickets back in the queue.")
 
 
 @users_app.command("enable")
 def users_enable(username: Annotated[str, typer.Argument(help="The account's log-in name.")]) -> None:
-    """Let a disabled account log in again."""
+    """Let a disabled account log in and be given tickets again (offline until set online)."""
     _accounts_do("set_active", username, True)
-    console.print(f"{username} can log in again.")
+    console.print(f"{username} can log in again (offline until set online).")
 
 
 @users_app.command("list")

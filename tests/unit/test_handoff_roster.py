@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from handoff_support import Desk, scratch_desk
 
-from handoff import AgentNotFound, Conflict, InvalidInput
+from handoff import AgentNotFound, Conflict, InvalidInput, transaction
 
 
 @pytest.fixture
@@ -148,3 +148,70 @@ def test_the_shift_picture_counts_open_work_breaches_the_longest_wait_and_the_ho
     assert picture.oldest_waiting is not None and picture.oldest_waiting.id == earlier
     assert (picture.created_last_hour, picture.created_hour_before) == (3, 1)
     assert answered.id != picture.oldest_waiting.id
+
+
+def _set_active(desk: Desk, agent_id: int, active: bool) -> None:
+    with transaction(desk.engine) as conn:
+        desk.handoff.set_agent_active(conn, agent_id, active, by="admin")
+
+
+def test_a_disabled_agent_goes_offline_and_its_held_tickets_go_back_to_the_queue_audited(desk: Desk) -> None:
+    desk.handoff.set_status(desk.ann, "online", by="lead.lee")
+    claimed = desk.ticket_in("claimed", agent_id=desk.ann)
+    answered = desk.ticket_in("answered", agent_id=desk.ann)
+    bobs = desk.ticket_in("claimed", agent_id=desk.bob)
+
+    _set_active(desk, desk.ann, False)
+
+    ann = desk.handoff.agent(desk.ann)
+    assert (ann.active, ann.status) == (False, "offline")
+    for ticket in (claimed, answered):
+        after = desk.handoff.ticket(ticket.id).ticket
+        assert (after.state, after.agent_id, after.holder_id) == ("queued", None, None)
+        event = desk.handoff.audit(ticket_id=ticket.id, limit=1)[0]
+        assert (event.actor, event.action, event.details["from"], event.details["agent"]) == (
+            "admin", "requeued", ticket.state, "ann",
+        )  # fmt: skip
+    assert desk.handoff.ticket(bobs.id).ticket.agent_id == desk.bob  # nobody else's tickets move
+    disabled = desk.handoff.audit(limit=1)[0]
+    assert (disabled.action, disabled.details["agent"], disabled.details["requeued"]) == (
+        "agent_disabled", "ann", [claimed.id, answered.id],
+    )  # fmt: skip
+
+
+def test_nobody_can_give_a_disabled_agent_work_or_bring_it_online(desk: Desk) -> None:
+    waiting = desk.escalate()
+    _set_active(desk, desk.ann, False)
+    with pytest.raises(Conflict, match="disabled"):
+        desk.handoff.take_next(desk.ann)
+    with pytest.raises(Conflict, match="disabled"):
+        desk.handoff.claim(waiting, desk.ann)
+    with pytest.raises(Conflict, match="Ann Brown \\(AB\\) is disabled"):
+        desk.handoff.reassign(waiting, desk.ann, by="lead.lee")
+    for status in ("online", "away"):
+        with pytest.raises(Conflict, match="Ann Brown \\(AB\\) is disabled"):
+            desk.handoff.set_status(desk.ann, status, by="lead.lee")
+    assert desk.handoff.ticket(waiting).ticket.state == "queued"
+    assert [r.agent.username for r in desk.handoff.roster()] == ["bob"]  # the shift, surge proposals, reassigning
+    assert {r.agent.username for r in desk.handoff.roster(include_inactive=True)} == {"ann", "bob"}
+
+
+def test_the_claim_itself_refuses_an_agent_disabled_after_it_was_read(desk: Desk) -> None:
+    ticket_id = desk.escalate()
+    with transaction(desk.engine) as conn:
+        row = desk.handoff._ticket_row(conn, ticket_id)
+        agent = desk.handoff._agent_row(conn, desk.ann)
+        desk.handoff.set_agent_active(conn, desk.ann, False, by="admin")
+        assert desk.handoff._claim_row(conn, row, agent, actor="ann", action="claimed") is None
+
+
+def test_an_enabled_agent_can_be_given_work_again_and_stays_offline_until_set_online(desk: Desk) -> None:
+    desk.handoff.set_status(desk.ann, "online", by="lead.lee")
+    _set_active(desk, desk.ann, False)
+    _set_active(desk, desk.ann, True)
+    ann = desk.handoff.agent(desk.ann)
+    assert (ann.active, ann.status) == (True, "offline")
+    assert desk.handoff.audit(limit=1)[0].action == "agent_enabled"
+    desk.escalate()
+    assert desk.take(desk.ann).agent_id == desk.ann
+    assert desk.handoff.set_status(desk.ann, "online", by="lead.lee").status == "online"

@@ -45,7 +45,8 @@ NO_CHANGE = {("claim", "claimed"), ("claim", "answered")} | {("reopen", state) f
 
 
 @pytest.mark.parametrize("state", sm.STATES)
-@pytest.mark.parametrize("action", sm.ACTIONS)
+# requeue is no action on one ticket: disabling an agent requeues what it holds (test_handoff_roster.py).
+@pytest.mark.parametrize("action", [action for action in sm.ACTIONS if action != "requeue"])
 def test_every_action_from_every_state(desk: Desk, action: str, state: str) -> None:
     ticket = desk.ticket_in(state)
     events_before = len(desk.handoff.audit(ticket_id=ticket.id))
