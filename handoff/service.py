@@ -257,6 +257,13 @@ def _audit_event(row: Row[Any]) -> AuditEvent:
     )  # fmt: skip
 
 
+def _follow_up_state(row: Row[Any]) -> dict[str, str]:
+    """The state change when the customer writes to an open ticket: an answered one owes them a reply again
+    (back to `claimed`, still with its holder); others keep their state."""
+    to_state = sm.next_state("reopen", row.state) if row.state in sm.OPEN_STATES else None
+    return {"state": to_state} if to_state else {}
+
+
 def _text_field(name: str, value: object, *, limit: int, optional: bool = False) -> None:
     if value is None and optional:
         return
@@ -339,15 +346,18 @@ class Handoff:
             priority = min(open_row.priority, e.priority)
             reasons = list(dict.fromkeys([*open_row.reasons, *e.reasons]))
             waiting_since = open_row.waiting_since if open_row.waiting_since is not None else _utc(e.created_at)
+            follow_up = _follow_up_state(open_row)
             changed = self._update_if_unchanged(
                 conn, open_row, priority=priority, reasons=reasons, waiting_since=waiting_since,
-                dm_handover=bool(open_row.dm_handover or e.dm_handover), updated_at=now,
+                dm_handover=bool(open_row.dm_handover or e.dm_handover), updated_at=now, **follow_up,
             )  # fmt: skip
             if not changed:
                 return None
             details: dict[str, Any] = {"tweet_id": e.tweet_id, "reasons": list(e.reasons)}
             if priority != open_row.priority:
                 details["priority"] = {"from": open_row.priority, "to": priority}
+            if follow_up:
+                details.update({"from": open_row.state, "to": follow_up["state"]})
             self._audit(conn, "bot", "escalated", open_row.id, details)
             return int(open_row.id)
 
@@ -416,10 +426,14 @@ class Handoff:
             if row is None:
                 return None
             waiting_since = row.waiting_since if row.waiting_since is not None else _utc(created_at)
-            if self._update_if_unchanged(conn, row, waiting_since=waiting_since, updated_at=self._now()):
+            follow_up = _follow_up_state(row)
+            if self._update_if_unchanged(conn, row, waiting_since=waiting_since, updated_at=self._now(), **follow_up):
                 self._insert_customer_message(
                     conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at
                 )
+                if follow_up:
+                    event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
+                    self._audit(conn, author, "customer_replied", row.id, event)
                 return int(row.id)
         raise Conflict(f"conversation {conversation_id} kept changing while a message was added")
 
@@ -522,7 +536,7 @@ class Handoff:
         self._transition(conn, row, "answer", agent.username, first_response_at=first, waiting_since=None)
 
     def resolve(self, ticket_id: int, agent_id: int) -> Ticket:
-        """Close an answered ticket."""
+        """Close a ticket its holder has answered, or one that needs no reply (praise, spam)."""
         with self._engine.begin() as conn:
             agent, row = self._holder_and_ticket(conn, ticket_id, agent_id, "resolve")
             return self._transition(conn, row, "resolve", agent.username, resolved_at=self._now(), waiting_since=None)

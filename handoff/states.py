@@ -3,8 +3,10 @@
 Pure: no I/O. The service turns each allowed move into a conditional UPDATE.
 
     queued ──claim──> claimed ──answer──> answered ──resolve──> resolved
-      ▲                 │ release                                  │
-      └─────────────────┘                                          │ reopen (the customer wrote again)
+      ▲                 │ release ▲                │               │
+      └─────────────────┘         └──── reopen ────┘               │ reopen (the customer wrote again)
+                            (the customer wrote again: the holder owes a reply)
+    claimed ──resolve──> resolved (nothing to say: praise, spam, sorted elsewhere)
     queued|reopened|claimed|answered ──return_to_bot──> returned_to_bot ──reopen──> reopened (like queued)
     claimed|answered ──requeue──> queued (the holder's account was disabled)
 """
@@ -30,12 +32,14 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     ("answer", "claimed"): "answered",
     ("answer", "answered"): "answered",  # a further reply
     ("resolve", "answered"): "resolved",
+    ("resolve", "claimed"): "resolved",  # closed without a reply
     ("return_to_bot", "queued"): "returned_to_bot",
     ("return_to_bot", "reopened"): "returned_to_bot",
     ("return_to_bot", "claimed"): "returned_to_bot",
     ("return_to_bot", "answered"): "returned_to_bot",
     ("reopen", "resolved"): "reopened",
     ("reopen", "returned_to_bot"): "reopened",
+    ("reopen", "answered"): "claimed",  # the customer wrote again after the holder's reply
     ("reassign", "queued"): "claimed",
     ("reassign", "reopened"): "claimed",
     ("reassign", "claimed"): "claimed",

@@ -102,8 +102,9 @@ def test_customer_messages_join_only_an_open_ticket(desk: Desk) -> None:
             is None
         )
     after = desk.handoff.ticket(ticket.id).ticket
-    assert after.state == "answered"
+    assert (after.state, after.agent_id) == ("claimed", ticket.agent_id)  # the holder owes them a reply again
     assert after.waiting_since == desk.clock.now  # the customer waits again
+    assert desk.handoff.audit(ticket_id=ticket.id, limit=1)[0].action == "customer_replied"
     desk.handoff.resolve(ticket.id, desk.ann)
     with transaction(desk.engine) as conn:
         closed = desk.handoff.add_customer_message(

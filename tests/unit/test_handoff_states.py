@@ -40,8 +40,11 @@ def perform(desk: Desk, action: str, ticket: Ticket) -> None:
         raise AssertionError(action)
 
 
-# Claiming a ticket you already hold changes nothing; the customer writing to an open ticket only adds a message.
-NO_CHANGE = {("claim", "claimed"), ("claim", "answered")} | {("reopen", state) for state in sm.OPEN_STATES}
+# Claiming a ticket you already hold changes nothing; the customer writing to an open ticket only adds a message,
+# except to an answered one, which then owes them a reply again.
+NO_CHANGE = {("claim", "claimed"), ("claim", "answered")} | {
+    ("reopen", state) for state in sm.OPEN_STATES if state != "answered"
+}
 
 
 @pytest.mark.parametrize("state", sm.STATES)

@@ -240,11 +240,29 @@ def test_a_dm_ticket_is_answered_in_the_dm_and_cannot_be_moved_to_dm(desk: WebDe
     assert _outbox(desk) == []
 
 
+def test_a_ticket_that_needs_no_reply_is_resolved_without_one(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("you lot are brilliant, best broadband we've had")
+    client, csrf, _ = _take(desk)
+    assert "Resolve without reply" in client.get(f"/tickets/{ticket_id}").text
+    assert client.post(f"/tickets/{ticket_id}/resolve", data={"csrf_token": csrf}).headers["location"] == "/queue"
+    assert desk.handoff.ticket(ticket_id).ticket.state == "resolved" and _outbox(desk) == []
+
+
+def test_a_customer_reply_to_an_answered_ticket_puts_it_back_to_its_holder(desk: WebDesk) -> None:
+    ticket_id = desk.escalate()
+    client, csrf, _ = _take(desk)
+    client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": "Sorry about that, checking now."})
+    assert desk.handoff.ticket(ticket_id).ticket.state == "answered"
+    ticket = desk.handoff.ticket(ticket_id).ticket
+    desk.escalate("DM sent, thanks Ann", conversation_id=ticket.conversation_id)
+    after = desk.handoff.ticket(ticket_id).ticket
+    assert after.state == "claimed" and after.agent_id == ticket.agent_id and after.waiting_since is not None
+    assert "Resolve without reply" in client.get(f"/tickets/{ticket_id}").text
+
+
 def test_resolve_after_answering_and_return_to_bot(desk: WebDesk) -> None:
     first = desk.escalate()
     client, csrf, _ = _take(desk)
-    refused = client.post(f"/tickets/{first}/resolve", data={"csrf_token": csrf})
-    assert refused.status_code == 303 and "cannot be resolved" in client.get(f"/tickets/{first}").text
     client.post(f"/tickets/{first}/reply", data={"csrf_token": csrf, "body": "All fixed now, thanks for waiting."})
     assert client.post(f"/tickets/{first}/resolve", data={"csrf_token": csrf}).headers["location"] == "/queue"
     assert desk.handoff.ticket(first).ticket.state == "resolved"
