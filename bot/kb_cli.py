@@ -2,12 +2,14 @@
 
 bot/cli.py mounts it with `app.add_typer(kb_app, name="kb")`. Errors are KbError (and DatabaseError,
 SettingsError), which the CLI prints as one `error: …` line.
+
+Stored text is printed through knowledge_base.characters, so a control or invisible character that reached the
+database before the editor refused them is shown as a marker (⟦U+001B⟧), or escaped in JSON, never raw.
 """
 
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bot.kb import KnowledgeBase, kb_config, make_embedder, open_knowledge_base
 from bot.settings import Settings
+from knowledge_base.characters import json_text, shown
 from knowledge_base.io import read_file, write_file
 from knowledge_base.service import Entry, EntryVersion
 
@@ -86,7 +89,7 @@ def _version_dict(version: EntryVersion) -> dict[str, Any]:
 
 
 def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(json_text(data, indent=2))
 
 
 def _state(entry: Entry) -> str:
@@ -136,9 +139,9 @@ def kb_list(
     if as_json:
         _echo_json([_entry_dict(e) for e in found])
         return
-    width = max((len(e.slug) for e in found), default=4)
+    width = max((len(shown(e.slug)) for e in found), default=4)
     for entry in found:
-        typer.echo(f"{entry.slug:<{width}}  {_state(entry):<36}  {entry.content.question}")
+        typer.echo(f"{shown(entry.slug):<{width}}  {_state(entry):<36}  {shown(entry.content.question)}")
 
 
 @kb_app.command("show")
@@ -152,19 +155,19 @@ def kb_show(
         if version is not None:
             found = kb.service.get_version(slug, version)
             data, content = _version_dict(found), found.content
-            title = f"{slug} version {version} ({found.note}, {found.author})"
+            title = f"{slug} version {version} ({shown(found.note)}, {shown(found.author)})"
         else:
             entry = kb.service.get(slug)
             data, content, title = _entry_dict(entry), entry.content, f"{slug} ({_state(entry)})"
     if as_json:
         _echo_json(data)
         return
-    typer.echo(title)
-    typer.echo(f"  question: {content.question}")
+    typer.echo(shown(title))
+    typer.echo(f"  question: {shown(content.question)}")
     for paraphrase in content.paraphrases:
-        typer.echo(f"    - {paraphrase}")
-    typer.echo(f"  answer:   {content.answer}")
-    typer.echo(f"  tags:     {', '.join(content.tags)}   language: {content.language}")
+        typer.echo(f"    - {shown(paraphrase)}")
+    typer.echo(f"  answer:   {shown(content.answer, multiline=True)}")
+    typer.echo(f"  tags:     {shown(', '.join(content.tags))}   language: {shown(content.language)}")
 
 
 @kb_app.command("publish")
@@ -205,7 +208,8 @@ def kb_history(slug: str, as_json: JsonOption = False) -> None:
         return
     for version in versions:
         live = "  (live)" if version.version == entry.published_version else ""
-        typer.echo(f"v{version.version}  {version.created_at:%Y-%m-%d %H:%M}  {version.author}  {version.note}{live}")
+        when = f"{version.created_at:%Y-%m-%d %H:%M}"
+        typer.echo(f"v{version.version}  {when}  {shown(version.author)}  {shown(version.note)}{live}")
     if not versions:
         typer.echo(f"{slug} has never been published.")
 
@@ -219,7 +223,7 @@ def kb_diff(
     """A unified diff between two versions of an entry."""
     with _kb() as kb:
         text = kb.service.diff(slug, old, new)
-    typer.echo(text or "(no differences)")
+    typer.echo(shown(text, multiline=True) or "(no differences)")
 
 
 @kb_app.command("search")
@@ -232,10 +236,10 @@ def kb_search(
     with _kb() as kb:
         result = kb.searcher.search(text, k)
     if as_json:
-        typer.echo(json.dumps({"text": text, **result.to_dict()}, ensure_ascii=False))
+        typer.echo(json_text({"text": text, **result.to_dict()}))
         return
     for hit in result.hits:
-        typer.echo(f"{hit.score:.3f}  {hit.slug:<28}  {hit.text}")
+        typer.echo(f"{hit.score:.3f}  {shown(hit.slug):<28}  {shown(hit.text)}")
     typer.echo(f"margin {result.margin:.3f}  (KB version {result.kb_version})")
 
 

@@ -20,6 +20,7 @@ import regex
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from knowledge_base.characters import field_problem
 from knowledge_base.embedding import Embedder
 from knowledge_base.errors import (
     EntryNotFound,
@@ -52,11 +53,12 @@ class EntryContent:
     language: str = "en"
 
     def cleaned(self) -> EntryContent:
-        """Surrounding white space removed everywhere; empty paraphrases and tags dropped."""
+        """Surrounding white space removed everywhere; empty paraphrases and tags dropped; the answer's line breaks
+        are newlines (a browser's form sends CR LF)."""
         return EntryContent(
             slug=self.slug.strip(),
             question=self.question.strip(),
-            answer=self.answer.strip(),
+            answer=self.answer.replace("\r\n", "\n").strip(),
             paraphrases=tuple(p.strip() for p in self.paraphrases if p.strip()),
             tags=tuple(t.strip() for t in self.tags if t.strip()),
             language=self.language.strip(),
@@ -169,7 +171,8 @@ class KnowledgeBaseService:
 
     # ---------------------------------------------------------------- validation
     def static_problems(self, content: EntryContent) -> list[str]:
-        """Every rule the content breaks that needs no embedding."""
+        """Every rule the content breaks that needs no embedding. No field may hold control characters or invisible
+        formatting (knowledge_base/characters.py), so imports, the editor's form and its API all refuse them."""
         problems = []
         if not _SLUG.fullmatch(content.slug) or len(content.slug) > 100:
             problems.append(
@@ -195,6 +198,13 @@ class KnowledgeBaseService:
             seen.add(key)
         if not _LANGUAGE.fullmatch(content.language):
             problems.append(f"the language {content.language!r} is not a language code like 'en' or 'de'")
+        fields = [("the question", content.question, False), ("the answer", content.answer, True)]
+        fields += [(f"paraphrase {n}", text, False) for n, text in enumerate(content.paraphrases, start=1)]
+        fields += [(f"tag {n}", text, False) for n, text in enumerate(content.tags, start=1)]
+        for name, text, multiline in fields:
+            problem = field_problem(name, text, multiline=multiline)
+            if problem:
+                problems.append(problem)
         return problems
 
     def check(self, content: EntryContent) -> list[str]:

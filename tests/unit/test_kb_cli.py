@@ -5,9 +5,15 @@ These commands never need the embedding model, so they run in about a second eac
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+
+from sqlalchemy import create_engine, insert
+
+from knowledge_base.models import entries
 
 
 def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -41,3 +47,25 @@ def test_clinc_eval_with_a_missing_file(tmp_path: Path) -> None:
     result = run(["kb", "clinc-eval", "--data", str(tmp_path / "missing.json")], tmp_path)
     assert result.returncode == 1
     assert "cannot read the CLINC150 data" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stored_control_and_bidi_characters_are_never_printed_raw(tmp_path: Path) -> None:
+    assert run(["kb", "list"], tmp_path).returncode == 0  # creates the database
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'carebot.db'}")
+    hostile = "Pay\x1b]0;owned\x07 here\u202e\x00\x9b?"
+    with engine.begin() as conn:  # written before the editor refused such text
+        conn.execute(insert(entries).values(
+            slug="old-entry", question=hostile, paraphrases=["a\u2066b"], answer="Line 1\nLine 2\x1b[2J",
+            tags=["t\u200b"], language="en", status="draft", version=0, published_version=None,
+            author="ed\x1b[31m", created_at=datetime.now(UTC), updated_at=datetime.now(UTC),
+        ))  # fmt: skip
+    engine.dispose()
+    listed = run(["kb", "list"], tmp_path)
+    shown = run(["kb", "show", "old-entry"], tmp_path)
+    as_json = run(["kb", "list", "--json"], tmp_path)
+    for result in (listed, shown, as_json):
+        assert result.returncode == 0, result.stderr
+        assert not any(char in result.stdout for char in "\x1b\x07\x00\x9b\u202e\u2066\u200b"), result.stdout
+    assert "Pay⟦U+001B⟧]0;owned⟦U+0007⟧ here⟦U+202E⟧⟦U+0000⟧⟦U+009B⟧?" in listed.stdout
+    assert "Line 1\nLine 2⟦U+001B⟧[2J" in shown.stdout
+    assert json.loads(as_json.stdout)[0]["question"] == hostile  # escaped, not changed

@@ -37,9 +37,9 @@ def test_the_default_faq_imports_cleanly(kb: ScratchKb) -> None:
 
 
 # Texts as editors write them: any printable characters, " | " and quotes included, no surrounding white space.
-text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp")), min_size=1, max_size=40).map(
-    str.strip
-).filter(bool)
+# Control and format characters are refused by the editor (knowledge_base/characters.py).
+printable = st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp"))
+text = st.text(alphabet=printable, min_size=1, max_size=40).map(str.strip).filter(bool)
 slug = st.from_regex(r"[a-z0-9]{1,8}(-[a-z0-9]{1,8}){0,2}", fullmatch=True)
 record = st.builds(
     lambda s, q, a, p, t, lang, status: EntryRecord(EntryContent(s, q, a, tuple(p), tuple(t), lang), status),

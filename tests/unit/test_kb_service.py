@@ -7,9 +7,9 @@ import pytest
 from kb_support import ScratchKb, content
 from sqlalchemy import select
 
-from knowledge_base.errors import EntryNotFound, InvalidTransition, KbValidationError, VersionNotFound
+from knowledge_base.errors import EntryNotFound, InvalidTransition, KbImportError, KbValidationError, VersionNotFound
 from knowledge_base.models import changes, vectors
-from knowledge_base.service import EntryContent
+from knowledge_base.service import EntryContent, EntryRecord
 
 
 def test_a_draft_is_not_live(kb: ScratchKb) -> None:
@@ -211,3 +211,44 @@ def test_reindex_embeds_every_live_text_again(kb: ScratchKb) -> None:
     assert kb.embedder.texts_embedded - before == 3  # drafts are not embedded
     with kb.sessions() as session:
         assert session.execute(select(changes.c.entry_id).where(changes.c.action == "reindex")).scalar_one() is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "problem"),
+    [
+        ({"question": "Reset\x00 my hub?"}, "the question contains U+0000 (a control character)"),
+        ({"question": "Reset \x1b[2Jmy hub?"}, "the question contains U+001B (a control character)"),
+        ({"question": "Reset my\nhub?"}, "the question contains U+000A"),
+        ({"answer": "Call us\x07 now."}, "the answer contains U+0007"),
+        ({"answer": "Pay here \u202etxt.exe"}, "the answer contains U+202E (RIGHT-TO-LEFT OVERRIDE)"),
+        ({"answer": "Hold \u2066reset\u2069 for 15 s"}, "U+2066 (LEFT-TO-RIGHT ISOLATE), U+2069"),
+        ({"answer": "Pay\x9b here."}, "the answer contains U+009B"),
+        ({"paraphrases": ("reset hub", "reboot\u200bhub")}, "paraphrase 2 contains U+200B (ZERO WIDTH SPACE)"),
+        ({"paraphrases": ("left\u200eright",)}, "paraphrase 1 contains U+200E (LEFT-TO-RIGHT MARK)"),
+        ({"tags": ("router", "hid\u00adden")}, "tag 2 contains U+00AD (SOFT HYPHEN)"),
+        ({"answer": "See\u2028below"}, "the answer contains U+2028 (LINE SEPARATOR)"),
+        ({"answer": "\ufeffWelcome"}, "the answer contains U+FEFF"),
+        ({"answer": "Flag 🏴\U000E0061\U000E0062\U000E007F"}, "U+E0061 (TAG LATIN SMALL LETTER A)"),
+    ],
+)
+def test_control_and_invisible_characters_are_refused_naming_the_field(
+    kb: ScratchKb, overrides: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(KbValidationError) as caught:
+        kb.service.create_draft(content(**overrides), author="ed")  # type: ignore[arg-type]
+    assert any(problem in p for p in caught.value.problems), caught.value.problems
+    assert "not allowed" in str(caught.value)
+    assert kb.counts()["entries"] == 0
+    kb.service.create_draft(content(), author="ed")
+    with pytest.raises(KbValidationError, match="contains U\\+"):
+        kb.service.edit("restart-router", author="ed", **overrides)  # type: ignore[arg-type]
+    with pytest.raises(KbImportError, match="contains U\\+"):
+        kb.service.import_entries([EntryRecord(content("other-slug", **overrides))], author="ed")  # type: ignore[arg-type]
+
+
+def test_emoji_sequences_line_breaks_and_tabs_in_the_answer_are_fine(kb: ScratchKb) -> None:
+    wales = "🏴\U000E0067\U000E0062\U000E0077\U000E006C\U000E0073\U000E007F"
+    answer = f"Our team 👩‍💻 is on it ❤️ {wales}\r\n\tCall 0800 123."
+    entry = kb.service.create_draft(content(answer=answer, question="Is the café 👨‍👩‍👧 open?"), author="ed")
+    assert entry.content.answer == answer.replace("\r\n", "\n")  # a browser's CR LF is stored as a newline
+    assert kb.service.publish("restart-router", author="ed").version == 1

@@ -344,3 +344,19 @@ def test_resolutions_export_as_rasa_nlu_training_data(desk: WebDesk, editor: Edi
     assert download.status_code == 200 and "attachment" in download.headers["content-disposition"]
     assert yaml.safe_load(download.text)["nlu"] == data["nlu"]
     assert yaml.safe_load(nlu_yaml([], generated_at=datetime.now(UTC))) == {"version": "3.1", "nlu": []}
+
+
+def test_the_form_and_live_check_refuse_control_and_bidi_characters(desk: WebDesk, editor: EditorService) -> None:
+    client = desk.logged_in("eve")
+    csrf = csrf_of(client)
+    form = {"csrf_token": csrf, "slug": "hidden", "question": "How do I pay\u202e my bill?",
+            "answer": "In the app.\x1b[8m", "paraphrases": "", "tags": ""}  # fmt: skip
+    refused = client.post("/faq/new", data=form)
+    assert refused.status_code == 422
+    assert "the question contains U+202E (RIGHT-TO-LEFT OVERRIDE)" in refused.text
+    assert "the answer contains U+001B (a control character)" in refused.text
+    live = client.post("/faq/check", json={"slug": "x", "question": "Pay\u2067 bill?", "answer": "ok"},
+                       headers={"X-CSRF-Token": csrf})  # fmt: skip
+    assert any("U+2067" in problem for problem in live.json()["problems"])
+    with pytest.raises(NotFound):
+        editor.entry("hidden")
