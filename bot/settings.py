@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         default=None, description="The sandbox X's own database; default: $DATA_DIR/sandbox-x.db"
     )
     sandbox_account: str = Field(default="KestrelCare", description="The care account's handle on the sandbox X.")
+    sandbox_allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Host names (JSON list) the sandbox X answers for besides 127.0.0.1, localhost, ::1 and SANDBOX_HOST; "
+            "\"*\" for any. Other Host headers get 400: no web page reaches its tools through DNS rebinding."
+        ),
+    )
 
     worker_batch_size: int = Field(default=64, ge=1, le=1000, description="Tweets triaged per step.")
     worker_nlu_wait_s: float = Field(

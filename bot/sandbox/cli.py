@@ -50,8 +50,10 @@ def _serve(host: str | None, port: int | None, store: Path | None) -> None:
     store_path = store or settings.effective_sandbox_store
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] the /sandbox/ endpoints have no authentication; {host} is not loopback")
+    # Its own address is how carebot reaches it (settings.effective_sandbox_url); other names must be configured.
+    allowed = [*settings.sandbox_allowed_hosts, host]
     try:
-        app = create_app(store_path, settings.sandbox_account)
+        app = create_app(store_path, settings.sandbox_account, allowed_hosts=allowed)
     except (OSError, ValueError) as exc:
         _fail(f"cannot open the sandbox store {store_path}: {exc}")
     shown = f"[{host}]" if ":" in host else host

@@ -1,10 +1,13 @@
-"""What customers do on the sandbox X (through /sandbox/ and the page), checked like X checks it."""
+"""What customers do on the sandbox X (through /sandbox/ and the page), checked like X checks it.
+
+Everything is checked before anything is written: a refused tweet or message creates no customer either.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bot.sandbox.store import DmEvent, Store, Tweet, UnknownTweet, User, is_snowflake
+from bot.sandbox.store import HANDLE, DmEvent, Store, Tweet, UnknownTweet, User, is_snowflake
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 DM_MAX_CHARS = 10_000
@@ -20,7 +23,7 @@ class SandboxInputError(ValueError):
 
 def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any) -> Tweet:
     """A customer tweets (the sandbox endpoint and the page): X's 280 rule holds for them too."""
-    author = customer(store, username)
+    handle = customer_handle(store, username)
     if not isinstance(text, str) or not text.strip():
         raise SandboxInputError("text: a tweet needs text")
     length = weighted_length(text)
@@ -31,29 +34,36 @@ def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any
         if isinstance(in_reply_to, bool) or not is_snowflake(str(in_reply_to)):
             raise SandboxInputError(f"in_reply_to_tweet_id: not a tweet id: {in_reply_to!r}")
         target = int(in_reply_to)
+        if not store.tweets_by_id([target]):
+            raise SandboxInputError(f"in_reply_to_tweet_id: no tweet with the id {target}")
     try:
-        return store.create_tweet(author, text, in_reply_to=target)
+        return store.create_tweet(store.create_user(handle), text, in_reply_to=target)
     except UnknownTweet as exc:
         raise SandboxInputError(f"in_reply_to_tweet_id: {exc}") from exc
 
 
-def customer(store: Store, username: Any) -> User:
+def customer_handle(store: Store, username: Any) -> str:
+    """The customer's handle, checked (nothing is stored yet)."""
     if not isinstance(username, str):
         raise SandboxInputError("username: required (1-15 letters, digits or _)")
     handle = username.strip().removeprefix("@")
+    if not HANDLE.fullmatch(handle):
+        raise SandboxInputError(f"username: not a valid X handle (1-15 letters, digits or _): {handle!r}")
     if handle.lower() == store.account.username.lower():
         raise SandboxInputError(f"username: @{store.account.username} is the care account, not a customer")
-    try:
-        return store.create_user(handle)
-    except ValueError as exc:
-        raise SandboxInputError(f"username: {exc}") from exc
+    return handle
+
+
+def customer(store: Store, username: Any) -> User:
+    """The customer with this handle, created on first use."""
+    return store.create_user(customer_handle(store, username))
 
 
 def post_customer_dm(store: Store, username: Any, text: Any) -> DmEvent:
     """A customer sends the care account a direct message."""
-    sender = customer(store, username)
+    handle = customer_handle(store, username)
     if not isinstance(text, str) or not text.strip():
         raise SandboxInputError("text: a message needs text")
     if len(text) > DM_MAX_CHARS:
         raise SandboxInputError(f"text: a message has at most {DM_MAX_CHARS} characters")
-    return store.create_dm(sender, store.account, text)
+    return store.create_dm(store.create_user(handle), store.account, text)

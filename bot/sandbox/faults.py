@@ -4,7 +4,8 @@ A fault is set per endpoint (or "*" for all) and fires on the next `count` reque
 An endpoint's own fault wins over "*". Kinds:
 
 - 429: rate limited, with x-rate-limit-reset; 429_no_reset: without it; 429_24h: the 24-hour cap
-  (x-user-limit-24hour-* headers);
+  (x-user-limit-24hour-* headers); `reset_in_s` (a finite number of seconds, at most MAX_RESET_IN_S either way,
+  so a fault can announce a reset in the past or absurdly far away) sets the announced reset;
 - 500, 503: server errors;
 - hang: wait `hang_s` seconds (default 30), then answer normally;
 - reset: close the connection without any response;
@@ -24,6 +25,7 @@ ENDPOINTS = (
 WRITE_ENDPOINTS = ("create_tweet", "dm_send")
 KINDS = ("429", "429_no_reset", "429_24h", "500", "503", "hang", "reset", "post_then_drop")
 DEFAULT_HANG_S = 30.0
+MAX_RESET_IN_S = 1e13  # about 300,000 years: far enough for any test of a client, short enough to print
 
 
 class FaultError(ValueError):
@@ -63,8 +65,12 @@ def make_fault(data: Any) -> Fault:
     if isinstance(hang_s, bool) or not isinstance(hang_s, int | float) or not 0 <= hang_s <= 3600:
         raise FaultError("hang_s must be a number of seconds between 0 and 3600")
     reset_in_s = data.get("reset_in_s")
-    if reset_in_s is not None and (isinstance(reset_in_s, bool) or not isinstance(reset_in_s, int | float)):
-        raise FaultError("reset_in_s must be a number of seconds")
+    if reset_in_s is not None and (
+        isinstance(reset_in_s, bool)
+        or not isinstance(reset_in_s, int | float)
+        or not abs(reset_in_s) <= MAX_RESET_IN_S  # NaN too: it compares False with anything
+    ):
+        raise FaultError(f"reset_in_s must be a number of seconds between {-MAX_RESET_IN_S:g} and {MAX_RESET_IN_S:g}")
     return Fault(str(endpoint), kind, count, float(hang_s), None if reset_in_s is None else float(reset_in_s))
 
 

@@ -1,10 +1,11 @@
 """The sandbox X's HTTP server: the subset of X API v2 carebot uses, with X's JSON shapes and rules, plus
 sandbox-only endpoints under /sandbox/ and the customer page at /.
 
-`create_app(store_path, account)` builds the FastAPI app over its own SQLite store. Any `Authorization: Bearer …`
-or OAuth 1.0a header acts as the care account; none gets 401. Normal answers carry x-rate-limit-* headers that
-count down per 15-minute window like X's, but the limits are not enforced: rate limiting happens only through
-faults. Faults that drop the connection need a real server (uvicorn): the client then gets no response at all.
+`create_app(store_path, account, allowed_hosts=…)` builds the FastAPI app over its own SQLite store. Any
+`Authorization: Bearer …` or OAuth 1.0a header acts as the care account; none gets 401. Normal answers carry
+x-rate-limit-* headers that count down per 15-minute window like X's, but the limits are not enforced: rate
+limiting happens only through faults. Faults that drop the connection need a real server (uvicorn): the client
+then gets no response at all.
 
 Sandbox-only endpoints (JSON, no authentication: a loopback tool):
   POST /sandbox/customer-tweets {username, text, in_reply_to_tweet_id?} → 201 the tweet (a customer tweets)
@@ -15,6 +16,13 @@ Sandbox-only endpoints (JSON, no authentication: a loopback tool):
   POST /sandbox/faults {endpoint, kind, count?, hang_s?, reset_in_s?}; GET and DELETE /sandbox/faults
   GET /sandbox/stats → {"requests": {endpoint: n}, "total": n}; DELETE /sandbox/stats sets them to zero
 Tweets from the sandbox endpoints carry every tweet field plus author_username and in_reply_to_tweet_id.
+
+Bad input gets a 400 in X's error shape, never a 500, and is refused before anything is written: a JSON body must
+be UTF-8 JSON without NaN or Infinity, nested at most MAX_JSON_DEPTH deep, with no lone surrogate (an unpaired
+\\ud800 to \\udfff escape) in any text; a pagination token must name a tweet id. Because /sandbox/ has no
+authentication, the server answers only requests whose Host header names a loopback address (127.0.0.1, localhost,
+::1, any port) or one of `allowed_hosts` (CAREBOT_SANDBOX_ALLOWED_HOSTS): a web page that rebinds its own domain
+name to 127.0.0.1 still sends its own name as the Host, and is refused.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -79,6 +88,10 @@ DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
 
 INVALID_REQUEST_TYPE = "https://api.twitter.com/2/problems/invalid-request"
 NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_JSON_DEPTH = 32  # X's bodies are a few levels deep; Python's parser gives up (RecursionError) near 1000
+_HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]{1,5})?")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidRequest(Exception):
@@ -94,13 +107,31 @@ class ConnectionDropped(Exception):
 
 
 class SandboxApp(FastAPI):
-    """A FastAPI app that remembers each request's transport, so a fault can close the connection unanswered."""
+    """A FastAPI app that answers only requests for the hosts in `allowed_hosts` (loopback unless configured
+    otherwise; "*" for any), and remembers each request's transport, so a fault can close the connection
+    unanswered."""
+
+    allowed_hosts: frozenset[str] = LOOPBACK_HOSTS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
+            if not self.host_allowed(host):
+                refused = invalid_request_body("Host", host, f"The sandbox X does not answer for the host [{host}]")
+                await JSONResponse(refused, status_code=400)(scope, receive, send)
+                return
             # uvicorn's `send` is a method of its request cycle, which holds the connection's transport.
             scope["sandbox.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
         await super().__call__(scope, receive, send)
+
+    def host_allowed(self, header: str) -> bool:
+        """Whether a Host header ("127.0.0.1:8090", "[::1]:8090", "localhost") names an allowed host."""
+        if "*" in self.allowed_hosts:
+            return True
+        matched = _HOST_HEADER.fullmatch(header.strip().lower())
+        if matched is None:
+            return False
+        return (matched["ipv6"] or matched["name"].rstrip(".")) in self.allowed_hosts
 
 
 class RateWindows:
@@ -140,9 +171,19 @@ def problem(status: int, title: str, detail: str) -> dict[str, Any]:
     return {"title": title, "detail": detail, "type": "about:blank", "status": status}
 
 
-def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
+def invalid_request_body(parameter: str, value: Any, message: str) -> dict[str, Any]:
+    """X's 400 "Invalid Request" body, naming the parameter and the value it refused."""
+    return {
+        "errors": [{"parameters": {parameter: [str(value)]}, "message": message}],
+        "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+        "type": INVALID_REQUEST_TYPE,
+    }  # fmt: skip
+
+
+def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The sandbox X over the SQLite store at `store_path` (created if missing), with `account` as the care
-    account that every API credential acts as."""
+    account that every API credential acts as. It answers requests for loopback hosts and for `allowed_hosts`
+    (host names or addresses without a port; "*" for any host)."""
     store = Store(store_path, account)
     faults = Faults()
     windows = RateWindows()
@@ -153,17 +194,13 @@ def create_app(store_path: Path, account: str = "KestrelCare") -> FastAPI:
         store.close()
 
     app = SandboxApp(title="carebot sandbox X", docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.allowed_hosts = LOOPBACK_HOSTS | {host.strip().strip("[]").lower().rstrip(".") for host in allowed_hosts}
     app.state.store = store
     app.state.faults = faults
 
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
-        body = {
-            "errors": [{"parameters": {exc.parameter: [str(exc.value)]}, "message": exc.message}],
-            "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
-            "type": INVALID_REQUEST_TYPE,
-        }  # fmt: skip
-        return JSONResponse(body, status_code=400)
+        return JSONResponse(invalid_request_body(exc.parameter, exc.value, exc.message), status_code=400)
 
     @app.exception_handler(SandboxInputError)
     async def sandbox_input_error(_request: Request, exc: SandboxInputError) -> JSONResponse:
@@ -650,16 +687,18 @@ def _encode_token(oldest_id: int) -> str:
     return _TOKEN_PREFIX + (out or "0")
 
 
+_TOKEN = re.compile(_TOKEN_PREFIX + "[0-9a-z]{1,13}")  # 13 base-36 digits hold any 64-bit id
+
+
 def _token_param(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None
-    try:
-        if not raw.startswith(_TOKEN_PREFIX):
-            raise ValueError(raw)
-        return int(raw[len(_TOKEN_PREFIX) :], 36)
-    except ValueError as exc:
-        raise InvalidRequest(name, raw, f"The `{name}` query parameter value [{raw}] is not valid") from exc
+    bound = int(raw[len(_TOKEN_PREFIX) :], 36) if _TOKEN.fullmatch(raw) else 0
+    if not 0 < bound < 2**63:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise InvalidRequest(name, shown, f"The `{name}` query parameter value [{shown}] is not valid")
+    return bound
 
 
 def _lowest(*bounds: int | None) -> int | None:
@@ -684,11 +723,47 @@ def _unique(values: Any) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
+def parse_json(raw: bytes) -> Any:
+    """A request body as JSON (empty: null). ValueError, saying why, for anything X would not read as JSON text:
+    bytes that are not UTF-8, NaN or Infinity, numbers beyond a double or 30 digits, nesting deeper than
+    MAX_JSON_DEPTH, and lone surrogates (unpaired \\ud800 to \\udfff escapes, which no UTF-8 text can hold)."""
+
+    def finite(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"the number {text[:20]} is too large")
+        return value
+
+    def integer(text: str) -> int:
+        if len(text.lstrip("-")) > 30:
+            raise ValueError(f"the number {text[:20]}… is too large")
+        return int(text)
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    try:
+        value = json.loads(raw or b"null", parse_float=finite, parse_int=integer, parse_constant=constant)
+    except RecursionError:
+        raise ValueError(f"nested more than {MAX_JSON_DEPTH} deep") from None
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            raise ValueError("a text holds a lone surrogate (an unpaired \\ud800 to \\udfff escape)")
+        if isinstance(item, dict | list):
+            if depth >= MAX_JSON_DEPTH:
+                raise ValueError(f"nested more than {MAX_JSON_DEPTH} deep")
+            children = [*item, *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return value
+
+
 def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(raw or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest("body", "", "The request body is not valid JSON") from exc
+        body = parse_json(raw)
+    except ValueError as exc:
+        raise InvalidRequest("body", "", f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("body", "", "The request body must be a JSON object")
     return body
@@ -699,9 +774,9 @@ async def _json_or_error(request: Request) -> Any:
     if content_type != "application/json":  # also keeps other web pages' forms from posting here
         raise SandboxInputError("send JSON with Content-Type: application/json", status=415)
     try:
-        return json.loads(await request.body() or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SandboxInputError("the request body is not valid JSON") from exc
+        return parse_json(await request.body())
+    except ValueError as exc:
+        raise SandboxInputError(f"the request body is not valid JSON: {exc}") from None
 
 
 async def _sandbox_body(request: Request, allowed: set[str]) -> dict[str, Any]:

@@ -86,7 +86,7 @@ dm_events = Table(
 )
 
 TWITTER_EPOCH_MS = 1288834974657
-HANDLE = re.compile(r"^[A-Za-z0-9_]{1,15}$")
+HANDLE = re.compile(r"[A-Za-z0-9_]{1,15}")  # use fullmatch: "$" would let a final newline in
 _MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{1,15})(?!\w)")
 
 
@@ -157,7 +157,7 @@ class Store:
     """The sandbox's data. `account` is the care account's handle: created on first use."""
 
     def __init__(self, path: Path, account: str) -> None:
-        if not HANDLE.match(account):
+        if not HANDLE.fullmatch(account):
             raise ValueError(f"not a valid X handle: {account!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -185,7 +185,7 @@ class Store:
     # users
 
     def create_user(self, handle: str) -> User:
-        if not HANDLE.match(handle):
+        if not HANDLE.fullmatch(handle):
             raise ValueError(f"not a valid X handle (1-15 letters, digits or _): {handle!r}")
         with self._lock, self.engine.begin() as conn:
             existing = conn.execute(select(users).where(users.c.username_key == handle.lower())).first()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from bot.sandbox.server import MENTIONS_REACHABLE, create_app
 from bot.sandbox.store import snowflake_time
 
+LOCAL = "http://127.0.0.1:8090"  # the sandbox answers loopback hosts only, like tweepy's requests to it
 AUTH = {"Authorization": "Bearer sandbox-token"}
 OAUTH = {"Authorization": 'OAuth oauth_consumer_key="k", oauth_signature="s"'}
 FIELDS = {"tweet.fields": "author_id,conversation_id,created_at,in_reply_to_user_id,referenced_tweets"}
@@ -21,7 +22,7 @@ FIELDS = {"tweet.fields": "author_id,conversation_id,created_at,in_reply_to_user
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(tmp_path / "x.db")) as test_client:
+    with TestClient(create_app(tmp_path / "x.db"), base_url=LOCAL) as test_client:
         yield test_client
 
 
@@ -324,13 +325,13 @@ def test_timeline_is_oldest_first_with_usernames_and_filters(client: TestClient)
 
 
 def test_ids_are_increasing_snowflakes_and_the_store_survives_a_restart(tmp_path: Path) -> None:
-    with TestClient(create_app(tmp_path / "x.db")) as first:
+    with TestClient(create_app(tmp_path / "x.db"), base_url=LOCAL) as first:
         account = me(first)
         ids = [tweet(first, "ann", f"@KestrelCare {i}")["id"] for i in range(5)]
         posted = post(first, "reply ^bot", ids[0]).json()["data"]["id"]
     assert ids == sorted(ids, key=int) and all(len(i) >= 18 for i in ids)
     assert abs(snowflake_time(int(ids[0])).timestamp() - time.time()) < 60
-    with TestClient(create_app(tmp_path / "x.db")) as second:
+    with TestClient(create_app(tmp_path / "x.db"), base_url=LOCAL) as second:
         assert me(second) == account
         newer = tweet(second, "ann", "@KestrelCare after the restart")["id"]
         assert int(newer) > int(posted)

@@ -35,6 +35,17 @@ def test_bare_sandbox_takes_host_port_and_store(served: list[dict[str, Any]], tm
     assert "http://[::1]:9123" in result.output
 
 
+def test_the_served_sandbox_answers_configured_hosts_and_the_address_it_listens_on(
+    served: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CAREBOT_SANDBOX_ALLOWED_HOSTS", '["care-training.lan"]')
+    result = CliRunner().invoke(app, ["sandbox", "--host", "192.168.1.20"])
+    assert result.exit_code == 0, result.output
+    allowed = served[0]["app"].allowed_hosts
+    assert {"care-training.lan", "192.168.1.20", "127.0.0.1", "localhost", "::1"} <= allowed
+    assert not served[0]["app"].host_allowed("evil.example:8090")
+
+
 def test_replay_of_a_bad_file_is_one_error_line(served: list[dict[str, Any]], tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"at": 0, "key": "a", "user": "ann", "text": "hi"}\n{"at": "soon"}\n')

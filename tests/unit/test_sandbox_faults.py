@@ -22,7 +22,7 @@ AUTH = {"Authorization": "Bearer t"}
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(tmp_path / "x.db")) as test_client:
+    with TestClient(create_app(tmp_path / "x.db"), base_url="http://127.0.0.1:8090") as test_client:
         yield test_client
 
 
@@ -44,6 +44,11 @@ def set_fault(client: TestClient, **fault: Any) -> dict[str, Any]:
         ({"endpoint": "mentions", "kind": "hang", "hang_s": -1}, "hang_s"),
         ({"endpoint": "mentions", "kind": "500", "colour": "red"}, "unknown fields: colour"),
         ([], "expected a JSON object"),
+        ({"endpoint": "users_me", "kind": "429", "reset_in_s": float("inf")}, "reset_in_s must be"),
+        ({"endpoint": "users_me", "kind": "429", "reset_in_s": float("-inf")}, "reset_in_s must be"),
+        ({"endpoint": "users_me", "kind": "429", "reset_in_s": float("nan")}, "reset_in_s must be"),
+        ({"endpoint": "users_me", "kind": "429_24h", "reset_in_s": 1e300}, "reset_in_s must be"),
+        ({"endpoint": "users_me", "kind": "429_24h", "reset_in_s": 10**400}, "reset_in_s must be"),
     ],
 )
 def test_invalid_faults_are_refused_with_a_reason(data: Any, problem: str) -> None:
@@ -100,6 +105,26 @@ def test_429_without_reset_header_and_the_24_hour_cap(client: TestClient) -> Non
     assert int(capped.headers["x-user-limit-24hour-reset"]) >= math.floor(time.time()) + 86_000
     assert int(capped.headers["x-rate-limit-remaining"]) > 0  # the window is fine; the day is not
     assert client.get("/sandbox/posts").json()["data"] == []
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e400", "1e14"])
+def test_a_reset_that_is_not_a_finite_number_is_refused_and_users_me_still_answers(
+    client: TestClient, value: str
+) -> None:
+    body = '{"endpoint": "users_me", "kind": "429", "reset_in_s": %s}' % value
+    refused = client.post("/sandbox/faults", content=body, headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and refused.json()["title"] == "Invalid Request"
+    assert client.get("/sandbox/faults").json()["faults"] == []
+    assert client.get("/2/users/me", headers=AUTH).status_code == 200
+
+
+def test_a_reset_far_in_the_future_is_announced_as_a_whole_number(client: TestClient) -> None:
+    set_fault(client, endpoint="users_me", kind="429", reset_in_s=1e12)
+    set_fault(client, endpoint="create_tweet", kind="429_24h", reset_in_s=-1e12)
+    far = client.get("/2/users/me", headers=AUTH)
+    assert far.status_code == 429 and int(far.headers["x-rate-limit-reset"]) >= 10**12
+    past = client.post("/2/tweets", headers=AUTH, json={"text": "hello"})
+    assert past.status_code == 429 and int(past.headers["x-user-limit-24hour-reset"]) < 0
 
 
 @pytest.mark.parametrize("kind", ["500", "503"])

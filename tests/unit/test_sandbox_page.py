@@ -25,7 +25,7 @@ HOSTILE = [
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(tmp_path / "x.db")) as test_client:
+    with TestClient(create_app(tmp_path / "x.db", allowed_hosts=["testserver"])) as test_client:
         yield test_client
 
 
