@@ -132,6 +132,8 @@ def parse_conversation(line: str, number: int) -> Conversation:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
         raise TrafficFileError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from exc
+    except RecursionError as exc:
+        raise TrafficFileError(f"{where}: nested too deeply to be a conversation") from exc
     if not isinstance(data, dict):
         raise TrafficFileError(f"{where}: a conversation must be a JSON object")
     unknown = sorted(set(data) - {"conversation", "channel", "turns"})

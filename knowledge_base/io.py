@@ -24,6 +24,10 @@ the CSV export puts a single quote before such a cell (OWASP's rule), and before
 of those characters. The CSV import takes one quote off any cell of one or more quotes followed by one of those
 characters, so carebot's own export imports unchanged, whatever the text starts with. A hand-made file whose cell
 starts with '= or '- therefore loses that first quote; every other cell is read as it is.
+
+An import file is read only up to 2 MB (knowledge_base.safe_yaml.MAX_FILE_BYTES); a larger one is refused before
+it is parsed. YAML is read without anchors or aliases and at most 20 levels deep; a JSON cell in a CSV file
+nested too deeply is refused like any other bad cell.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 import yaml
 
 from knowledge_base.errors import KbImportError
+from knowledge_base.safe_yaml import FileTooLarge, YamlProblem, compose_and_load, read_limited
 from knowledge_base.service import EntryContent, EntryRecord
 
 FORMAT_VERSION = 1
@@ -62,9 +67,15 @@ def read_file(path: Path) -> list[EntryRecord]:
     """The entries in a YAML or CSV file (by its extension). Raises KbImportError listing every problem."""
     kind = file_format(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = read_limited(path)
+    except FileTooLarge as exc:
+        raise KbImportError(str(path), [f"{exc}: import it in parts"]) from exc
+    except OSError as exc:
+        raise KbImportError(str(path), [f"cannot read it ({exc.strerror or exc})"]) from exc
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise KbImportError(str(path), [f"line {line}: not UTF-8 text"]) from exc
     return parse_yaml(text, str(path)) if kind == "yaml" else parse_csv(text, str(path))
 
@@ -103,13 +114,10 @@ def _line(node: yaml.Node) -> int:
 
 def parse_yaml(text: str, source: str = "YAML") -> list[EntryRecord]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "the file"
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise KbImportError(source, [f"{where}: not valid YAML ({problem})"]) from exc
+        root, data = compose_and_load(text)
+    except YamlProblem as exc:
+        where = f"line {exc.line}" if exc.line else "the file"
+        raise KbImportError(source, [f"{where}: {exc.problem}"]) from exc
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         raise KbImportError(source, ["line 1: expected `version: 1` and a list of `entries:`"])
     top = {key.value: value for key, value in root.value}
@@ -246,7 +254,7 @@ def _json_list(cell: str) -> tuple[list[str], str | None]:
         return [], None
     try:
         value = json.loads(cell)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: lists nested thousands deep
         return [], 'must be a JSON list of texts, like ["first", "second"]'
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         return [], 'must be a JSON list of texts, like ["first", "second"]'

@@ -69,3 +69,14 @@ def test_stored_control_and_bidi_characters_are_never_printed_raw(tmp_path: Path
     assert "Pay⟦U+001B⟧]0;owned⟦U+0007⟧ here⟦U+202E⟧⟦U+0000⟧⟦U+009B⟧?" in listed.stdout
     assert "Line 1\nLine 2⟦U+001B⟧[2J" in shown.stdout
     assert json.loads(as_json.stdout)[0]["question"] == hostile  # escaped, not changed
+
+
+def test_a_hostile_import_file_ends_in_one_error_line(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yml"
+    deep.write_text("version: 1\nentries: " + "[" * 20_000 + "]" * 20_000)
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"x" * (2 * 1024 * 1024 + 1))
+    for path, words in ((deep, "not valid YAML"), (big, "larger than 2 MB")):
+        result = run(["kb", "import", str(path)], tmp_path)
+        assert result.returncode == 1 and result.stderr.startswith("error: ") and words in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr

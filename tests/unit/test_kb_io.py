@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 from kb_support import ScratchKb, content, scratch_kb
 
 from knowledge_base.errors import KbImportError
-from knowledge_base.io import dump_csv, dump_yaml, parse_csv, parse_yaml, read_file, write_file
+from knowledge_base.io import CSV_COLUMNS, dump_csv, dump_yaml, parse_csv, parse_yaml, read_file, write_file
+from knowledge_base.safe_yaml import MAX_FILE_BYTES
 from knowledge_base.service import EntryContent, EntryRecord
 
 FAQ = Path(__file__).resolve().parents[2] / "training_data" / "faq.yml"
@@ -102,7 +103,7 @@ def test_csv_round_trips_whatever_the_texts_start_with(items: list[EntryRecord],
     assert parse_csv(dump_csv(prefixed)) == prefixed
 
 
-@settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(items=records, kind=st.sampled_from(["yml", "csv"]))
 def test_import_then_export_gives_the_same_file(tmp_path_factory: pytest.TempPathFactory, items: list[EntryRecord],
                                                 kind: str) -> None:  # fmt: skip
@@ -275,3 +276,46 @@ def test_a_failing_embedder_leaves_nothing_half_imported(kb: ScratchKb, monkeypa
     with pytest.raises(RuntimeError):
         kb.service.import_entries(many, author="ed")
     assert kb.counts()["entries"] == 0
+
+
+# ---------------------------------------------------------------- hostile files
+
+
+def test_a_file_over_the_size_limit_is_refused_unparsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = "  - {slug: s, question: Q?, answer: A.}\n"
+    body = "version: 1\nentries:\n" + entry * (MAX_FILE_BYTES // len(entry) + 1)
+    path = write(tmp_path, "faq.yml", body)
+    monkeypatch.setattr("knowledge_base.io.compose_and_load", lambda text: pytest.fail("parsed anyway"))
+    [problem] = problems_of(path)
+    assert "larger than 2 MB" in problem and "import it in parts" in problem
+    csv_path = write(tmp_path, "faq.csv", ",".join(CSV_COLUMNS) + "\n" + "x" * MAX_FILE_BYTES)
+    assert "larger than 2 MB" in problems_of(csv_path)[0]
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ("version: 1\nentries: " + "[" * 20_000 + "]" * 20_000, "line 2: not valid YAML"),
+        ("version: 1\nentries: " + "[" * 30 + "]" * 30, "line 2: nested more than 20 levels deep"),
+        ("version: 1\nentries:\n" + "".join("  " * n + "-\n" for n in range(1, 40)), "nested more than 20 levels"),
+        ("version: 1\nb: &b {slug: s, question: Q?, answer: A.}\nentries: [*b, *b]\n", "line 2: anchors and aliases"),
+        ("version: 1\nentries:\n  - slug: s\n    question: 2024-13-45\n", "not valid YAML (month must be in 1..12)"),
+    ],
+)
+def test_hostile_yaml_is_one_clear_problem(tmp_path: Path, body: str, problem: str) -> None:
+    [found] = problems_of(write(tmp_path, "faq.yml", body))
+    assert problem in found
+
+
+def test_a_json_cell_nested_thousands_deep_is_a_bad_cell(tmp_path: Path) -> None:
+    deep = '"' + "[" * 20_000 + "]" * 20_000 + '"'
+    body = f"slug,question,paraphrases,answer,tags,language,status\ns,Q?,{deep},A.,[],en,\n"
+    assert problems_of(write(tmp_path, "faq.csv", body)) == [
+        'line 2: `paraphrases` must be a JSON list of texts, like ["first", "second"]'
+    ]
+
+
+def test_a_file_that_cannot_be_read_is_a_problem_too(tmp_path: Path) -> None:
+    (tmp_path / "folder.yml").mkdir()
+    assert problems_of(tmp_path / "folder.yml")[0].startswith("cannot read it (")
+    assert problems_of(tmp_path / "missing.csv") == ["cannot read it (No such file or directory)"]

@@ -49,6 +49,7 @@ BAD_LINES = [
     ("repeated ids", line(turns=[turn(), turn("bot")]), "repeat"),
     ("empty text", line(turns=[turn(text=" ")]), "text must be"),
     ("bad channel", line(channel="sms"), "channel must be one of"),
+    ("nested 20,000 deep", "[" * 20_000 + "]" * 20_000, "nested too deeply"),
 ]  # fmt: skip
 
 
