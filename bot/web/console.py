@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, case, func, literal, select
 
+from bot.channel.models import inbound_tweets, outbox
 from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_texts
 from bot.db import as_utc
 from bot.decision.personal_data import redact
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 QUEUE_VIEWS = ("all", "waiting", "mine", "breached")
 MAX_HELD = 1000  # more than any agent's capacity
 MIN_SUGGESTION_SCORE = 0.3  # less similar entries are noise, not suggestions
+THREAD_BEFORE = 20  # the latest tweets and replies of the thread before a ticket that its page shows
 MAX_REPLY_CHARS = 2000  # a reply body longer than this is refused before anything else (a tweet is 280)
 
 
@@ -182,6 +184,9 @@ class TicketView:
     audit: list[AuditItem]
     earlier: list[EarlierContact] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
+    # The thread before this ticket: the customer's earlier tweets in the conversation and our replies to them
+    # (a "that didn't help" under the bot's answer needs the question and the answer).
+    thread_before: list[MessageItem] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
@@ -227,6 +232,7 @@ class TicketView:
             "first_response_at": self.first_response_at.isoformat() if self.first_response_at else None,
             "messages": [m.to_dict() for m in self.messages], "audit": [a.to_dict() for a in self.audit],
             "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers, "fingerprint": self.fingerprint,
+            "thread_before": [m.to_dict() for m in self.thread_before],
         }  # fmt: skip
 
 
@@ -383,7 +389,43 @@ class ConsoleService:
                 for t in earlier
             ],
             viewers=list(detail.viewers),
+            thread_before=self._thread_before(ticket.conversation_id, ticket.id, detail.messages),
         )  # fmt: skip
+
+    def _thread_before(self, conversation_id: str, ticket_id: int, messages: list[Any]) -> list[MessageItem]:
+        """The conversation's tweets and our sent replies that are not messages of this ticket, oldest first,
+        from before the ticket's first message (at most THREAD_BEFORE of them, the latest)."""
+        on_ticket = {m.tweet_id for m in messages if m.tweet_id}
+        first = min((as_utc(m.created_at) for m in messages if m.created_at is not None), default=None)
+        with self.engine.connect() as conn:
+            tweets = conn.execute(
+                select(inbound_tweets.c.tweet_id, inbound_tweets.c.author_username, inbound_tweets.c.author_id,
+                       inbound_tweets.c.text, inbound_tweets.c.created_at)
+                .where(inbound_tweets.c.conversation_id == conversation_id)
+            ).all()  # fmt: skip
+            replies = conn.execute(
+                select(outbox.c.id, outbox.c.author, outbox.c.text, outbox.c.sent_at, outbox.c.posted_tweet_id)
+                .where(outbox.c.conversation_id == conversation_id, outbox.c.state == "sent",
+                       (outbox.c.ticket_id.is_(None)) | (outbox.c.ticket_id != ticket_id))
+            ).all()  # fmt: skip
+        items = [
+            MessageItem(
+                id=0, direction="in", author=t.author_username or t.author_id, text=t.text,
+                created_at=as_utc(t.created_at) or self.clock(), tweet_id=t.tweet_id, delivery=None,
+            )  # fmt: skip
+            for t in tweets
+            if t.tweet_id not in on_ticket
+        ] + [
+            MessageItem(
+                id=0, direction="out", author=r.author, text=r.text, created_at=as_utc(r.sent_at) or self.clock(),
+                tweet_id=r.posted_tweet_id, delivery="sent",
+            )  # fmt: skip
+            for r in replies
+        ]
+        if first is not None:
+            items = [item for item in items if item.created_at <= first]
+        items.sort(key=lambda item: item.created_at)
+        return items[-THREAD_BEFORE:]
 
     # ------------------------------------------------ suggestions and tone
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from web_support import WebDesk, csrf_of, web_desk
 
-from bot.channel.models import outbox
+from bot.channel.models import inbound_tweets, outbox
 from handoff import transaction
 
 
@@ -284,6 +284,34 @@ def test_the_ticket_page_shows_the_thread_earlier_contacts_reasons_and_audit(des
     detail = client.get(f"/api/tickets/{new}").json()
     assert [e["id"] for e in detail["earlier"]] == [old]
     assert detail["audit"] and detail["messages"][0]["text"] == "still broken!"
+
+
+def test_a_didnt_help_ticket_shows_the_question_and_the_bots_answer_before_it(desk: WebDesk) -> None:
+    now = datetime.now(UTC)
+    with transaction(desk.engine) as conn:
+        conn.execute(
+            insert(inbound_tweets).values(
+                tweet_id="7001", source="mention", author_id="501", author_username="maya_k",
+                text="how do I restart my hub?", conversation_id="7001", created_at=now - timedelta(minutes=9),
+                fetched_at=now, state="done", attempts=0,
+            )
+        )  # fmt: skip
+        conn.execute(
+            insert(outbox).values(
+                target_tweet_id="7001", conversation_id="7001", kind="faq_answer", author="bot",
+                text="Switch the Hub off, wait 30 seconds, switch it on. ^bot", state="sent", attempts=1,
+                posted_tweet_id="7002", created_at=now - timedelta(minutes=8), updated_at=now,
+                sent_at=now - timedelta(minutes=8),
+            )
+        )  # fmt: skip
+    ticket_id = desk.escalate("thanks but that didn't help, still no internet", conversation_id="7001")
+    client, _, _ = _take(desk)
+    page = client.get(f"/tickets/{ticket_id}").text
+    earlier = page.split('id="thread-before"', 1)[1].split("</section>", 1)[0]
+    assert earlier.index("how do I restart my hub?") < earlier.index("Switch the Hub off")
+    detail = client.get(f"/api/tickets/{ticket_id}").json()
+    assert [(m["direction"], m["author"]) for m in detail["thread_before"]] == [("in", "maya_k"), ("out", "bot")]
+    assert [m["text"] for m in detail["messages"]] == ["thanks but that didn't help, still no internet"]
 
 
 def test_suggestions_come_from_the_published_faq_and_insert_without_the_signature(desk: WebDesk) -> None:
