@@ -80,6 +80,23 @@
       }).catch(function () { /* the server checks again on send */ });
     }
 
+    // Text written before claiming survives the claim's page reload (kept for this tab only).
+    var draftKey = "carebot-reply-" + ticketId;
+    try {
+      var kept = window.sessionStorage.getItem(draftKey);
+      window.sessionStorage.removeItem(draftKey);
+      if (kept) box.value = kept;
+    } catch (e) { /* storage refused: nothing kept */ }
+    document.querySelectorAll('form[action$="/claim"]').forEach(function (claim) {
+      claim.addEventListener("submit", function () {
+        try {
+          if (box.value.trim()) window.sessionStorage.setItem(draftKey, box.value);
+        } catch (e) { /* storage refused: the text is lost as before */ }
+      });
+    });
+    var send = document.getElementById("send-reply");
+    if (send && !send.disabled) box.focus();
+
     box.addEventListener("input", function () {
       clearTimeout(timer);
       timer = setTimeout(check, 250);
