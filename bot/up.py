@@ -24,6 +24,7 @@ from bot.db import make_engine, upgrade
 from bot.nlu.server import NluServer
 from bot.processes import ChildProcess, ChildProcessError, http_ready
 from bot.settings import Settings
+from handoff.models import messages as handoff_messages
 
 DEMO_TRAFFIC = "traffic/kestrel_day.jsonl"
 DEMO_SPEED = 20.0
@@ -49,9 +50,11 @@ class DecisionFeed:
             rows = conn.execute(
                 select(
                     inbound_tweets.c.tweet_id, inbound_tweets.c.author_username, inbound_tweets.c.text,
-                    inbound_tweets.c.band, inbound_tweets.c.source, outbox.c.text.label("reply"),
+                    inbound_tweets.c.band, inbound_tweets.c.source, inbound_tweets.c.ignore_reason,
+                    outbox.c.text.label("reply"), handoff_messages.c.ticket_id,
                 )  # fmt: skip
                 .outerjoin(outbox, outbox.c.target_tweet_id == inbound_tweets.c.tweet_id)
+                .outerjoin(handoff_messages, handoff_messages.c.tweet_id == inbound_tweets.c.tweet_id)
                 .where(inbound_tweets.c.state == "done")
                 .order_by(inbound_tweets.c.triaged_at.desc())
                 .limit(200)
@@ -60,10 +63,16 @@ class DecisionFeed:
         colours = {"auto": "green", "approve": "yellow", "human": "magenta", "ignore": "dim"}
         for row in fresh:
             self.seen.add(row.tweet_id)
+            label, colour = row.band or "?", colours.get(row.band or "", "")
+            if row.ticket_id is not None and row.band not in ("human", "approve"):
+                label, colour = "joined", "magenta"  # a follow-up that joined a person's ticket, not dropped
+            where = f" → #{row.ticket_id}" if row.ticket_id is not None else ""
+            why = f" ({row.ignore_reason.replace('_', ' ')})" if label == "ignore" and row.ignore_reason else ""
             line = Text.assemble(
-                (f"{row.band or '?':>7} ", colours.get(row.band or "", "")),
+                (f"{label:>7} ", colour),
                 (f"@{one_line(row.author_username or '?', 20)}: ", "bold"),
                 one_line(row.text, 90),
+                (f"{where}{why}", "dim"),
             )
             self.console.print(line, highlight=False)
             if row.reply:
