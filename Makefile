@@ -6,9 +6,9 @@ PYTHON311 = $(shell scripts/find-python 3.11)
 PYTHON310 = $(shell scripts/find-python 3.10)
 PIP_QUIET := --quiet --disable-pip-version-check
 
-.PHONY: help setup system-packages demo test lint bench lock clean
+.PHONY: help setup system-packages demo demo-reset test lint bench lock clean
 help:
-	@echo "make demo   set up, then run carebot on its embedded defaults"
+	@echo "make demo   set up, then run carebot on its embedded defaults;  make demo-reset   forget the demo's data"
 	@echo "make test   set up, then run every test"
 	@echo "make lint   ruff and mypy;  make bench   benchmarks (JSON in var/bench/);  make lock   re-pin"
 
@@ -34,6 +34,10 @@ $(RASA_VENV)/.installed: requirements/rasa.lock
 
 demo: setup
 	$(VENV)/bin/carebot up --demo
+
+# The demo's data only (database, sandbox X, passwords, logs); the environments and the NLU model stay.
+demo-reset: setup
+	$(VENV)/bin/carebot demo-reset
 
 test: setup
 	$(VENV)/bin/python -m pytest

@@ -1,11 +1,14 @@
 """The `carebot` command line: subcommands grouped by component (nlu, db), plus `ask` and `up`.
 
 User mistakes and unavailable services end in one red line on stderr and exit code 1, never a traceback.
+Everything the command and its child processes (Rasa, the worker, the sandbox X, the web app) create is for the
+user running it only: files 0600 and directories 0700 (umask 077), the data directory included.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import time
@@ -69,6 +72,7 @@ class _Context:
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = load_settings(self.settings_file)
+            self._settings.prepare_data_dir()
         return self._settings
 
 
@@ -203,6 +207,17 @@ def ask(
             typer.echo(json.dumps(result.to_dict(), ensure_ascii=False) if as_json else describe(result))
 
 
+@app.command("demo-reset")
+def demo_reset() -> None:
+    """Delete the demo's data (its SQLite database, the sandbox X's tweets, the demo passwords, logs) so the next
+    `make demo` starts afresh; the environments and the trained NLU model stay."""
+    from bot.up import reset_demo
+
+    removed = reset_demo(STATE.settings)  # refused (one error line) for a server database or a real X
+    console.print(f"Removed {len(removed)} file(s); the next `make demo` starts afresh." if removed else
+                  "Nothing to remove: the demo has not run here yet.")  # fmt: skip
+
+
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="Also replay recorded customer traffic into the sandbox X.")] = False,
@@ -234,6 +249,7 @@ def db_current() -> None:
 
 
 def main() -> None:
+    os.umask(0o077)  # tweets, tickets, models, logs and tokens: readable by this user only
     try:
         app()
     except USER_ERRORS as exc:

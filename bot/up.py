@@ -91,9 +91,29 @@ DEMO_PEOPLE = (
 )
 
 
+DEMO_PASSWORDS = "demo-passwords"  # in the data directory (0600): the demo accounts' passwords, kept across starts
+DEMO_REPLAYED = "demo-replayed"  # in the data directory: the recorded day was replayed into this sandbox X
+
+
+def _demo_passwords(settings: Settings) -> dict[str, str]:
+    path = settings.data_dir / DEMO_PASSWORDS
+    if not path.is_file():
+        return {}
+    pairs = (line.split(" ", 1) for line in path.read_text("utf-8").splitlines() if " " in line)
+    return {username: password for username, password in pairs}
+
+
+def _save_demo_passwords(settings: Settings, passwords: dict[str, str]) -> None:
+    path = settings.prepare_data_dir() / DEMO_PASSWORDS
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text("".join(f"{username} {password}\n" for username, password in passwords.items()), "utf-8")
+
+
 def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str, str, str]]:
-    """Create the demo's accounts (or give existing ones a new password); returns (username, password, role,
-    name) to print. Only `carebot up --demo` calls this: a real desk creates accounts with `carebot users add`."""
+    """Create the demo's accounts, with the same passwords on every start (kept in the data directory, 0600);
+    returns (username, password, role, name) to print. Only `carebot up --demo` calls this: a real desk creates
+    accounts with `carebot users add`."""
     import secrets
 
     from bot.web.accounts import AccountService
@@ -101,13 +121,15 @@ def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str, str, str]]:
 
     engine = make_engine(settings.effective_database_url)
     created = []
+    known = _demo_passwords(settings)
     try:
         accounts = AccountService(engine, session_hours=settings.web_session_hours)
         handoff = Handoff(engine, sla_minutes=settings.sla_first_response_minutes)
         for username, role, name, initials, kind, status in DEMO_PEOPLE:
-            password = "-".join(secrets.token_hex(2) for _ in range(3))
+            password = known.get(username) or "-".join(secrets.token_hex(2) for _ in range(3))
             if accounts.by_username(username) is not None:
-                accounts.set_password(username, password)
+                if username not in known:  # an account from before passwords were kept: give it one
+                    accounts.set_password(username, password)
             else:
                 agent_id = None
                 if initials:
@@ -119,9 +141,34 @@ def ensure_demo_accounts(settings: Settings) -> list[tuple[str, str, str, str]]:
                         handoff.set_status(agent_id, status, by="demo")
                 accounts.create(username, password, role=role, display_name=name, initials=initials, agent_id=agent_id)
             created.append((username, password, role, name))
+            known[username] = password
     finally:
         engine.dispose()
+    _save_demo_passwords(settings, known)
     return created
+
+
+def reset_demo(settings: Settings) -> list[Path]:
+    """Delete the demo's state so the next `make demo` starts afresh: the SQLite database, the sandbox X's
+    store, the kept passwords, the replay marker and the logs. The virtual environments, the trained NLU model
+    and the embedding caches stay. Refused for a PostgreSQL database or a real X: those are not a demo's."""
+    if settings.database_url and not settings.database_url.startswith("sqlite"):
+        raise ChildProcessError("CAREBOT_DATABASE_URL names a server database: carebot only resets a demo's SQLite.")
+    if settings.x_credentials_set or settings.x_api_url:
+        raise ChildProcessError("X credentials or an X API URL are set: this is not a demo on the sandbox X.")
+    database = Path(settings.effective_database_url.removeprefix("sqlite:///"))
+    store = settings.effective_sandbox_store
+    targets = [database, Path(f"{database}-wal"), Path(f"{database}-shm"), store, Path(f"{store}-wal"),
+               Path(f"{store}-shm"), settings.data_dir / DEMO_PASSWORDS, settings.data_dir / DEMO_REPLAYED]  # fmt: skip
+    removed = [path for path in targets if path.is_file()]
+    for path in removed:
+        path.unlink()
+    logs = settings.data_dir / "logs"
+    if logs.is_dir():
+        for log in sorted(logs.glob("*.log")):
+            log.unlink()
+            removed.append(log)
+    return removed
 
 
 def web_available() -> bool:
@@ -193,7 +240,13 @@ def run_up(
                 ),  # fmt: skip
                 f"the web app at {web_url}",
             )
-        if demo and use_sandbox:
+        replayed = settings.data_dir / DEMO_REPLAYED
+        if demo and use_sandbox and replayed.is_file():
+            console.print(
+                f"The recorded day was replayed on an earlier start ({replayed.read_text('utf-8').strip()}); not "
+                "again, which would file every ticket twice. `make demo-reset` starts the demo afresh."
+            )
+        elif demo and use_sandbox:
             traffic = settings.training_data_dir / DEMO_TRAFFIC
             replay = ChildProcess(
                 "replay", ["sandbox", "replay", str(traffic), "--speed", str(demo_speed)], logs / "replay.log",
@@ -201,6 +254,7 @@ def run_up(
             )  # fmt: skip
             replay.start()
             stack.callback(replay.stop)
+            replayed.write_text(f"{traffic.name}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n", "utf-8")
             console.print(f"Replaying {traffic.name} into the sandbox X at {demo_speed:g}x speed.")
         console.print()
         if use_sandbox:
