@@ -138,7 +138,8 @@ class Intake:
         now = utcnow()
         rows = [
             inbound_row(
-                _DmAsTweet(dm_key(e.id), e.text, e.sender_id, None, f"dm-{e.sender_id}", None, e.created_at),
+                _DmAsTweet(dm_key(e.id), e.text, e.sender_id, e.sender_username, f"dm-{e.sender_id}", None,
+                           e.created_at),  # fmt: skip
                 "dm", now=now,
             )  # fmt: skip
             for e in events

@@ -107,6 +107,7 @@ class XDirectMessage:
     text: str
     created_at: datetime | None
     conversation_id: str | None
+    sender_username: str | None = None  # from the sender_id expansion, when X includes it
 
 
 class _BaseUrlAdapter(HTTPAdapter):
@@ -227,10 +228,15 @@ def _by_id(items: Iterable[Any]) -> list[Any]:
     return sorted(unique.values(), key=lambda item: int(item.id))
 
 
+def _usernames(page: dict[str, Any]) -> dict[str, str]:
+    """User id → username from a page's `includes.users` (the author_id or sender_id expansion)."""
+    return {str(user["id"]): str(user["username"]) for user in (page.get("includes") or {}).get("users", [])}
+
+
 def _tweets_of(pages: Iterable[dict[str, Any]]) -> list[XTweet]:
     tweets: list[XTweet] = []
     for page in pages:
-        usernames = {str(user["id"]): str(user["username"]) for user in (page.get("includes") or {}).get("users", [])}
+        usernames = _usernames(page)
         for data in page.get("data") or []:
             author_id = str(data["author_id"])
             replied_to = next(
@@ -447,6 +453,8 @@ class XClient:
             return self._tweepy.get_direct_message_events(
                 event_types="MessageCreate",
                 dm_event_fields=DM_EVENT_FIELDS,
+                expansions=["sender_id"],
+                user_fields=USER_FIELDS,
                 max_results=PAGE_SIZE,
                 pagination_token=token,
                 user_auth=self._user_auth,
@@ -462,6 +470,7 @@ class XClient:
                     text=str(event.get("text") or ""),
                     created_at=_parse_time(event.get("created_at")),
                     conversation_id=_optional_str(event.get("dm_conversation_id")),
+                    sender_username=_usernames(payload).get(str(event["sender_id"])),
                 )
                 for payload in pages
                 for event in payload.get("data") or []

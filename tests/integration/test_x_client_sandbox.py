@@ -176,6 +176,7 @@ def test_direct_messages_both_ways(world: World) -> None:
     received = world.client.dm_events()
     assert [(m.id, m.text) for m in received][0] == (first["id"], "my customer number is 12345678")
     assert len(received) == 2 and received[0].sender_id == first["sender_id"]
+    assert [m.sender_username for m in received] == ["lena", "max"]
     assert received[0].conversation_id and received[0].created_at is not None
     sent = world.client.send_dm(first["sender_id"], "Thanks, we are looking at your account ^AB")
     assert [dm["id"] for dm in world.posts()["dms"]] == [sent]

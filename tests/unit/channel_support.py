@@ -48,7 +48,7 @@ class FakeX:
 
     def customer_dm(self, username: str, text: str) -> XDirectMessage:
         user_id = self.users.setdefault(username, str(5000 + len(self.users)))
-        dm = XDirectMessage(self.next_id(), user_id, text, datetime.now(UTC), f"{user_id}-{ACCOUNT.id}")
+        dm = XDirectMessage(self.next_id(), user_id, text, datetime.now(UTC), f"{user_id}-{ACCOUNT.id}", username)
         self.dms.append(dm)
         return dm
 

@@ -197,6 +197,7 @@ def test_a_dm_becomes_a_ticket_and_is_never_answered_in_public(desk: Desk1) -> N
     desk.run()
     [stored] = desk.rows(inbound_tweets)
     assert stored.source == "dm" and stored.band in ("human", "approve")
+    assert stored.author_username == "gus"  # the ticket shows @gus, not the sender's numeric id
     assert desk.x.our_replies() == []
 
 

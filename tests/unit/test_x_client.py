@@ -418,12 +418,16 @@ def test_dm_events_are_the_received_messages_oldest_first(x: Harness) -> None:
         },
         {"id": "901", "event_type": "MessageCreate", "text": "hello", "sender_id": "201"},
     ]
-    x.stub.queue("GET", "/2/dm_events", Answer(body={"data": events, "meta": {"result_count": 3}}))
+    users = [{"id": "200", "name": "Lena", "username": "lena_k"}]
+    body = {"data": events, "includes": {"users": users}, "meta": {"result_count": 3}}
+    x.stub.queue("GET", "/2/dm_events", Answer(body=body))
     received = x.client.dm_events()
     assert [(m.id, m.sender_id) for m in received] == [("901", "201"), ("903", "200")]
     assert received[1].conversation_id == "100-200" and received[1].created_at is not None
+    assert [m.sender_username for m in received] == [None, "lena_k"]  # the handle agents see, when X gives it
     query = x.stub.requests_to("GET", "/2/dm_events")[0].query
     assert query["event_types"] == "MessageCreate" and "sender_id" in query["dm_event.fields"]
+    assert query["expansions"] == "sender_id" and "username" in query["user.fields"]
 
 
 def test_an_unexpected_answer_is_an_error_not_a_crash(x: Harness) -> None:
