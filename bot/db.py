@@ -1,11 +1,13 @@
 """The database: engines for SQLite (default) and PostgreSQL, and Alembic migrations run from code.
 
 Each component keeps its tables in its own SQLAlchemy MetaData; the migrations in bot/migrations
-cover all of them.
+cover all of them. A SQLite file holds personal data: it is created 0600 in a directory created 0700, and an
+existing one that others may read is tightened to 0600 (SQLite gives its -wal and -shm files the same mode).
 """
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, overload
@@ -43,7 +45,7 @@ def make_engine(url: str) -> Engine:
         raise DatabaseError(f"not a database URL: {url!r}") from exc
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         engine = create_engine(parsed, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -57,6 +59,17 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return create_engine(parsed, pool_pre_ping=True)
+
+
+def _private_file(path: Path) -> None:
+    """Create the (empty: SQLite takes it as a new database) file for its owner only, or tighten an existing one."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        status = path.stat()
+        if status.st_uid == os.geteuid() and status.st_mode & 0o077:
+            path.chmod(0o600)
 
 
 def all_metadata() -> list[MetaData]:

@@ -2,6 +2,9 @@
 
 The settings file (KEY=value lines, the same names as the environment variables) is named by
 CAREBOT_SETTINGS_FILE or `carebot --settings FILE`; the environment wins over the file.
+
+The data directory holds personal data (tweets, tickets), password hashes and the NLU token: it is kept readable
+by its owner only (0700, see `ensure_private_dir`), and the `carebot` command creates every file 0600.
 """
 
 from __future__ import annotations
@@ -10,11 +13,23 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """The directory, created (with its parents) for its owner only (0700); an existing one of ours that others
+    may enter is tightened to 0700."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    status = path.stat()
+    if status.st_uid == os.geteuid() and status.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 class SettingsError(Exception):
@@ -116,9 +131,23 @@ class Settings(BaseSettings):
     @field_validator("nlu_host")
     @classmethod
     def _loopback_only(cls, value: str) -> str:
-        if value not in ("127.0.0.1", "localhost", "::1"):
+        if value not in LOOPBACK_HOSTS:
             raise ValueError("the Rasa server is bound to the loopback interface only (127.0.0.1, ::1)")
         return value
+
+    @field_validator("nlu_url")
+    @classmethod
+    def _token_stays_private(cls, value: str | None) -> str | None:
+        """Rasa's HTTP API takes its token as a query parameter (?token=…): plain HTTP only over loopback."""
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+            return value
+        raise ValueError(
+            "Rasa's auth token travels in the URL, so the NLU URL is http:// on 127.0.0.1, localhost or ::1, "
+            "or https://"
+        )
 
     @property
     def x_credentials_set(self) -> bool:
@@ -154,6 +183,10 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    def prepare_data_dir(self) -> Path:
+        """The data directory, created or tightened to 0700 (see ensure_private_dir)."""
+        return ensure_private_dir(self.data_dir)
+
     @cached_property
     def effective_nlu_token(self) -> str:
         """The configured token, or one generated once and kept (mode 0600) in the data directory."""
@@ -162,7 +195,7 @@ class Settings(BaseSettings):
         token_file = self.data_dir / "nlu-token"
         if token_file.exists():
             return token_file.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_data_dir()
         token = secrets.token_urlsafe(32)
         fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -2,6 +2,10 @@
 
 `NluServer` starts it, waits until it has a model loaded and stops it cleanly (SIGTERM to its process
 group, SIGKILL after a grace period). `carebot nlu serve`, `carebot up` and the tests all use it.
+
+The token never appears on a command line: the server runs as `python -m bot.nlu.rasa_run` in the Rasa
+environment, which reads it from its environment (see bot/nlu/rasa_run.py). Clients send it as Rasa's HTTP API
+wants it, in the `token` query parameter, which is why the server listens on loopback only.
 """
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.nlu.client import NluClient
+from bot.nlu.rasa_run import TOKEN_VARIABLE
 from bot.nlu.training import rasa_environment, rasa_executable
 from bot.processes import log_tail, stop_process_group
-from bot.settings import Settings
+from bot.settings import PROJECT_ROOT, Settings
 
 
 class NluServerError(Exception):
@@ -47,19 +52,11 @@ class NluServer:
             if probe.model_file() is not None:
                 raise NluServerError(f"something already answers at {self.url}; choose another CAREBOT_NLU_PORT")
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(rasa_executable(self.settings)), "run", "--enable-api",
-            "--interface", self.settings.nlu_host,
-            "--port", str(self.settings.nlu_port),
-            "--auth-token", self.settings.effective_nlu_token,
-            "--model", str(self.model),
-            "--response-timeout", "30",
-        ]  # fmt: skip
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         started = time.monotonic()
         try:
             self.process = subprocess.Popen(
-                command, env=rasa_environment(self.settings), cwd=self.settings.data_dir,
+                self.command(), env=self.environment(), cwd=self.settings.data_dir,
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         finally:
@@ -69,6 +66,24 @@ class NluServer:
         except BaseException:
             self.stop()
             raise
+
+    def command(self) -> list[str]:
+        """`rasa run` through the launcher in the Rasa environment; the auth token is not among the arguments."""
+        python = rasa_executable(self.settings).with_name("python")
+        return [
+            str(python), "-m", "bot.nlu.rasa_run", "--enable-api",
+            "--interface", self.settings.nlu_host,
+            "--port", str(self.settings.nlu_port),
+            "--model", str(self.model),
+            "--response-timeout", "30",
+        ]  # fmt: skip
+
+    def environment(self) -> dict[str, str]:
+        """Rasa's environment, with the launcher importable and the auth token for it to read."""
+        env = rasa_environment(self.settings)
+        env["PYTHONPATH"] = str(PROJECT_ROOT)
+        env[TOKEN_VARIABLE] = self.settings.effective_nlu_token
+        return env
 
     def _wait_ready(self, started: float) -> None:
         assert self.process is not None

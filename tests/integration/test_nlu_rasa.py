@@ -101,6 +101,20 @@ def test_wrong_token_is_refused(rasa_server: NluServer) -> None:
             intruder.parse("hello")
 
 
+def test_the_token_is_on_no_command_line_of_the_server(rasa_server: NluServer, rasa_settings: Settings) -> None:
+    assert rasa_server.process is not None
+    group = rasa_server.process.pid  # started in its own session: its processes share this group
+    command_lines = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if os.getpgid(int(proc.name)) == group:
+                command_lines.append((proc / "cmdline").read_bytes())
+        except (OSError, ProcessLookupError):
+            continue
+    assert any(b"bot.nlu.rasa_run" in line for line in command_lines)
+    assert not any(rasa_settings.effective_nlu_token.encode() in line for line in command_lines)
+
+
 def test_concurrent_parses(client: NluClient) -> None:
     from bot.nlu.service import parse_many
 
