@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=1, le=65535)
     web_secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (behind HTTPS).")
     web_session_hours: float = Field(default=12.0, gt=0)
+    web_trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Reverse proxies (addresses or networks, JSON list) whose X-Forwarded-For names the client; "
+            "default none: the client is the connection's peer."
+        ),
+    )
 
     sla_first_response_minutes: int = Field(default=60, ge=1, description="First-response deadline of a ticket.")
 
@@ -148,6 +155,18 @@ class Settings(BaseSettings):
             "Rasa's auth token travels in the URL, so the NLU URL is http:// on 127.0.0.1, localhost or ::1, "
             "or https://"
         )
+
+    @field_validator("web_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is no IP address or network (10.0.0.5, 10.0.0.0/24, ::1)") from exc
+        return [entry.strip() for entry in value]
 
     @property
     def x_credentials_set(self) -> bool:

@@ -3,8 +3,7 @@
 Passwords are argon2id hashes (argon2-cffi). An agent's or lead's account and its handoff roster agent are created
 together in one transaction, and disabling the account takes the roster agent off the shift (see `set_active`).
 A session is a random token in an HttpOnly cookie; only its sha256 is stored, with the session's CSRF token and
-expiry. Failed log-ins are counted per username and per client
-address over a sliding window; past the limit, even the right password is refused until the window moves on.
+expiry. The log-in rate limit (bot/web/login_limit.py) slows down a client that keeps failing, never an account.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Engine, delete, func, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.db import as_utc
-from bot.web.models import ROLES, accounts, login_attempts, sessions
+from bot.web.login_limit import Lockout, LoginLimiter, MustWait, RateLimit
+from bot.web.models import ROLES, accounts, sessions
 from handoff import AgentNotFound, Handoff, HandoffError
 
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")
@@ -47,11 +47,15 @@ class LoginRefused(Exception):
 
 
 class LoginRateLimited(LoginRefused):
-    """Too many failed log-ins for this username or from this address; try again later."""
+    """Too many failed log-ins from this client (for this username, or for any); try again later."""
 
     def __init__(self, retry_after_s: int) -> None:
-        minutes = math.ceil(retry_after_s / 60)
-        super().__init__(f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes != 1 else ''}.")
+        if retry_after_s < 60:
+            wait = f"{retry_after_s} second{'s' if retry_after_s != 1 else ''}"
+        else:
+            minutes = math.ceil(retry_after_s / 60)
+            wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
+        super().__init__(f"Too many failed log-ins. Try again in {wait}.")
         self.retry_after_s = retry_after_s
 
 
@@ -78,13 +82,6 @@ class Session:
     expires_at: datetime
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    per_username: int = 5  # failed attempts per username within the window
-    per_client: int = 20  # failed attempts from one address within the window
-    window: timedelta = timedelta(minutes=15)
-
-
 def _hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -109,6 +106,7 @@ class AccountService:
         self.engine = engine
         self.session_lifetime = timedelta(hours=session_hours)
         self.rate_limit = rate_limit or RateLimit()
+        self.limiter = LoginLimiter(engine, self.rate_limit, clock)
         self.hasher = hasher or PasswordHasher()  # argon2id with argon2-cffi's recommended parameters
         self.clock = clock
         # Verifying against this when the username is unknown takes as long as a real check.
@@ -269,36 +267,19 @@ class AccountService:
 
     # ---------------------------------------------------------------- logging in
 
-    def _retry_after(self, conn: Any, username: str, client: str, now: datetime) -> int | None:
-        """Seconds until a log-in may be tried again, or None when it may be tried now."""
-        since = now - self.rate_limit.window
-        failed = (login_attempts.c.at > since) & (login_attempts.c.succeeded.is_(False))
-        waits = []
-        for column, limit, value in (
-            (login_attempts.c.username, self.rate_limit.per_username, username),
-            (login_attempts.c.client, self.rate_limit.per_client, client),
-        ):
-            count, oldest = conn.execute(
-                select(func.count(), func.min(login_attempts.c.at)).where(failed & (column == value))
-            ).one()
-            if count >= limit:
-                # The oldest failure in the window leaves it first.
-                waits.append(max(1, math.ceil((as_utc(oldest) + self.rate_limit.window - now).total_seconds())))
-        return max(waits) if waits else None
-
     def log_in(self, username: str, password: str, *, client: str, replaces: str | None = None) -> tuple[str, Session]:
         """A new session token (for the cookie) and its session; `replaces` (an old token) is ended.
 
-        Raises LoginRateLimited past the limit, LoginRefused for a wrong username or password (the same message
-        either way).
+        The attempt is reserved (and counted) before the password is checked. Raises LoginRateLimited when this
+        client must wait first, LoginRefused for a wrong username or password (the same message either way).
         """
         username = username.strip().lower()[:64]
         client = client[:64]
-        now = self.clock()
-        with self.engine.begin() as conn:
-            retry_after = self._retry_after(conn, username, client, now)
-            if retry_after is not None:
-                raise LoginRateLimited(retry_after)
+        try:
+            attempt_id = self.limiter.reserve(username, client)
+        except MustWait as exc:
+            raise LoginRateLimited(exc.retry_after_s) from None
+        with self.engine.connect() as conn:
             row = conn.execute(select(accounts).where(accounts.c.username == username)).one_or_none()
         ok = False
         try:
@@ -306,12 +287,11 @@ class AccountService:
         except (VerificationError, InvalidHashError):
             ok = False
         ok = ok and row is not None and row.active
+        self.limiter.finish(attempt_id, succeeded=ok)
         if not ok or row is None:
-            with self.engine.begin() as conn:
-                conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=False))
             raise LoginRefused("Wrong username or password.")
+        now = self.clock()
         with self.engine.begin() as conn:
-            conn.execute(insert(login_attempts).values(username=username, client=client, at=now, succeeded=True))
             if self.hasher.check_needs_rehash(row.password_hash):
                 conn.execute(
                     update(accounts).where(accounts.c.id == row.id).values(password_hash=self.hasher.hash(password))
@@ -329,6 +309,10 @@ class AccountService:
                 )  # fmt: skip
             )
         return token, Session(_account(row), csrf, expires)
+
+    def lockouts(self) -> list[Lockout]:
+        """The clients that reached a log-in limit in the last 24 hours (for the lead view)."""
+        return self.limiter.lockouts()
 
     def session(self, token: str | None) -> Session | None:
         """The live session of a cookie's token; None when unknown, expired or the account is disabled."""
@@ -349,6 +333,4 @@ class AccountService:
             conn.execute(delete(sessions).where(sessions.c.token_hash == _hash_token(token)))
 
     def forget_attempts(self, *, older_than: timedelta = timedelta(days=7)) -> int:
-        with self.engine.begin() as conn:
-            result = conn.execute(delete(login_attempts).where(login_attempts.c.at < self.clock() - older_than))
-            return result.rowcount or 0
+        return self.limiter.forget(older_than)

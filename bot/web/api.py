@@ -10,10 +10,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from bot.web.access import AgentViewer, AnyViewer
+from bot.web.access import AccessFirstRoute, AgentViewer, AnyViewer
 from bot.web.console import MAX_REPLY_CHARS, ConsoleService
+from bot.web.limits import MAX_ID, PathId
 
-router = APIRouter(prefix="/api", tags=["agent console"])
+router = APIRouter(prefix="/api", tags=["agent console"], route_class=AccessFirstRoute)
 
 
 def _console(request: Request) -> ConsoleService:
@@ -27,7 +28,9 @@ class ReplyIn(BaseModel):
 
 class ToneCheckIn(BaseModel):
     text: str = Field(max_length=MAX_REPLY_CHARS * 2)
-    ticket_id: int | None = Field(default=None, description="Also check against this ticket's earlier replies.")
+    ticket_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Also check against this ticket's earlier replies."
+    )
 
 
 @router.get("/openapi.json", include_in_schema=False)
@@ -57,12 +60,12 @@ def take_next(request: Request, viewer: AgentViewer) -> dict[str, Any]:
 
 
 @router.get("/tickets/{ticket_id}", summary="A ticket with its thread, reasons, earlier contacts and audit")
-def ticket(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def ticket(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _console(request).ticket(ticket_id, viewer.account).to_dict()
 
 
 @router.get("/tickets/{ticket_id}/suggestions", summary="The top FAQ answers for the customer's last message")
-def suggestions(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def suggestions(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     console = _console(request)
     found = console.ticket(ticket_id)
     hits = console.suggestions(found.last_customer_text, viewer.account, seed=ticket_id)
@@ -82,7 +85,7 @@ def tone_check(request: Request, viewer: AgentViewer, payload: ToneCheckIn) -> d
 
 
 @router.post("/tickets/{ticket_id}/reply", summary="Queue a reply (tone-checked, signed by the server)")
-def reply(request: Request, viewer: AgentViewer, ticket_id: int, payload: ReplyIn) -> dict[str, Any]:
+def reply(request: Request, viewer: AgentViewer, ticket_id: PathId, payload: ReplyIn) -> dict[str, Any]:
     report = _console(request).reply(ticket_id, viewer.account, payload.text)
     return {"queued": True, "text": report.text}
 
@@ -95,35 +98,35 @@ def _done(request: Request, viewer: AgentViewer, ticket_id: int, action: str) ->
 
 
 @router.post("/tickets/{ticket_id}/claim", summary="Hold a ticket")
-def claim(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def claim(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "claim")
 
 
 @router.post("/tickets/{ticket_id}/release", summary="Put a held ticket back in the queue")
-def release(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def release(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "release")
 
 
 @router.post("/tickets/{ticket_id}/resolve", summary="Resolve a ticket")
-def resolve(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def resolve(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "resolve")
 
 
 @router.post("/tickets/{ticket_id}/return-to-bot", summary="Hand the conversation back to the bot")
-def return_to_bot(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def return_to_bot(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "return_to_bot")
 
 
 @router.post("/tickets/{ticket_id}/approve-draft", summary="Send the bot's drafted reply, signed by you")
-def approve_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def approve_draft(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "approve_draft")
 
 
 @router.post("/tickets/{ticket_id}/reject-draft", summary="Reject the bot's drafted reply")
-def reject_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def reject_draft(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "reject_draft")
 
 
 @router.post("/tickets/{ticket_id}/move-to-dm", summary="Ask the customer in public to continue in a DM")
-def move_to_dm(request: Request, viewer: AgentViewer, ticket_id: int) -> dict[str, Any]:
+def move_to_dm(request: Request, viewer: AgentViewer, ticket_id: PathId) -> dict[str, Any]:
     return _done(request, viewer, ticket_id, "move_to_dm")

@@ -1,5 +1,9 @@
 """The web app's assembly: `create_app(settings)` wires the services (accounts, handoff queue, knowledge base,
-outbox) into FastAPI with the security headers, the error pages and every route's access rule checked.
+outbox) into FastAPI with the security headers, the request body limit, the error pages and every route's access
+rule checked.
+
+The security headers wrap the whole app, Starlette's own error middleware included, so they are on every answer:
+the 500 page of an unexpected error and the 413 of a body over its limit too.
 
 Pages are server-rendered Jinja2 with autoescape; the few scripts are files under /static (the
 Content-Security-Policy allows no inline script and nothing from another origin).
@@ -26,6 +30,7 @@ from bot.settings import Settings
 from bot.web.access import check_every_route_declares_access
 from bot.web.accounts import AccountService, RateLimit
 from bot.web.console import ConsoleService, ReplyQueue
+from bot.web.limits import BodyLimit
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,14 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class CarebotApp(FastAPI):
+    """FastAPI with SecurityHeaders outside everything: Starlette answers an unexpected error (500) from its
+    outermost middleware, which an ordinary middleware does not see."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 class LazyKnowledgeBase:
@@ -188,7 +201,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
         if owned:
             app.state.services.close()
 
-    app = FastAPI(
+    app = CarebotApp(
         title="carebot",
         summary="The agent console's JSON API: the same actions as the pages, for the same logged-in users.",
         description=(
@@ -205,7 +218,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.state.editor, app.state.unanswered = editor_pages.build_editor_services(services)
     app.state.lead = LeadService(services.handoff, services.engine, SurgeLevels.from_settings(services.settings))
     app.state.settings = settings
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)

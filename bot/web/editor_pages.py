@@ -16,13 +16,14 @@ from fastapi import APIRouter, Form, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import RedirectResponse, Response
 
-from bot.web.access import EditorViewer, Viewer
+from bot.web.access import AccessFirstRoute, EditorViewer, Viewer
 from bot.web.editor import MAX_TWEET_CHARS, EditorError, EditorService, NotFound, Preview, content_from_form
+from bot.web.limits import FormId
 from bot.web.rendering import render, set_notice
 from bot.web.unanswered import UnansweredQuestions, nlu_yaml
 from knowledge_base.service import EntryContent
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
 _build_lock = threading.Lock()
 
 STATUS_FILTERS = ("draft", "published", "archived")
@@ -230,7 +231,7 @@ def unpublish(request: Request, viewer: EditorViewer, slug: str) -> Response:
 
 
 @router.post("/faq/entries/{slug}/rollback")
-def rollback(request: Request, viewer: EditorViewer, slug: str, version: Annotated[int, Form(ge=1)]) -> Response:
+def rollback(request: Request, viewer: EditorViewer, slug: str, version: FormId) -> Response:
     return _change(request, slug, "rollback", f"Version {version} is live again, published as a new version.",
                    version=version, author=viewer.account.username)  # fmt: skip
 

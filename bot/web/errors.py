@@ -22,7 +22,8 @@ def is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
-def _error(request: Request, status: int, title: str, message: str, **extra: Any) -> Response:
+def error_response(request: Request, status: int, title: str, message: str, **extra: Any) -> Response:
+    """The error as JSON under /api/, as the error page elsewhere."""
     if is_api(request):
         return JSONResponse({"error": {"status": status, "title": title, "detail": message, **extra}}, status)
     from bot.web.rendering import render
@@ -33,32 +34,32 @@ def _error(request: Request, status: int, title: str, message: str, **extra: Any
 
 async def _not_logged_in(request: Request, exc: Exception) -> Response:
     if is_api(request) or request.method != "GET":
-        return _error(request, 401, "Log in first", "Your session has ended or you are not logged in.")
+        return error_response(request, 401, "Log in first", "Your session has ended or you are not logged in.")
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
 
 
 async def _forbidden(request: Request, exc: Exception) -> Response:
-    return _error(request, 403, "Not allowed", "Your role may not open this page or do this.")
+    return error_response(request, 403, "Not allowed", "Your role may not open this page or do this.")
 
 
 async def _csrf(request: Request, exc: Exception) -> Response:
-    return _error(request, 403, "Form out of date", str(exc.__doc__ or "").strip())
+    return error_response(request, 403, "Form out of date", str(exc.__doc__ or "").strip())
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return _error(request, 404, "Not found", str(exc) or "There is no such ticket.")
+    return error_response(request, 404, "Not found", str(exc) or "There is no such ticket.")
 
 
 async def _console_error(request: Request, exc: Exception) -> Response:
-    return _error(request, 409, "Not done", str(exc))
+    return error_response(request, 409, "Not done", str(exc))
 
 
 async def _http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    titles = {404: "Not found", 405: "Not allowed", 413: "Too large"}
+    titles = {400: "Not understood", 404: "Not found", 405: "Not allowed", 413: "Too large"}
     message = "There is no such page." if exc.status_code == 404 else str(exc.detail)
-    response = _error(request, exc.status_code, titles.get(exc.status_code, "Error"), message)
+    response = error_response(request, exc.status_code, titles.get(exc.status_code, "Error"), message)
     if exc.headers:
         response.headers.update(exc.headers)
     return response
@@ -71,12 +72,12 @@ async def _validation(request: Request, exc: Exception) -> Response:
         for error in exc.errors()
     ]
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems) or "invalid input"
-    return _error(request, 422, "Invalid input", summary, problems=problems)
+    return error_response(request, 422, "Invalid input", summary, problems=problems)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _error(request, 500, "Something went wrong", "The error was logged. Try again, or tell a lead.")
+    return error_response(request, 500, "Something went wrong", "The error was logged. Try again, or tell a lead.")
 
 
 def install(app: FastAPI) -> None:

@@ -1,5 +1,5 @@
-"""The lead view's pages (role lead): the shift at a glance with surge warnings, the roster with status and
-capacity changes, and reassigning open tickets. Every change goes through handoff and is audited.
+"""The lead view's pages (role lead): the shift at a glance with surge warnings and log-in lock-outs, the roster
+with status and capacity changes, and reassigning open tickets. Every change goes through handoff and is audited.
 
 Form actions redirect back to /lead (POST → 303 → GET) with a one-shot notice.
 """
@@ -11,11 +11,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from starlette.responses import RedirectResponse, Response
 
-from bot.web.access import LeadViewer
+from bot.web.access import AccessFirstRoute, LeadViewer
 from bot.web.lead import LeadError, LeadService
+from bot.web.limits import FormId, PathId
 from bot.web.rendering import render, set_notice
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
 
 STATUSES = ("online", "away", "offline")
 
@@ -41,12 +42,13 @@ def lead_page(request: Request, viewer: LeadViewer) -> Response:
         request, "lead.html", viewer, shift=shift, roster=roster, tickets=lead.open_tickets(),
         audit=lead.audit(limit=25), statuses=STATUSES, levels=lead.levels, health=lead.channel_health(),
         assignable=[row for row in roster if row.agent.status != "offline"] or roster,
+        lockouts=request.app.state.services.accounts.lockouts(),
     )  # fmt: skip
 
 
 @router.post("/lead/agents/{agent_id}/status")
 def set_status(
-    request: Request, viewer: LeadViewer, agent_id: int, status: Annotated[str, Form(max_length=16)]
+    request: Request, viewer: LeadViewer, agent_id: PathId, status: Annotated[str, Form(max_length=16)]
 ) -> Response:
     if status not in STATUSES:
         return _back(f"Choose a status: {', '.join(STATUSES)}.", "error", "#roster")
@@ -59,7 +61,7 @@ def set_status(
 
 @router.post("/lead/agents/{agent_id}/capacity")
 def set_capacity(
-    request: Request, viewer: LeadViewer, agent_id: int, capacity: Annotated[int, Form(ge=0, le=100)]
+    request: Request, viewer: LeadViewer, agent_id: PathId, capacity: Annotated[int, Form(ge=0, le=100)]
 ) -> Response:
     try:
         agent = _lead(request).set_capacity(agent_id, capacity, by=viewer.account.username)
@@ -69,9 +71,7 @@ def set_capacity(
 
 
 @router.post("/lead/tickets/{ticket_id}/reassign")
-def reassign(
-    request: Request, viewer: LeadViewer, ticket_id: int, agent_id: Annotated[int, Form(ge=1)]
-) -> Response:
+def reassign(request: Request, viewer: LeadViewer, ticket_id: PathId, agent_id: FormId) -> Response:
     lead = _lead(request)
     try:
         lead.reassign(ticket_id, agent_id, by=viewer.account.username)

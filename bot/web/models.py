@@ -1,5 +1,6 @@
-"""The web app's tables: log-in accounts (argon2id hashes, role), sessions and log-in attempts.
-Kept in their own MetaData; migration 0005 creates them."""
+"""The web app's tables: log-in accounts (argon2id hashes, role), sessions, log-in attempts and one row per
+client address that serialises its log-in attempts. Kept in their own MetaData; migration 0005 creates them,
+0008 adds web_login_clients and lets an attempt be unfinished."""
 
 from __future__ import annotations
 
@@ -59,7 +60,17 @@ login_attempts = Table(
     Column("username", String(64), nullable=False),  # as typed (lower-cased), whether it exists or not
     Column("client", String(64), nullable=False),  # the client's address
     Column("at", DateTime(timezone=True), nullable=False),
-    Column("succeeded", Boolean, nullable=False),
+    Column("succeeded", Boolean, nullable=True),  # NULL: reserved, its password still being checked
     Index("ix_web_login_attempts_username", "username", "at"),
     Index("ix_web_login_attempts_client", "client", "at"),
+)
+
+# One row per client address. A log-in attempt writes its client's row first, which holds SQLite's write lock or
+# PostgreSQL's row lock until the attempt is counted and reserved: attempts from one client queue there, so
+# attempts still being checked are counted (bot/web/accounts.py).
+login_clients = Table(
+    "web_login_clients",
+    metadata,
+    Column("client", String(64), primary_key=True),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=False),
 )

@@ -14,12 +14,13 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from bot.web.access import SESSION_COOKIE, AgentViewer, AnyViewer, PublicViewer, client_address
+from bot.web.access import SESSION_COOKIE, AccessFirstRoute, AgentViewer, AnyViewer, PublicViewer, client_address
 from bot.web.accounts import LoginRateLimited, LoginRefused
 from bot.web.console import QUEUE_VIEWS, ConsoleError, ConsoleService
+from bot.web.limits import PathId
 from bot.web.rendering import render, set_notice
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
 
 LOGIN_CSRF_COOKIE = "carebot_login"
 
@@ -175,7 +176,7 @@ def _ticket_page(
 
 @router.get("/tickets/{ticket_id}")
 def ticket_page(
-    request: Request, viewer: AgentViewer, ticket_id: int, insert: int | None = None, edit: bool = False
+    request: Request, viewer: AgentViewer, ticket_id: PathId, insert: int | None = None, edit: bool = False
 ) -> Response:
     body = ""
     if edit:
@@ -187,7 +188,7 @@ def ticket_page(
 
 @router.post("/tickets/{ticket_id}/reply")
 def reply(
-    request: Request, viewer: AgentViewer, ticket_id: int, body: Annotated[str, Form(max_length=4000)] = ""
+    request: Request, viewer: AgentViewer, ticket_id: PathId, body: Annotated[str, Form(max_length=4000)] = ""
 ) -> Response:
     try:
         _console(request).reply(ticket_id, viewer.account, body)
@@ -217,29 +218,29 @@ def _action(request: Request, viewer: AgentViewer, ticket_id: int, name: str, do
 
 
 @router.post("/tickets/{ticket_id}/claim")
-def claim(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def claim(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(request, viewer, ticket_id, "claim", "You hold this ticket now.", f"/tickets/{ticket_id}")
 
 
 @router.post("/tickets/{ticket_id}/release")
-def release(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def release(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(request, viewer, ticket_id, "release", f"Ticket {ticket_id} is back in the queue.", "/queue")
 
 
 @router.post("/tickets/{ticket_id}/resolve")
-def resolve(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def resolve(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(request, viewer, ticket_id, "resolve", f"Ticket {ticket_id} resolved.", "/queue")
 
 
 @router.post("/tickets/{ticket_id}/return-to-bot")
-def return_to_bot(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def return_to_bot(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(
         request, viewer, ticket_id, "return_to_bot", f"Ticket {ticket_id} returned to the bot.", "/queue"
     )
 
 
 @router.post("/tickets/{ticket_id}/approve-draft")
-def approve_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def approve_draft(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(
         request, viewer, ticket_id, "approve_draft", "Draft approved and queued, signed with your initials.",
         f"/tickets/{ticket_id}",
@@ -247,14 +248,14 @@ def approve_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> Resp
 
 
 @router.post("/tickets/{ticket_id}/reject-draft")
-def reject_draft(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def reject_draft(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(
         request, viewer, ticket_id, "reject_draft", "Draft rejected. Write the reply yourself.", f"/tickets/{ticket_id}"
     )
 
 
 @router.post("/tickets/{ticket_id}/move-to-dm")
-def move_to_dm(request: Request, viewer: AgentViewer, ticket_id: int) -> Response:
+def move_to_dm(request: Request, viewer: AgentViewer, ticket_id: PathId) -> Response:
     return _action(
         request, viewer, ticket_id, "move_to_dm", "Asked the customer to continue in a direct message.",
         f"/tickets/{ticket_id}",

@@ -1,16 +1,18 @@
 """The lead view in a real browser: the shift at a glance during an outage storm, the surge warning with an on-call
-agent brought online in one click, a roster change, and a ticket reassigned from one agent to another (audited)."""
+agent brought online in one click, a roster change, a ticket reassigned from one agent to another (audited), and
+the log-in lock-outs with the usernames as typed (hostile ones too)."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from browser_support import Served, log_in
+from browser_support import PageProblems, Served, log_in
 from playwright.sync_api import Page, expect
 from sqlalchemy import insert
 
 from bot.channel.models import inbound_tweets
+from bot.web.accounts import LoginRefused
 from handoff import transaction
 
 SCREENSHOTS = "/tmp"
@@ -81,3 +83,24 @@ def test_a_lead_sees_the_surge_brings_an_on_call_agent_online_and_reassigns_a_ti
     expect(page.locator(".notice-success")).to_contain_text("Bob Okafor (BO) is away now")
     assert desk.handoff.agent(bob.id).status == "away"
     page.screenshot(path=f"{SCREENSHOTS}/carebot-lead-after.png", full_page=True)
+
+
+def test_a_lead_sees_the_log_in_lock_outs(page: Page, served: Served, problems: PageProblems) -> None:
+    accounts = served.desk.services.accounts
+    for username, client in (("ann", "203.0.113.7"), ('<img src=x onerror=alert(1)>"\u202e', "203.0.113.8")):
+        for _ in range(5):
+            try:
+                accounts.log_in(username, "guessing the password", client=client)
+            except LoginRefused:
+                pass
+    log_in(page, served, "lee")
+    page.goto(f"{served.url}/lead")
+    lockouts = page.locator("#lockouts")
+    expect(lockouts).to_be_visible()
+    expect(lockouts.locator("tr[data-client='203.0.113.7']")).to_contain_text("ann")
+    expect(lockouts.locator("tr[data-client='203.0.113.7']")).to_contain_text("5")
+    hostile = lockouts.locator("tr[data-client='203.0.113.8']")
+    expect(hostile).to_contain_text("<img src=x onerror=alert(1)>")
+    expect(hostile).to_contain_text("no such account")
+    page.screenshot(path=f"{SCREENSHOTS}/carebot-lead-lockouts.png", full_page=True)
+    problems.assert_none()

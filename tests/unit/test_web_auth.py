@@ -1,6 +1,6 @@
 """Logging in: argon2id hashes, server-side sessions in HttpOnly SameSite cookies renewed at each log-in and
-stored only hashed, expiry, log-out, the log-in rate limit per username and per address, safe redirects, and the
-security headers on every answer."""
+stored only hashed, expiry, log-out, the log-in rate limit per username and client and per client (more in
+test_web_login_limit.py), safe redirects, and the security headers on every answer."""
 
 from __future__ import annotations
 
@@ -117,20 +117,23 @@ def test_a_page_asked_for_before_logging_in_is_opened_after(desk: WebDesk) -> No
     assert response.headers["location"] == "/queue"
 
 
-def test_failed_log_ins_are_limited_per_username_even_with_the_right_password_after(tmp_path: Path) -> None:
-    with web_desk(tmp_path, rate_limit=RateLimit(per_username=3, per_client=100)) as desk:
+def test_failed_log_ins_make_that_client_wait_for_that_username_even_with_the_right_password(tmp_path: Path) -> None:
+    with web_desk(tmp_path, rate_limit=RateLimit(per_username_and_client=3, per_client=100)) as desk:
         for _ in range(3):
             assert log_in(desk.client(), "ann", "wrong password!").status_code == 401
         blocked = log_in(desk.client(), "ann")
         assert blocked.status_code == 429 and "Too many failed log-ins" in blocked.text
-        assert log_in(desk.client(), "bob").status_code == 303  # other users are not locked out
+        assert blocked.headers["retry-after"] == "60"
+        assert log_in(desk.client(), "bob").status_code == 303  # other users of that client are not slowed down
+        assert log_in(desk.client("10.0.0.2"), "ann").status_code == 303  # nor is ann on another client
 
 
 def test_failed_log_ins_are_limited_per_client_address(tmp_path: Path) -> None:
-    with web_desk(tmp_path, rate_limit=RateLimit(per_username=100, per_client=4)) as desk:
+    with web_desk(tmp_path, rate_limit=RateLimit(per_username_and_client=100, per_client=4)) as desk:
         for name in ("a1", "a2", "a3", "a4"):
             assert log_in(desk.client(), name, "wrong password!").status_code == 401
         assert log_in(desk.client(), "ann").status_code == 429
+        assert log_in(desk.client("10.0.0.2"), "ann").status_code == 303
 
 
 class Clock:
@@ -144,7 +147,7 @@ class Clock:
 def test_sessions_expire_and_the_rate_limit_window_moves_on(desk: WebDesk) -> None:
     clock = Clock()
     service = AccountService(
-        desk.engine, session_hours=2, rate_limit=RateLimit(per_username=2, window=timedelta(minutes=10)),
+        desk.engine, session_hours=2, rate_limit=RateLimit(per_username_and_client=2, window=timedelta(minutes=10)),
         hasher=FAST_HASHER, clock=clock,
     )  # fmt: skip
     token, session = service.log_in("ann", PASSWORD, client="10.0.0.1")

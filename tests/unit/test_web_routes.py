@@ -12,7 +12,15 @@ from fastapi import FastAPI
 from starlette.routing import Mount
 from web_support import WebDesk, csrf_of, web_desk
 
-from bot.web.access import ALL_ROLES, Access, AgentViewer, app_routes, check_every_route_declares_access, route_access
+from bot.web.access import (
+    ALL_ROLES,
+    Access,
+    AccessFirstRoute,
+    AgentViewer,
+    app_routes,
+    check_every_route_declares_access,
+    route_access,
+)
 from bot.web.accounts import Account
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz")}
@@ -111,9 +119,21 @@ def test_an_app_with_a_route_that_declares_no_access_does_not_start() -> None:
         check_every_route_declares_access(app.routes)
 
     guarded = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    guarded.router.route_class = AccessFirstRoute
 
     @guarded.get("/guarded")
     def declared(viewer: AgentViewer) -> dict[str, str]:
         return {}
 
     check_every_route_declares_access(guarded.routes)
+
+
+def test_an_app_with_a_route_that_would_read_its_body_before_access_does_not_start() -> None:
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.post("/plain")
+    def declared(viewer: AgentViewer) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError, match="AccessFirstRoute"):
+        check_every_route_declares_access(app.routes)

@@ -85,8 +85,9 @@ class WebDesk:
         self.accounts[username] = account.id
         return account.id
 
-    def client(self) -> TestClient:
-        return TestClient(self.app, base_url="http://testserver", follow_redirects=False)
+    def client(self, address: str = "testclient") -> TestClient:
+        """A browser; `address` is the client address the app sees (the TCP peer)."""
+        return TestClient(self.app, base_url="http://testserver", follow_redirects=False, client=(address, 50000))
 
     def logged_in(self, username: str) -> TestClient:
         client = self.client()
