@@ -143,7 +143,67 @@
     }, seconds * 1000);
   }
 
+  function postTo(action) {
+    var form = document.createElement("form");
+    form.method = "post";
+    form.action = action;
+    var token = document.createElement("input");
+    token.type = "hidden";
+    token.name = "csrf_token";
+    token.value = csrfToken;
+    form.appendChild(token);
+    document.body.appendChild(form);
+    form.submit();
+  }
+
+  function nextTicket() {
+    // The ticket after this one in the queue's order (the first one from elsewhere).
+    var thread = document.querySelector(".thread[data-ticket-id]");
+    var current = thread ? parseInt(thread.getAttribute("data-ticket-id"), 10) : null;
+    fetch("/api/queue", { credentials: "same-origin" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (queue) {
+        if (!queue || !queue.tickets.length) return;
+        var ids = queue.tickets.map(function (t) { return t.id; });
+        var at = ids.indexOf(current);
+        var next = ids[(at + 1) % ids.length];
+        if (next !== current) window.location.href = "/tickets/" + next;
+      })
+      .catch(function () { /* offline: stay */ });
+  }
+
+  function shortcuts() {
+    var help = document.getElementById("shortcuts");
+    if (!help) return;  // only agents and leads have them
+    document.addEventListener("keydown", function (event) {
+      var box = document.getElementById("reply-body");
+      if ((event.ctrlKey || event.metaKey) && event.key === "Enter" && box && event.target === box) {
+        var send = document.getElementById("send-reply");
+        if (send && !send.disabled) {
+          event.preventDefault();
+          send.form.requestSubmit(send);
+        }
+        return;
+      }
+      var target = event.target;
+      var typing = target && (/^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable);
+      if (typing || event.ctrlKey || event.metaKey || event.altKey || help.open) return;
+      var resolve = document.querySelector('[data-shortcut="r"]');  // not "Resolve without reply"
+      var search = document.getElementById("queue-search");
+      if (event.key === "?") help.showModal();
+      else if (event.key === "t") postTo("/queue/take-next");
+      else if (event.key === "n") nextTicket();
+      else if (event.key === "r" && resolve) resolve.click();
+      else if (event.key === "q") window.location.href = "/queue";
+      else if (event.key === "/" && search) search.focus();
+      else if (event.key === "e" && box && !box.disabled) box.focus();
+      else return;
+      event.preventDefault();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    shortcuts();
     tickSla();
     setInterval(tickSla, 1000);
     confirmations();

@@ -1,0 +1,52 @@
+"""Keyboard shortcuts in a real browser: ? lists them, t takes the next ticket, the reply box has the focus,
+Ctrl+Enter sends, r resolves an answered ticket, n opens the next ticket in the queue."""
+
+from __future__ import annotations
+
+from browser_support import PageProblems, Served, log_in
+from playwright.sync_api import Page, expect
+
+
+def test_take_reply_send_resolve_and_next_from_the_keyboard(page: Page, served: Served, problems: PageProblems) -> None:
+    desk = served.desk
+    first = desk.escalate("my broadband keeps dropping", priority=1, customer_handle="tom_r")
+    second = desk.escalate("how do I pay by card?", priority=4, customer_handle="li_wei")
+    log_in(page, served)
+    page.goto(f"{served.url}/queue")
+    page.keyboard.press("?")
+    expect(page.locator("#shortcuts")).to_be_visible()
+    expect(page.locator("#shortcuts")).to_contain_text("Take the next ticket")
+    page.keyboard.press("Escape")
+    expect(page.locator("#shortcuts")).to_be_hidden()
+
+    page.keyboard.press("t")
+    expect(page).to_have_url(f"{served.url}/tickets/{first}")
+    expect(page.locator("#reply-body")).to_be_focused()
+    page.keyboard.type("Sorry about the drops. We're checking the line now.")
+    expect(page.locator("#tone-report")).to_contain_text("Tone check passed")
+    page.keyboard.press("Control+Enter")
+    expect(page.locator(".notice-success")).to_contain_text("Reply queued")
+    assert desk.handoff.ticket(first).ticket.state == "answered"
+
+    page.locator("h1").click()  # out of the reply box: letters are shortcuts again
+    page.keyboard.press("r")
+    expect(page).to_have_url(f"{served.url}/queue")
+    assert desk.handoff.ticket(first).ticket.state == "resolved"
+
+    page.goto(f"{served.url}/tickets/{first}")
+    page.locator("h1").click()
+    page.keyboard.press("n")
+    expect(page).to_have_url(f"{served.url}/tickets/{second}")
+    problems.assert_none()
+
+
+def test_letters_typed_in_the_reply_box_are_text_not_shortcuts(page: Page, served: Served) -> None:
+    ticket_id = served.desk.escalate("my bill is wrong")
+    log_in(page, served)
+    page.goto(f"{served.url}/tickets/{ticket_id}")
+    page.click("#claim")
+    page.click("#reply-body")
+    page.keyboard.type("tnrq?")
+    expect(page).to_have_url(f"{served.url}/tickets/{ticket_id}")
+    expect(page.locator("#reply-body")).to_have_value("tnrq?")
+    expect(page.locator("#shortcuts")).to_be_hidden()
