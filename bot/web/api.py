@@ -4,6 +4,7 @@ Errors are {"error": {"status", "title", "detail"}}."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from bot.web.access import AccessFirstRoute, AgentViewer, AnyViewer
-from bot.web.console import MAX_REPLY_CHARS, ConsoleService
+from bot.web.console import MAX_REPLY_CHARS, ConsoleService, TicketSearch
 from bot.web.limits import MAX_ID, PathId
 
 router = APIRouter(prefix="/api", tags=["agent console"], route_class=AccessFirstRoute)
@@ -52,6 +53,17 @@ def queue(request: Request, viewer: AgentViewer, limit: int = 200, view: str = "
     """`view`: all, waiting (nobody holds them), mine, breached (past the first-reply deadline)."""
     items = _console(request).queue(limit=max(1, min(limit, 1000)), view=view, account=viewer.account)
     return {"tickets": [item.to_dict() for item in items]}
+
+
+@router.get("/search", summary="Tickets, open and closed, by number, handle, words, state, skill, agent and date")
+def search(
+    request: Request, viewer: AgentViewer, q: str = "", state: str = "", skill: str = "", agent: str = "",
+    since: date | None = None, until: date | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """`q`: a ticket number (#42), a handle (@maya_k) or words in the messages; `state`: a state, open or closed;
+    `agent`: the holder's initials or username; `since`/`until`: creation dates (YYYY-MM-DD), inclusive."""
+    query = TicketSearch(text=q[:200], state=state, skill=skill, agent=agent, since=since, until=until)
+    return {"tickets": [hit.to_dict() for hit in _console(request).search(query)]}
 
 
 @router.post("/queue/take-next", summary="Claim the next ticket for you (priority, SLA, age; skills and capacity)")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Engine, case, func, literal, select
@@ -27,14 +27,16 @@ from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
-from handoff.models import tickets
-from handoff.states import CLAIMABLE_STATES, HELD_STATES, OPEN_STATES
+from handoff.models import agents, messages, tickets
+from handoff.states import CLAIMABLE_STATES, CLOSED_STATES, HELD_STATES, OPEN_STATES, STATES
 from knowledge_base.errors import KbError
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 log = logging.getLogger(__name__)
 
 QUEUE_VIEWS = ("all", "waiting", "mine", "breached")
+SEARCH_LIMIT = 100  # tickets a search shows, newest first
+SEARCH_STATES = ("open", "closed", *STATES)
 MAX_HELD = 1000  # more than any agent's capacity
 MIN_SUGGESTION_SCORE = 0.3  # less similar entries are noise, not suggestions
 THREAD_BEFORE = 20  # the latest tweets and replies of the thread before a ticket that its page shows
@@ -236,6 +238,51 @@ class TicketView:
         }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class TicketSearch:
+    """What an agent searches for, over open and closed tickets. Empty fields do not narrow the search.
+
+    `text`: a ticket number (#42 or 42), a customer handle (@maya_k), or words in any of the ticket's messages or
+    the customer's handle. `state`: a state, "open" or "closed". `agent`: initials or username of the agent who
+    holds or last held the ticket.
+    `since`/`until`: the ticket's creation date, inclusive (YYYY-MM-DD, UTC)."""
+
+    text: str = ""
+    state: str = ""
+    skill: str = ""
+    agent: str = ""
+    since: date | None = None
+    until: date | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.text.strip() or self.state or self.skill or self.agent or self.since or self.until)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    id: int
+    state: str
+    priority: int
+    source: str
+    skill: str
+    customer_handle: str | None
+    preview: str
+    created_at: datetime
+    holder: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        data["created_at"] = self.created_at.isoformat()
+        return data
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern that matches `text` anywhere, with its own % and _ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 # ---------------------------------------------------------------- the service
 
 
@@ -322,6 +369,64 @@ class ConsoleService:
                 )
             ).one()
         return {"all": row[0] or 0, "waiting": row[1] or 0, "mine": row[2] or 0, "breached": row[3] or 0}
+
+    def search(self, query: TicketSearch, *, limit: int = SEARCH_LIMIT) -> list[SearchHit]:
+        """Tickets, open and closed, that match every field of the query; newest first."""
+        if query.state and query.state not in SEARCH_STATES:
+            raise ConsoleError(f"There is no ticket state {query.state!r}; try one of {', '.join(SEARCH_STATES)}.")
+        conditions: list[Any] = []
+        text = " ".join(query.text.split())[:200]
+        number = re.fullmatch(r"#?(\d{1,18})", text)
+        if number:
+            conditions.append(tickets.c.id == int(number.group(1)))
+        elif text.startswith("@"):
+            conditions.append(tickets.c.customer_handle.ilike(_like(text[1:]), escape="\\"))
+        elif text:
+            in_messages = select(messages.c.ticket_id).where(messages.c.text.ilike(_like(text), escape="\\"))
+            conditions.append(
+                tickets.c.id.in_(in_messages) | tickets.c.customer_handle.ilike(_like(text), escape="\\")
+            )
+        if query.state == "open":
+            conditions.append(tickets.c.state.in_(OPEN_STATES))
+        elif query.state == "closed":
+            conditions.append(tickets.c.state.in_(CLOSED_STATES))
+        elif query.state:
+            conditions.append(tickets.c.state == query.state)
+        if query.skill:
+            conditions.append(tickets.c.skill == query.skill.strip()[:64])
+        if query.agent:
+            who = query.agent.strip().lstrip("^")[:64]
+            holder = select(agents.c.id).where((agents.c.initials == who.upper()) | (agents.c.username == who.lower()))
+            conditions.append(tickets.c.agent_id.in_(holder))
+        if query.since:
+            conditions.append(tickets.c.created_at >= datetime.combine(query.since, datetime.min.time(), UTC))
+        if query.until:
+            conditions.append(tickets.c.created_at < datetime.combine(query.until, datetime.min.time(), UTC)
+                              + timedelta(days=1))  # fmt: skip
+        latest_in = (
+            select(messages.c.text)
+            .where(messages.c.ticket_id == tickets.c.id, messages.c.direction == "in")
+            .order_by(messages.c.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(tickets, agents.c.initials.label("holder_initials"), latest_in.label("latest_text"))
+                .outerjoin(agents, agents.c.id == tickets.c.agent_id)
+                .where(*conditions)
+                .order_by(tickets.c.created_at.desc(), tickets.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            SearchHit(
+                id=row.id, state=row.state, priority=row.priority, source=row.source, skill=row.skill,
+                customer_handle=row.customer_handle, preview=self._one_line(redact(row.latest_text or "")),
+                created_at=as_utc(row.created_at) or self.clock(),
+                holder=row.holder_initials if row.state in HELD_STATES else None,
+            )  # fmt: skip
+            for row in rows
+        ]
 
     @staticmethod
     def in_view(item: QueueItem, view: str, account: Account | None) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import date
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -16,7 +17,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from bot.web.access import SESSION_COOKIE, AccessFirstRoute, AgentViewer, AnyViewer, PublicViewer, client_address
 from bot.web.accounts import LoginRateLimited, LoginRefused
-from bot.web.console import QUEUE_VIEWS, ConsoleError, ConsoleService
+from bot.web.console import QUEUE_VIEWS, SEARCH_LIMIT, SEARCH_STATES, ConsoleError, ConsoleService, TicketSearch
 from bot.web.limits import PathId
 from bot.web.rendering import render, set_notice
 
@@ -138,6 +139,33 @@ def queue_page(request: Request, viewer: AgentViewer, view: str = "all") -> Resp
     counts = console.queue_counts(viewer.account)
     items = console.queue(view=view, account=viewer.account)
     return render(request, "queue.html", viewer, items=items, counts=counts, view=view, views=QUEUE_VIEWS)
+
+
+def _date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text.strip()) if text.strip() else None
+    except ValueError:
+        raise ConsoleError(f"{text.strip()[:20]!r} is not a date: write it as YYYY-MM-DD.") from None
+
+
+@router.get("/search")
+def search_page(
+    request: Request, viewer: AgentViewer, q: str = "", state: str = "", skill: str = "", agent: str = "",
+    since: str = "", until: str = "",
+) -> Response:  # fmt: skip
+    form = {"q": q[:200], "state": state, "skill": skill[:64], "agent": agent[:64], "since": since[:20],
+            "until": until[:20]}  # fmt: skip
+    hits, problem = [], None
+    try:
+        query = TicketSearch(text=form["q"], state=state, skill=form["skill"], agent=form["agent"],
+                             since=_date(form["since"]), until=_date(form["until"]))  # fmt: skip
+        if not query.is_empty:
+            hits = _console(request).search(query)
+    except ConsoleError as exc:
+        problem = str(exc)
+        query = TicketSearch()
+    return render(request, "search.html", viewer, form=form, hits=hits, searched=not query.is_empty,
+                  problem=problem, states=SEARCH_STATES, limit=SEARCH_LIMIT)  # fmt: skip
 
 
 @router.post("/queue/take-next")

@@ -33,6 +33,7 @@ class NavItem:
 # The navigation: each page lists the roles that see it (the routes enforce the same roles).
 NAVIGATION = (
     NavItem("Queue", "/queue", ("agent", "lead")),
+    NavItem("Search", "/search", ("agent", "lead")),
     NavItem("Shift", "/lead", ("lead",)),
     NavItem("FAQ", "/faq", ("editor", "lead")),
     NavItem("Unanswered", "/unanswered", ("editor", "lead")),

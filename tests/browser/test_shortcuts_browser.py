@@ -50,3 +50,25 @@ def test_letters_typed_in_the_reply_box_are_text_not_shortcuts(page: Page, serve
     expect(page).to_have_url(f"{served.url}/tickets/{ticket_id}")
     expect(page.locator("#reply-body")).to_have_value("tnrq?")
     expect(page.locator("#shortcuts")).to_be_hidden()
+
+
+def test_search_from_the_queue_with_the_slash_key(page: Page, served: Served) -> None:
+    desk = served.desk
+    wanted = desk.escalate("my router keeps rebooting at night", customer_handle="night_owl")
+    desk.escalate("can I pay my bill by card?", customer_id="777", customer_handle="li_wei")
+    log_in(page, served)
+    page.goto(f"{served.url}/queue")
+    page.keyboard.press("/")
+    expect(page.locator("#queue-search")).to_be_focused()
+    page.keyboard.type("rebooting")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{served.url}/search?q=rebooting")
+    results = page.locator("table.search-results tbody tr")
+    expect(results).to_have_count(1)
+    expect(results).to_contain_text("@night_owl")
+    page.select_option("#search-state", "closed")
+    page.click("#search-button")
+    expect(page.locator("#search-count")).to_have_text("No ticket matches.")
+    page.screenshot(path="/tmp/carebot-search.png", full_page=True)
+    page.goto(f"{served.url}/search?q=%23{wanted}")
+    expect(page.locator("table.search-results tbody tr")).to_have_count(1)

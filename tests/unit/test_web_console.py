@@ -392,3 +392,29 @@ def test_a_broken_knowledge_base_leaves_the_ticket_page_working(desk: WebDesk) -
     ticket_id = desk.escalate("how do I reset my hub 4 router?")
     page = desk.logged_in("ann").get(f"/tickets/{ticket_id}")
     assert page.status_code == 200 and "No FAQ entry is close to this message." in page.text
+
+
+def test_search_finds_tickets_by_number_handle_words_state_agent_and_date(desk: WebDesk) -> None:
+    old = desk.escalate("my router keeps rebooting 50% of the time", customer_handle="maya_k")
+    client, csrf, _ = _take(desk)  # ann takes the most urgent: it is `old`, the only one so far
+    client.post(f"/tickets/{old}/reply", data={"csrf_token": csrf, "body": "Sorry, checking the line now."})
+    client.post(f"/tickets/{old}/resolve", data={"csrf_token": csrf})
+    other = desk.escalate("can I pay my bill by card?", customer_id="777", customer_handle="li_wei", skill="billing")
+
+    def ids(**params: str) -> list[int]:
+        response = client.get("/api/search", params=params)
+        assert response.status_code == 200, response.text
+        return [t["id"] for t in response.json()["tickets"]]
+
+    assert ids(q=f"#{old}") == [old] and ids(q=str(other)) == [other]
+    assert ids(q="@li_") == [other] and ids(q="ROUTER keeps") == [old]  # words, any case, closed tickets too
+    assert ids(q="50%") == [old] and ids(q="%") == [old]  # % is a character, not a wildcard
+    assert ids(state="closed") == [old] and ids(state="open") == [other] and ids(state="resolved") == [old]
+    assert ids(skill="billing") == [other]
+    assert ids(agent="AB") == [old] and ids(agent="ann", state="open") == []  # the agent who handled it
+    today = datetime.now(UTC).date().isoformat()
+    assert set(ids(since=today, until=today)) == {old, other} and ids(until="2000-01-01") == []
+    assert client.get("/api/search", params={"state": "lost"}).status_code in (400, 409, 422)
+    page = client.get("/search", params={"q": "router"}).text
+    assert f'href="/tickets/{old}"' in page and f'href="/tickets/{other}"' not in page
+    assert "is not a date" in client.get("/search", params={"since": "yesterday"}).text
