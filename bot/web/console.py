@@ -428,6 +428,22 @@ class ConsoleService:
             for row in rows
         ]
 
+    def activity(self, account: Account) -> dict[str, Any]:
+        """What an open console page watches (bot/web/events.py): the queue's counts, and the newest customer
+        message on the tickets this agent holds (its ticket and message ids), or None."""
+        counts = self.queue_counts(account)
+        with self.engine.connect() as conn:
+            newest = conn.execute(
+                select(messages.c.id, messages.c.ticket_id)
+                .join(tickets, tickets.c.id == messages.c.ticket_id)
+                .where(messages.c.direction == "in", tickets.c.agent_id == account.agent_id,
+                       tickets.c.state.in_(HELD_STATES))
+                .order_by(messages.c.id.desc())
+                .limit(1)
+            ).first()  # fmt: skip
+        mine = {"message_id": newest.id, "ticket_id": newest.ticket_id} if newest is not None else None
+        return {"counts": counts, "newest_on_mine": mine}
+
     @staticmethod
     def in_view(item: QueueItem, view: str, account: Account | None) -> bool:
         if view == "waiting":

@@ -52,7 +52,8 @@ def served(tmp_path: Path) -> Iterator[Served]:
     """The web app on 127.0.0.1 in a thread, with accounts ann (agent, ^AB), bob, eve (editor) and lee (lead)."""
     with web_desk(tmp_path) as desk:
         port = _free_port()
-        server = uvicorn.Server(uvicorn.Config(desk.app, host="127.0.0.1", port=port, log_level="warning"))
+        config = uvicorn.Config(desk.app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=2)
+        server = uvicorn.Server(config)  # (an open event stream would otherwise hold the shutdown for minutes)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         deadline = time.monotonic() + 20
@@ -72,7 +73,9 @@ def problems() -> PageProblems:
 
 
 @pytest.fixture
-def page(browser: Browser, problems: PageProblems) -> Iterator[Page]:
+def page(browser: Browser, problems: PageProblems, request: pytest.FixtureRequest) -> Iterator[Page]:
+    if "served" in request.fixturenames:
+        request.getfixturevalue("served")  # set up first, so the page closes before the server stops
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.set_default_timeout(10_000)

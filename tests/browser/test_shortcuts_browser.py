@@ -72,3 +72,15 @@ def test_search_from_the_queue_with_the_slash_key(page: Page, served: Served) ->
     page.screenshot(path="/tmp/carebot-search.png", full_page=True)
     page.goto(f"{served.url}/search?q=%23{wanted}")
     expect(page.locator("table.search-results tbody tr")).to_have_count(1)
+
+
+def test_the_tab_title_counts_waiting_tickets_without_a_reload(page: Page, served: Served) -> None:
+    desk = served.desk
+    desk.escalate("my broadband is down")
+    log_in(page, served)
+    page.goto(f"{served.url}/queue")
+    expect(page).to_have_title("(1) Queue · carebot")
+    page.evaluate("window.notReloaded = true")
+    desk.escalate("and my tv box too", customer_id="888", customer_handle="sam")
+    expect(page).to_have_title("(2) Queue · carebot", timeout=3000)  # within 3 s of the new ticket
+    assert page.evaluate("window.notReloaded") is True

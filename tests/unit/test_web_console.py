@@ -4,6 +4,7 @@ suggestions and the live tone check."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -418,3 +419,16 @@ def test_search_finds_tickets_by_number_handle_words_state_agent_and_date(desk: 
     page = client.get("/search", params={"q": "router"}).text
     assert f'href="/tickets/{old}"' in page and f'href="/tickets/{other}"' not in page
     assert "is not a date" in client.get("/search", params={"since": "yesterday"}).text
+
+
+def test_the_event_stream_sends_the_queue_counts_and_the_newest_message_on_my_tickets(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("my broadband is down")
+    client, _, _ = _take(desk)
+    desk.escalate("and my tv box too", customer_id="888", customer_handle="sam")
+    response = client.get("/api/events", params={"once": "true"})
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    [data] = [line.removeprefix("data: ") for line in response.text.splitlines() if line.startswith("data: ")]
+    state = json.loads(data)
+    assert state["counts"]["waiting"] == 1 and state["counts"]["mine"] == 1
+    assert state["newest_on_mine"]["ticket_id"] == ticket_id
+    assert desk.client().get("/api/events", params={"once": "true"}).status_code == 401

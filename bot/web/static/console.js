@@ -202,8 +202,84 @@
     });
   }
 
+  function beep() {
+    try {
+      var audio = new (window.AudioContext || window.webkitAudioContext)();
+      var tone = audio.createOscillator();
+      var gain = audio.createGain();
+      tone.frequency.value = 880;
+      gain.gain.value = 0.08;
+      tone.connect(gain);
+      gain.connect(audio.destination);
+      tone.start();
+      tone.stop(audio.currentTime + 0.15);
+    } catch (e) { /* no audio here */ }
+  }
+
+  function notify(title, body, href) {
+    if (window.localStorage && localStorage.getItem("carebot-sound") === "on") beep();
+    if (window.Notification && Notification.permission === "granted") {
+      var note = new Notification(title, { body: body, tag: href });
+      note.onclick = function () { window.focus(); window.location.href = href; };
+    }
+  }
+
+  function notificationPrefs() {
+    var desktop = document.getElementById("notify-desktop");
+    var sound = document.getElementById("notify-sound");
+    if (desktop) {
+      var showDesktop = function () {
+        var state = window.Notification ? Notification.permission : "unsupported";
+        desktop.textContent = state === "granted" ? "Desktop notifications on"
+          : state === "denied" ? "Desktop notifications blocked by the browser"
+          : state === "unsupported" ? "No desktop notifications in this browser" : "Turn on desktop notifications";
+        desktop.disabled = state !== "default";
+      };
+      showDesktop();
+      desktop.addEventListener("click", function () {
+        if (window.Notification) Notification.requestPermission().then(showDesktop);
+      });
+    }
+    if (sound) {
+      var showSound = function () {
+        var on = localStorage.getItem("carebot-sound") === "on";
+        sound.textContent = on ? "Sound on" : "Sound off";
+        sound.setAttribute("aria-pressed", on ? "true" : "false");
+      };
+      showSound();
+      sound.addEventListener("click", function () {
+        localStorage.setItem("carebot-sound", localStorage.getItem("carebot-sound") === "on" ? "off" : "on");
+        showSound();
+      });
+    }
+  }
+
+  function liveEvents() {
+    // The queue's count in the tab title and notifications, from server-sent events (no reload).
+    if (!document.getElementById("shortcuts") || !window.EventSource) return;  // agents and leads only
+    var baseTitle = document.title;
+    var seen = null;
+    var source = new EventSource("/api/events");
+    source.onmessage = function (event) {
+      var state;
+      try { state = JSON.parse(event.data); } catch (e) { return; }
+      var waiting = state.counts.waiting;
+      document.title = (waiting > 0 ? "(" + waiting + ") " : "") + baseTitle;
+      var mine = state.newest_on_mine;
+      if (seen !== null) {
+        if (waiting > seen.waiting) notify("A new ticket is waiting", waiting + " waiting in the queue", "/queue");
+        if (mine && (!seen.mine || mine.message_id !== seen.mine.message_id)) {
+          notify("Ticket " + mine.ticket_id + ": the customer wrote again", "", "/tickets/" + mine.ticket_id);
+        }
+      }
+      seen = { waiting: waiting, mine: mine };
+    };
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     shortcuts();
+    notificationPrefs();
+    liveEvents();
     tickSla();
     setInterval(tickSla, 1000);
     confirmations();
