@@ -1,6 +1,7 @@
-"""The web app's tables: log-in accounts (argon2id hashes, role), sessions, log-in attempts and one row per
-client address that serialises its log-in attempts. Kept in their own MetaData; migration 0005 creates them,
-0008 adds web_login_clients and lets an attempt be unfinished."""
+"""The web app's tables: log-in accounts (argon2id hashes, role), sessions, log-in attempts, one row per client
+address that serialises its log-in attempts, and agents' saved replies (macros). Kept in their own MetaData;
+migration 0005 creates them, 0008 adds web_login_clients and lets an attempt be unfinished, 0009 adds
+web_macros."""
 
 from __future__ import annotations
 
@@ -73,4 +74,18 @@ login_clients = Table(
     metadata,
     Column("client", String(64), primary_key=True),
     Column("last_attempt_at", DateTime(timezone=True), nullable=False),
+)
+
+# Saved replies an agent inserts into the reply box, with {customer} and {agent} filled in (bot/web/macros.py).
+# An agent's own (shared false) or the whole team's (shared true, made by a lead).
+macros = Table(
+    "web_macros",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner_id", Integer, ForeignKey("web_accounts.id", ondelete="CASCADE"), nullable=False),
+    Column("shared", Boolean, nullable=False),
+    Column("title", String(80), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_web_macros_owner", "owner_id"),
 )

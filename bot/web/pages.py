@@ -19,6 +19,8 @@ from bot.web.access import SESSION_COOKIE, AccessFirstRoute, AgentViewer, AnyVie
 from bot.web.accounts import LoginRateLimited, LoginRefused
 from bot.web.console import QUEUE_VIEWS, SEARCH_LIMIT, SEARCH_STATES, ConsoleError, ConsoleService, TicketSearch
 from bot.web.limits import PathId
+from bot.web.macro_pages import macro_service
+from bot.web.macros import fill, first_name
 from bot.web.rendering import render, set_notice
 
 router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
@@ -195,10 +197,15 @@ def _ticket_page(
     if insert is not None and not body:
         body = next((s.insert_text for s in suggestions if s.entry_id == insert), "")
     tone = console.tone_check(body, viewer.account, dm=ticket.source == "dm") if body else None
+    agent = first_name(viewer.account)
+    macros = [
+        (macro, fill(macro.body, customer=ticket.customer_handle, agent=agent))
+        for macro in macro_service(request).available(viewer.account)
+    ] if ticket.is_open else []  # fmt: skip
     return render(
         request, "ticket.html", viewer, status_code=status_code, ticket=ticket, suggestions=suggestions,
         body=body, error=error, tone=tone, mine=ticket.held_by(viewer.account),
-        signature=console.signature(viewer.account),
+        signature=console.signature(viewer.account), macros=macros,
     )  # fmt: skip
 
 

@@ -34,6 +34,7 @@ class NavItem:
 NAVIGATION = (
     NavItem("Queue", "/queue", ("agent", "lead")),
     NavItem("Search", "/search", ("agent", "lead")),
+    NavItem("Macros", "/macros", ("agent", "lead")),
     NavItem("Shift", "/lead", ("lead",)),
     NavItem("FAQ", "/faq", ("editor", "lead")),
     NavItem("Unanswered", "/unanswered", ("editor", "lead")),

@@ -84,3 +84,26 @@ def test_the_tab_title_counts_waiting_tickets_without_a_reload(page: Page, serve
     desk.escalate("and my tv box too", customer_id="888", customer_handle="sam")
     expect(page).to_have_title("(2) Queue · carebot", timeout=3000)  # within 3 s of the new ticket
     assert page.evaluate("window.notReloaded") is True
+
+
+def test_save_a_macro_and_insert_it_into_a_reply(page: Page, served: Served, problems: PageProblems) -> None:
+    ticket_id = served.desk.escalate("is the network down in Leeds?", customer_handle="leeds_lad")
+    log_in(page, served)
+    page.goto(f"{served.url}/macros")
+    page.fill("#macro-title", "Outage")
+    page.fill("#macro-body", "SORRY {customer}!!! We know about it.")
+    page.click("#macro-save")
+    expect(page.locator(".notice-error")).to_contain_text("Not saved")  # the tone check, before it is kept
+    page.fill("#macro-title", "Outage")
+    page.fill("#macro-body", "Sorry {customer}, we know about the fault in your area and the fix is under way. {agent}")
+    page.click("#macro-save")
+    expect(page.locator(".notice-success")).to_contain_text("Saved the macro")
+    page.goto(f"{served.url}/tickets/{ticket_id}")
+    page.click("#claim")
+    page.locator("#macros a.insert").first.click()
+    filled = "Sorry @leeds_lad, we know about the fault in your area and the fix is under way. Ann"
+    expect(page.locator("#reply-body")).to_have_value(filled)
+    expect(page.locator("#tone-report")).to_contain_text("Tone check passed")
+    page.click("#send-reply")
+    expect(page.locator(".notice-success")).to_contain_text("Reply queued")
+    problems.assert_none()

@@ -432,3 +432,35 @@ def test_the_event_stream_sends_the_queue_counts_and_the_newest_message_on_my_ti
     assert state["counts"]["waiting"] == 1 and state["counts"]["mine"] == 1
     assert state["newest_on_mine"]["ticket_id"] == ticket_id
     assert desk.client().get("/api/events", params={"once": "true"}).status_code == 401
+
+
+def test_macros_are_saved_tone_checked_filled_in_and_shared_only_by_leads(desk: WebDesk) -> None:
+    ticket_id = desk.escalate("is the network down in Leeds?", customer_id="909", customer_handle="leeds_lad")
+    client, csrf, _ = _take(desk)  # ann, an agent
+    headers = {"X-CSRF-Token": csrf}
+    saved = client.post("/api/macros", headers=headers, json={"title": "Status page",
+                        "body": "Sorry {customer}, live updates are on our status page. {agent}"})  # fmt: skip
+    assert saved.status_code == 201, saved.text
+    for body, words in (
+        ("We will NEVER ask for your password!!", "capitals"),
+        ("Call us on 07700 900123 {customer}", "personal data"),
+        ("Hello {name}", "Unknown placeholder {name}"),
+    ):
+        refused = client.post("/api/macros", headers=headers, json={"title": "x", "body": body})
+        assert refused.status_code == 409 and words in refused.text, body
+    shared = client.post("/api/macros", headers=headers, json={"title": "t", "body": "Hi {customer}", "shared": True})
+    assert shared.status_code == 409 and "Only a lead" in shared.text
+    lead = desk.logged_in("lee")
+    lead_csrf = csrf_of(lead)
+    team = lead.post("/api/macros", headers={"X-CSRF-Token": lead_csrf},
+                     json={"title": "Thanks", "body": "Thanks for your patience, {customer}.", "shared": True})
+    assert team.status_code == 201
+    assert [m["title"] for m in client.get("/api/macros").json()["macros"]] == ["Status page", "Thanks"]
+
+    page = client.get(f"/tickets/{ticket_id}").text
+    assert "Sorry @leeds_lad, live updates are on our status page. Ann" in page  # filled in for this ticket
+    other = desk.logged_in("bob")
+    assert [m["title"] for m in other.get("/api/macros").json()["macros"]] == ["Thanks"]  # not ann's own
+    refused = other.post(f"/api/macros/{saved.json()['id']}/delete", headers={"X-CSRF-Token": csrf_of(other)})
+    assert refused.status_code == 409
+    assert client.post(f"/api/macros/{saved.json()['id']}/delete", headers=headers).status_code == 200
