@@ -18,7 +18,7 @@ from bot.db import as_utc
 from bot.decision.personal_data import redact
 from bot.web.access import Viewer
 from bot.web.app import WEB_DIR
-from bot.web.text import plain_customer_text, render_customer_text
+from bot.web.text import plain_customer_text, plain_reason, render_customer_text
 
 FLASH_COOKIE = "carebot_notice"
 
@@ -83,7 +83,7 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(customer_text=render_customer_text, one_line=plain_customer_text, duration=duration,
-                       clock=clock_time, iso=iso, redacted=redact)  # fmt: skip
+                       clock=clock_time, iso=iso, redacted=redact, plain_reason=plain_reason)  # fmt: skip
     return env
 
 

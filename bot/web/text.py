@@ -8,6 +8,7 @@ left alone: they are how those emoji are written (bot/hidden_text.py says which 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from markupsafe import Markup, escape
@@ -49,3 +50,18 @@ def plain_customer_text(text: str | None) -> str:
         last = position + 1
     out.append(text[last:])
     return " ".join("".join(out).split())
+
+
+_CONFIDENCE_IN_GUESS = re.compile(r",\s*confidence\s+[\d.]+")
+_ONLY_WITH = re.compile(r"but only with confidence\s+[\d.]+")
+_NUMBERS_IN_PARENS = re.compile(r"\s*\([^()]*\d[^()]*\)")
+
+
+def plain_reason(reason: str) -> str:
+    """A triage reason in words, without its scores: "Rasa reads this as a billing issue (confidence 0.98)." is
+    "Rasa reads this as a billing issue." The full text stays behind the ticket's "details" toggle."""
+    text = _CONFIDENCE_IN_GUESS.sub("", reason)
+    text = _ONLY_WITH.sub("but not surely", text)
+    text = _NUMBERS_IN_PARENS.sub("", text)
+    text = re.sub(r"\s+([.,:;])", r"\1", text)
+    return " ".join(text.split())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from web_support import web_desk
 
-from bot.web.text import plain_customer_text, render_customer_text
+from bot.web.text import plain_customer_text, plain_reason, render_customer_text
 
 HOSTILE = (Path(__file__).resolve().parent.parent / "data" / "hostile_tweets.txt").read_text().splitlines()
 
@@ -81,3 +81,37 @@ def test_the_console_pages_render_every_hostile_tweet_as_text(tmp_path: Path) ->
     ticket_pages = "".join(pages[1:])
     assert "&lt;script&gt;alert(document.cookie)&lt;/script&gt;" in ticket_pages
     assert "{{7*7}}" in ticket_pages and "⟦U+202E⟧" in ticket_pages and "⟦U+200B⟧" in ticket_pages
+
+
+@pytest.mark.parametrize(
+    ("reason", "plain"),
+    [
+        ("Rasa reads this as a product question (confidence 0.98).", "Rasa reads this as a product question."),
+        ("Priority 3 (1 is most urgent, 4 routine): a technical problem.", "Priority 3: a technical problem."),
+        (
+            "Rasa is unsure what kind of message this is (best guess: a product question, confidence 0.34).",
+            "Rasa is unsure what kind of message this is (best guess: a product question).",
+        ),
+        (
+            "The best FAQ entry is restart-router (answer score 0.60: head 0.60, centroid 0.61): close enough to "
+            "answer a product question automatically (score ≥ 0.50, margin ≥ 0.00).",
+            "The best FAQ entry is restart-router: close enough to answer a product question automatically.",
+        ),
+        (
+            "Rasa reads this as a complaint, but only with confidence 0.45 (below 0.60), so the kind is unclear.",
+            "Rasa reads this as a complaint, but not surely, so the kind is unclear.",
+        ),
+        ("The customer is angry (written in capitals).", "The customer is angry (written in capitals)."),
+    ],
+)
+def test_reasons_read_as_words_without_their_scores(reason: str, plain: str) -> None:
+    assert plain_reason(reason) == plain
+
+
+def test_the_ticket_page_shows_plain_reasons_and_the_scores_behind_details(tmp_path: Path) -> None:
+    with web_desk(tmp_path) as desk:
+        ticket_id = desk.escalate(reasons=["Rasa reads this as a billing issue (confidence 0.97)."])
+        page = desk.logged_in("ann").get(f"/tickets/{ticket_id}").text
+        shown, details = page.split('<details class="reason-details">', 1)
+        assert "<li>Rasa reads this as a billing issue.</li>" in shown and "0.97" not in shown.split("Why a human")[1]
+        assert "confidence 0.97" in details.split("</details>", 1)[0]
