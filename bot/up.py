@@ -87,7 +87,7 @@ DEMO_PEOPLE = (
     ("raj", "agent", "Raj Patel", "RP", "core", "online"),
     ("olu", "agent", "Olu Adeyemi", "OA", "on_call", "offline"),
     ("eve", "editor", "Eve Marsh", None, None, None),
-    ("liam", "lead", "Liam Chen", "LC", "core", "online"),
+    ("liam", "lead", "Liam Chen", "LC", "core", "offline"),  # a lead takes tickets only when they choose to
 )
 
 
