@@ -1,10 +1,11 @@
 """Unanswered questions and training examples: what the FAQ editor learns from the tweets people had to answer.
 
 Unanswered questions are stored tweets that went to people (band human or approve) while no FAQ entry was close
-enough: the answer score (bot/decision/answer_score.py; the top FAQ cosine for tweets decided before it existed)
-below the policy's bar for an automatic answer, or no hit at all. They are grouped by meaning
-(their embeddings, clustered around the densest tweets), largest group first, each with examples, the replies
-agents gave, and a suggested draft. The training export turns agents' resolutions (resolved tickets with a kind
+enough, of a kind of message the FAQ may answer (not complaints, outage reports, spam and the like, which the
+policy never answers from the FAQ): the answer score (bot/decision/answer_score.py; the top FAQ cosine for tweets
+decided before it existed) below the policy's bar for an automatic answer, or no hit at all. They are grouped by
+meaning (their embeddings, clustered around the densest tweets), largest group first, each with examples, the
+replies agents gave, and a suggested draft. The training export turns agents' resolutions (resolved tickets with a kind
 of message or an FAQ answer) into examples in Rasa's NLU YAML, cleaned of mentions and links; a tweet with any
 personal data (bot/decision/personal_data.py) is left out of it. In the groups, every piece of personal data in
 the questions, examples, agents' replies, slugs and draft links is replaced by a placeholder such as "[name]".
@@ -197,7 +198,11 @@ class UnansweredQuestions:
             for row in conn.execute(query):
                 stored = row.decision if isinstance(row.decision, dict) else {}
                 hits = stored.get("faq_hits") or []
-                answer = (stored.get("decision") or {}).get("answer") or {}
+                decision = stored.get("decision") or {}
+                kind = decision.get("intent")
+                if kind and self.policy.intent(kind).faq == "never":
+                    continue  # a complaint, an outage report, spam…: no FAQ entry is what it needs
+                answer = decision.get("answer") or {}
                 top = answer.get("score", stored.get("faq_top_score"))
                 if top is not None and float(top) >= self.score_limit:
                     continue
