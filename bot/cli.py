@@ -39,7 +39,7 @@ from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
 from bot.processes import ChildProcessError
 from bot.sandbox.cli import sandbox_app
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings, unknown_variables
 from bot.traffic import TrafficFileError
 from bot.triage_cli import triage_app
 from bot.web.cli import users_app, web_command
@@ -87,6 +87,8 @@ def _root(
 ) -> None:
     STATE.settings_file = settings_file
     STATE._settings = None
+    for warning in unknown_variables():  # a misspelled CAREBOT_ variable is otherwise ignored without a word
+        console.print(Text.assemble(("warning: ", "bold yellow"), warning), highlight=False, soft_wrap=True)
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """carebot's settings: environment variables with the prefix CAREBOT_, optionally a settings file.
 
 The settings file (KEY=value lines, the same names as the environment variables) is named by
-CAREBOT_SETTINGS_FILE or `carebot --settings FILE`; the environment wins over the file.
+CAREBOT_SETTINGS_FILE or `carebot --settings FILE`; the environment wins over the file. A CAREBOT_ variable in the
+environment that is neither a setting nor one of OTHER_VARIABLES is a misspelling: `carebot` warns about it
+(`unknown_variables`); in the settings file it is an error.
 
 The data directory holds personal data (tweets, tickets), password hashes and the NLU token: it is kept readable
 by its owner only (0700, see `ensure_private_dir`), and the `carebot` command creates every file 0600.
@@ -11,10 +13,13 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import pydantic_settings
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -235,7 +240,95 @@ def load_settings(settings_file: Path | None = None) -> Settings:
             return Settings(_env_file=file)  # type: ignore[call-arg]
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"CAREBOT_{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        hinted: set[str] = set()
+        problems = "; ".join(_problem(error, file, hinted) for error in exc.errors())
         raise SettingsError(f"invalid settings: {problems}") from exc
+    except pydantic_settings.SettingsError as exc:  # a list setting that is not JSON, before any validation
+        raise SettingsError(f"invalid settings: {_unparsable(exc, file)}") from exc
+
+
+# CAREBOT_ variables that carebot or its tests read besides the settings: none of them is a misspelled setting.
+OTHER_VARIABLES = (
+    "CAREBOT_SETTINGS_FILE",  # load_settings: the settings file
+    "CAREBOT_FAILPOINT",  # bot/channel/failpoints.py: the crash tests' kill points
+    "CAREBOT_RASA_AUTH_TOKEN",  # bot/nlu/rasa_run.py: the NLU token, handed to Rasa's launcher
+    "CAREBOT_TEST_POSTGRES_URL",  # tests/conftest.py, bench/handoff.py: PostgreSQL for the tests
+    "CAREBOT_TEST_CACHE",  # tests/conftest.py: trained test models
+    "CAREBOT_BENCH_POSTGRES_URL",  # bench/handoff.py, bench/web.py
+)
+# Examples for the JSON list settings' error messages; other list settings get a generic one.
+_JSON_EXAMPLES = {
+    "x_search_queries": '["#kestreldown","kestrel broadband"]',
+    "sandbox_allowed_hosts": '["care-training.lan"]',
+    "web_trusted_proxies": '["10.0.0.5","10.0.0.0/24"]',
+}
+
+
+def known_variables() -> list[str]:
+    """Every CAREBOT_ variable carebot reads: one per setting, and OTHER_VARIABLES."""
+    prefix = str(Settings.model_config.get("env_prefix", ""))
+    return sorted({f"{prefix}{name}".upper() for name in Settings.model_fields} | set(OTHER_VARIABLES))
+
+
+def _not_a_setting(name: str, where: str = "") -> str:
+    import difflib
+
+    # Compared without the prefix that they all share, else CAREBOT_ZZZ would be "close" to CAREBOT_NLU_URL.
+    known = {variable.removeprefix("CAREBOT_"): variable for variable in known_variables()}
+    close = difflib.get_close_matches(name.upper().removeprefix("CAREBOT_"), known, n=1)
+    return f"{name}{where} is not a carebot setting" + (f"; did you mean {known[close[0]]}?" if close else "")
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each CAREBOT_ variable in the environment that carebot does not read (a misspelling:
+    pydantic ignores it), with the closest known name."""
+    environ = os.environ if environ is None else environ
+    known = set(known_variables())
+    return [
+        _not_a_setting(name) for name in sorted(environ)
+        if name.upper().startswith("CAREBOT_") and name.upper() not in known
+    ]  # fmt: skip
+
+
+def _json_shape(field_name: str) -> str | None:
+    """What a setting read as JSON must look like ('a JSON list, e.g. [...]'); None for other settings."""
+    import typing
+
+    field = Settings.model_fields.get(field_name)
+    annotation = field.annotation if field is not None else None
+    kinds = {typing.get_origin(part) or part for part in (annotation, *typing.get_args(annotation))}
+    if dict in kinds:
+        return "a JSON object, e.g. " + _JSON_EXAMPLES.get(field_name, '{"key":"value"}')
+    if kinds & {list, set, tuple, frozenset}:
+        return "a JSON list, e.g. " + _JSON_EXAMPLES.get(field_name, '["one","two"]')
+    return None
+
+
+def _problem(error: Mapping[str, Any], file: Path | None, hinted: set[str]) -> str:
+    """One validation error as `VARIABLE: what is wrong`; the shape of a JSON setting once (`hinted`)."""
+    field, *inside = error["loc"] or ("?",)
+    if error["type"] == "extra_forbidden":  # only a settings file can name an unknown setting
+        return _not_a_setting(str(field).upper(), f" (in {file})" if file else "")
+    message = f"CAREBOT_{str(field).upper()}{''.join(f'[{part}]' for part in inside)}: {error['msg']}"
+    shape = _json_shape(str(field))
+    if shape and str(error["type"]).endswith("_type") and str(field) not in hinted:  # "#kestreldown", {}, [1, 2]
+        hinted.add(str(field))
+        message += f"; it must be {shape}"
+    return message
+
+
+def _unparsable(exc: Exception, file: Path | None) -> str:
+    """pydantic-settings' 'error parsing value for field "x" from source "EnvSettingsSource"' as one line naming the
+    variable, what it must look like and where it came from."""
+    import json
+    import re
+
+    found = re.search(r'field "(\w+)" from source "(\w+)"', str(exc))
+    if found is None:
+        return str(exc)
+    field, source = found.groups()
+    cause = exc.__cause__
+    detail = f" ({cause.msg} at character {cause.pos + 1})" if isinstance(cause, json.JSONDecodeError) else ""
+    where = f" (in {file})" if file is not None and source.startswith("DotEnv") else ""
+    shape = _json_shape(field) or "valid JSON"
+    return f"CAREBOT_{field.upper()}{where}: not valid JSON{detail}; it must be {shape}"

@@ -18,6 +18,7 @@ from types import TracebackType
 from bot.nlu.client import NluClient
 from bot.nlu.rasa_run import TOKEN_VARIABLE
 from bot.nlu.training import rasa_environment, rasa_executable
+from bot.ports import port_in_use
 from bot.processes import log_tail, stop_process_group
 from bot.settings import PROJECT_ROOT, Settings
 
@@ -51,6 +52,9 @@ class NluServer:
         with NluClient(self.url, self.settings.effective_nlu_token, timeout_s=1, retries=0) as probe:
             if probe.model_file() is not None:
                 raise NluServerError(f"something already answers at {self.url}; choose another CAREBOT_NLU_PORT")
+        busy = port_in_use(self.settings.nlu_host, self.settings.nlu_port, "CAREBOT_NLU_PORT")
+        if busy:  # else Rasa loads for seconds, then dies with a traceback in its log
+            raise NluServerError(busy)
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")  # noqa: SIM115 - the child owns it for its lifetime
         started = time.monotonic()

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from bot.ports import port_in_use
 from bot.sandbox.faults import ENDPOINTS, KINDS
 from bot.sandbox.replay import ReplayError, TrafficLine, replay
 from bot.settings import Settings
@@ -35,7 +36,7 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> NoReturn:
-    console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    console.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)  # one line
     raise typer.Exit(1)
 
 
@@ -48,6 +49,9 @@ def _serve(host: str | None, port: int | None, store: Path | None) -> None:
     host = host or settings.sandbox_host
     port = port or settings.sandbox_port
     store_path = store or settings.effective_sandbox_store
+    problem = port_in_use(host, port, "CAREBOT_SANDBOX_PORT")
+    if problem:
+        _fail(problem)
     if host not in LOOPBACK:
         console.print(f"[yellow]warning:[/] the /sandbox/ endpoints have no authentication; {host} is not loopback")
     # Its own address is how carebot reaches it (settings.effective_sandbox_url); other names must be configured.

@@ -24,7 +24,7 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> typer.Exit:
-    console.print(Text.assemble(("error: ", "bold red"), message), highlight=False)
+    console.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)  # one line
     return typer.Exit(1)
 
 
@@ -35,11 +35,15 @@ def web_command(
     """Run the web app: the agent console and its JSON API. Log in with an account from `carebot users add`."""
     import uvicorn
 
+    from bot.ports import port_in_use
     from bot.web.app import create_app
 
     settings = _settings()
     host = host or settings.web_host
     port = port or settings.web_port
+    problem = port_in_use(host, port, "CAREBOT_WEB_PORT")
+    if problem:
+        raise _fail(problem)
     app = create_app(settings)
     if not app.state.services.accounts.list_accounts():
         console.print("No accounts yet: create one with `carebot users add NAME --role agent --name … --initials …`")

@@ -16,6 +16,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[dict[str, An
     calls: list[dict[str, Any]] = []
     monkeypatch.setenv("CAREBOT_DATA_DIR", str(tmp_path / "var"))
     monkeypatch.setattr("uvicorn.run", lambda served_app, **options: calls.append({"app": served_app, **options}))
+    monkeypatch.setattr("bot.sandbox.cli.port_in_use", lambda *args: None)  # whatever runs on 8090 here
     return calls
 
 
