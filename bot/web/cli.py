@@ -49,7 +49,9 @@ def web_command(
         console.print("No accounts yet: create one with `carebot users add NAME --role agent --name … --initials …`")
     shown = f"[{host}]" if ":" in host else host
     console.print(f"carebot web on http://{shown}:{port}/ (Ctrl-C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False)
+    # Open event streams (bot/web/events.py) end on their own only after minutes: a stop waits 5 s for them.
+    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
+                timeout_graceful_shutdown=5)  # fmt: skip
 
 
 def _read_password(from_stdin: bool) -> str:
