@@ -17,6 +17,10 @@ Sandbox-only endpoints (JSON, no authentication: a loopback tool):
   GET /sandbox/stats → {"requests": {endpoint: n}, "total": n}; DELETE /sandbox/stats sets them to zero
 Tweets from the sandbox endpoints carry every tweet field plus author_username and in_reply_to_tweet_id.
 
+Like X, recent search reaches back 7 days: a since_id, until_id or start_time from before that gets X's 400 (the
+message names the oldest time and the smallest since_id it would take), and since_id with start_time is refused.
+Every error answer is sent as application/problem+json, as X sends them.
+
 Bad input gets a 400 in X's error shape, never a 500, and is refused before anything is written: a JSON body must
 be UTF-8 JSON without NaN or Infinity, nested at most MAX_JSON_DEPTH deep, with no lone surrogate (an unpaired
 \\ud800 to \\udfff escape) in any text; a pagination token must name a tweet id. Because /sandbox/ has no
@@ -41,13 +45,25 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from bot.sandbox.customers import DM_MAX_CHARS, SandboxInputError, post_customer_dm, post_customer_tweet
 from bot.sandbox.faults import Fault, FaultError, Faults, make_fault
 from bot.sandbox.page import add_page
 from bot.sandbox.search import Candidate, QueryError, compile_query
-from bot.sandbox.store import DmEvent, DuplicateTweet, Store, Tweet, UnknownTweet, User, is_snowflake, iso_time
+from bot.sandbox.store import (
+    DmEvent,
+    DuplicateTweet,
+    Store,
+    Tweet,
+    UnknownTweet,
+    User,
+    is_snowflake,
+    iso_time,
+    snowflake_at,
+    snowflake_time,
+)
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 # X's per-15-minute limits (user context), announced in the x-rate-limit-* headers.
@@ -102,6 +118,12 @@ class InvalidRequest(Exception):
         self.parameter, self.value, self.message = parameter, value, message
 
 
+class ProblemResponse(JSONResponse):
+    """An error answer: JSON sent as application/problem+json (RFC 7807), as X sends its errors."""
+
+    media_type = "application/problem+json"
+
+
 class ConnectionDropped(Exception):
     """The fault closed the connection; raised where no real connection exists (an in-process test client)."""
 
@@ -118,7 +140,7 @@ class SandboxApp(FastAPI):
             host = next((value.decode("latin-1") for name, value in scope["headers"] if name == b"host"), "")
             if not self.host_allowed(host):
                 refused = invalid_request_body("Host", host, f"The sandbox X does not answer for the host [{host}]")
-                await JSONResponse(refused, status_code=400)(scope, receive, send)
+                await ProblemResponse(refused, status_code=400)(scope, receive, send)
                 return
             # uvicorn's `send` is a method of its request cycle, which holds the connection's transport.
             scope["sandbox.transport"] = getattr(getattr(send, "__self__", None), "transport", None)
@@ -200,19 +222,27 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
 
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
-        return JSONResponse(invalid_request_body(exc.parameter, exc.value, exc.message), status_code=400)
+        return ProblemResponse(invalid_request_body(exc.parameter, exc.value, exc.message), status_code=400)
 
     @app.exception_handler(SandboxInputError)
     async def sandbox_input_error(_request: Request, exc: SandboxInputError) -> JSONResponse:
         title = "Unsupported Media Type" if exc.status == 415 else "Invalid Request"
-        return JSONResponse(problem(exc.status, title, str(exc)), status_code=exc.status)
+        return ProblemResponse(problem(exc.status, title, str(exc)), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """No such route (404), or not with this method (405, with Allow): in X's problem shape too."""
+        title = "Not Found" if exc.status_code == 404 else str(exc.detail)
+        return ProblemResponse(
+            problem(exc.status_code, title, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
 
     async def gate(request: Request, endpoint: str) -> Response | None:
         """Count the request, check its credentials and apply a fault. A Response ends the request here. For
         post_then_drop, `request.state.drop_after_storing` tells the handler to store, then drop."""
         fault = faults.take(endpoint)
         if not _authorized(request):
-            return JSONResponse(problem(401, "Unauthorized", "Unauthorized"), status_code=401)
+            return ProblemResponse(problem(401, "Unauthorized", "Unauthorized"), status_code=401)
         if fault is None:
             return None
         if fault.kind == "hang":
@@ -227,7 +257,7 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
             return rate_limited(endpoint, fault)
         status = int(fault.kind)
         title = "Internal Server Error" if status == 500 else "Service Unavailable"
-        return JSONResponse(problem(status, title, title), status_code=status)
+        return ProblemResponse(problem(status, title, title), status_code=status)
 
     def rate_limited(endpoint: str, fault: Fault) -> JSONResponse:
         now = time.time()
@@ -246,7 +276,7 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
                 reset = math.ceil(now + fault.reset_in_s) if fault.reset_in_s is not None else window_reset
                 headers["x-rate-limit-reset"] = str(reset)
         body = problem(429, "Too Many Requests", "Too Many Requests")
-        return JSONResponse(body, status_code=429, headers=headers)
+        return ProblemResponse(body, status_code=429, headers=headers)
 
     def answer(endpoint: str, body: dict[str, Any], status: int = 200) -> JSONResponse:
         return JSONResponse(body, status_code=status, headers=windows.use(endpoint))
@@ -290,9 +320,12 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
         except QueryError as exc:
             raise InvalidRequest("query", query, f"There were errors processing your request: {exc}") from exc
         since_id, until_id = _id_param(request, "since_id"), _id_param(request, "until_id")
+        start_time = _time_param(request, "start_time")
         bound = _token_param(request, "next_token") or _token_param(request, "pagination_token")
         max_results = _max_results(request, 10, 100, 10)
-        not_before = iso_time(datetime.now(UTC) - timedelta(days=SEARCH_DAYS))
+        window_start = datetime.now(UTC) - timedelta(days=SEARCH_DAYS)
+        _check_search_window(window_start, since_id, until_id, start_time)
+        not_before = iso_time(max(window_start, start_time or window_start))
         hits: list[Tweet] = []
         upper = _lowest(until_id, bound)
         while len(hits) <= max_results:  # newest first, a batch at a time, until one more than a page is found
@@ -388,7 +421,9 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
             tweet = store.create_tweet(store.account, text, in_reply_to=target, via_api=True, require_unique_text=True)
         except DuplicateTweet:
             detail = "You are not allowed to create a Tweet with duplicate content."
-            return JSONResponse(problem(403, "Forbidden", detail), status_code=403, headers=windows.use("create_tweet"))
+            return ProblemResponse(
+                problem(403, "Forbidden", detail), status_code=403, headers=windows.use("create_tweet")
+            )
         except UnknownTweet as exc:
             raise InvalidRequest(
                 "reply.in_reply_to_tweet_id", target, f"The tweet you are replying to does not exist: {target}"
@@ -661,6 +696,46 @@ def _id_param(request: Request, name: str) -> int | None:
     if not is_snowflake(raw):
         raise InvalidRequest(name, raw, f"The `{name}` query parameter value [{raw}] is not valid")
     return int(raw)
+
+
+def _time_param(request: Request, name: str) -> datetime | None:
+    """An RFC 3339 time (2026-11-26T05:17:02Z, fractions and offsets allowed; without an offset: UTC)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw) if raw.isascii() and len(raw) <= 40 else None
+        if moment is not None:
+            moment = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+    except (ValueError, OverflowError):
+        moment = None
+    if moment is None:
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        message = f"Invalid '{name}':'{shown}'. '{name}' must be a time like 2026-11-26T05:17:02Z"
+        raise InvalidRequest(name, shown, message)
+    return moment
+
+
+def _check_search_window(
+    window_start: datetime, since_id: int | None, until_id: int | None, start_time: datetime | None
+) -> None:
+    """Recent search reaches back SEARCH_DAYS: like X, refuse a since_id, until_id or start_time from before that
+    (400, naming the parameter and, for ids, the smallest id X would take), and since_id with start_time."""
+    if since_id is not None and start_time is not None:
+        raise InvalidRequest(
+            "since_id", since_id, "Invalid use of 'since_id' with 'start_time': at most one of them may be provided"
+        )
+    shown = window_start.strftime("%Y-%m-%dT%H:%MZ")
+    for name, value in (("since_id", since_id), ("until_id", until_id)):
+        if value is not None and snowflake_time(value) < window_start:
+            raise InvalidRequest(
+                name, value, f"'{name}' must be a tweet id created after {shown}. "
+                             f"Please use a '{name}' that is larger than {snowflake_at(window_start)}",
+            )  # fmt: skip
+    if start_time is not None and start_time < window_start:
+        asked = start_time.strftime("%Y-%m-%dT%H:%MZ")
+        message = f"Invalid 'start_time':'{asked}'. 'start_time' must be on or after {shown}"
+        raise InvalidRequest("start_time", asked, message)
 
 
 def _max_results(request: Request, low: int, high: int, default: int) -> int:

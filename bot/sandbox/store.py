@@ -105,6 +105,11 @@ def snowflake_time(snowflake: int) -> datetime:
     return datetime.fromtimestamp(((snowflake >> 22) + TWITTER_EPOCH_MS) / 1000, UTC)
 
 
+def snowflake_at(moment: datetime) -> int:
+    """The smallest snowflake id made at `moment` (to the millisecond): every later tweet has a larger id."""
+    return max(0, int(moment.timestamp() * 1000) - TWITTER_EPOCH_MS) << 22
+
+
 def display_name(handle: str) -> str:
     """Split a CamelCase handle into words ("KestrelCare" → "Kestrel Care"); other handles stay as they are."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", " ", handle)

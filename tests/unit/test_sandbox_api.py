@@ -3,8 +3,10 @@ sandbox-only endpoints, and the store surviving a restart."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.sandbox.server import MENTIONS_REACHABLE, create_app
-from bot.sandbox.store import snowflake_time
+from bot.sandbox.store import snowflake_at, snowflake_time
 
 LOCAL = "http://127.0.0.1:8090"  # the sandbox answers loopback hosts only, like tweepy's requests to it
 AUTH = {"Authorization": "Bearer sandbox-token"}
@@ -183,6 +185,84 @@ def test_search_finds_keywords_and_handles_with_pagination(client: TestClient) -
     assert client.get("/2/tweets/search/recent", headers=AUTH, params={"query": "a", "max_results": 9}).status_code \
         == 400  # fmt: skip
     assert client.get("/2/tweets/search/recent", headers=AUTH, params={"query": " "}).status_code == 400
+
+
+INVALID_REQUEST = "https://api.twitter.com/2/problems/invalid-request"
+
+
+def search(client: TestClient, **params: Any) -> Any:
+    return client.get("/2/tweets/search/recent", headers=AUTH, params={"query": "kestrel", **params})
+
+
+@pytest.mark.parametrize("parameter", ["since_id", "until_id"])
+def test_search_refuses_an_id_older_than_7_days_like_x(client: TestClient, parameter: str) -> None:
+    tweet(client, "ann", "kestrel hub down")
+    stale = str(snowflake_at(datetime.now(UTC) - timedelta(days=8)))
+    response = search(client, **{parameter: stale})
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["title"] == "Invalid Request" and body["type"] == INVALID_REQUEST
+    assert body["detail"] == "One or more parameters to your request was invalid."
+    (error,) = body["errors"]
+    assert error["parameters"] == {parameter: [stale]}
+    matched = re.fullmatch(
+        rf"'{parameter}' must be a tweet id created after (\S+)Z\. Please use a '{parameter}' that is larger than "
+        r"([0-9]+)",
+        error["message"],
+    )
+    assert matched is not None, error["message"]
+    oldest = datetime.fromisoformat(matched[1]).replace(tzinfo=UTC)
+    assert timedelta(days=7) <= datetime.now(UTC) - oldest < timedelta(days=7, minutes=2)
+    smallest = int(matched[2])
+    assert abs(snowflake_time(smallest) - (datetime.now(UTC) - timedelta(days=7))) < timedelta(seconds=30)
+
+
+def test_search_takes_ids_and_a_start_time_inside_the_7_days(client: TestClient) -> None:
+    hits = [tweet(client, f"c{n}", f"kestrel outage {n}")["id"] for n in range(3)]
+    six_days = datetime.now(UTC) - timedelta(days=6, hours=23)
+    assert [t["id"] for t in search(client, since_id=str(snowflake_at(six_days))).json()["data"]] == hits[::-1]
+    assert [t["id"] for t in search(client, since_id=hits[0]).json()["data"]] == hits[:0:-1]
+    assert [t["id"] for t in search(client, start_time=six_days.strftime("%Y-%m-%dT%H:%M:%SZ")).json()["data"]] == (
+        hits[::-1]
+    )
+    later = (datetime.now(UTC) + timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert "data" not in search(client, start_time=later).json()
+    both = search(client, since_id=hits[0], start_time=six_days.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert both.status_code == 400 and "since_id" in both.json()["errors"][0]["parameters"]
+
+
+def test_search_refuses_a_start_time_older_than_7_days_or_not_a_time(client: TestClient) -> None:
+    old = (datetime.now(UTC) - timedelta(days=7, minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    response = search(client, start_time=old)
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+    (error,) = response.json()["errors"]
+    assert list(error["parameters"]) == ["start_time"]
+    assert re.fullmatch(r"Invalid 'start_time':'\S+Z'\. 'start_time' must be on or after \S+Z", error["message"])
+    for bad in ("yesterday", "2026-13-01T00:00:00Z", "0001-01-01T00:00:00+01:00", "9" * 500):
+        refused = search(client, start_time=bad)
+        assert refused.status_code == 400 and refused.json()["type"] == INVALID_REQUEST, bad
+
+
+def test_errors_are_problem_json_and_answers_plain_json(client: TestClient) -> None:
+    ok = client.get("/2/users/me", headers=AUTH)
+    assert ok.headers["content-type"] == "application/json"
+    errors = [
+        client.get("/2/users/me"),  # 401
+        client.get("/2/tweets/search/recent", headers=AUTH),  # 400: no query
+        post(client, "x" * 300),  # 400: too long
+        client.get("/2/no/such/route", headers=AUTH),  # 404
+        client.post("/2/users/me", headers=AUTH),  # 405
+        client.post("/sandbox/customer-tweets", json={"username": "a"}),  # 400 of the sandbox's own endpoints
+        client.get("/2/users/me", headers={**AUTH, "Host": "evil.example"}),  # a host the sandbox does not answer
+    ]
+    post(client, "the same text")
+    errors.append(post(client, "the same text"))  # 403 duplicate
+    assert [r.status_code for r in errors] == [401, 400, 400, 404, 405, 400, 400, 403]
+    for response in errors:
+        assert response.headers["content-type"] == "application/problem+json", response.request.url
+        body = response.json()
+        assert isinstance(body, dict) and body["title"] and body["detail"]
+    assert errors[4].headers["allow"] == "GET"
 
 
 def test_tweet_lookup_by_ids_and_by_id(client: TestClient) -> None:

@@ -86,7 +86,7 @@ def test_429_announces_its_reset(client: TestClient) -> None:
     set_fault(client, endpoint="mentions", kind="429", count=1, reset_in_s=42)
     account = client.get("/2/users/me", headers=AUTH).json()["data"]["id"]
     response = client.get(f"/2/users/{account}/mentions", headers=AUTH)
-    assert response.status_code == 429
+    assert response.status_code == 429 and response.headers["content-type"] == "application/problem+json"
     assert response.json() == {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank",
                                "status": 429}  # fmt: skip
     assert response.headers["x-rate-limit-remaining"] == "0"
@@ -133,6 +133,7 @@ def test_server_errors(client: TestClient, kind: str) -> None:
     assert client.get("/2/tweets/1", headers=AUTH).status_code == int(kind)
     failed = client.post("/2/tweets", headers=AUTH, json={"text": "never stored"})
     assert failed.status_code == int(kind) and failed.json()["status"] == int(kind)
+    assert failed.headers["content-type"] == "application/problem+json"
     assert client.get("/sandbox/posts").json()["data"] == []
     assert client.get("/2/users/me", headers=AUTH).status_code == 200
 

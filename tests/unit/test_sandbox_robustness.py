@@ -24,6 +24,7 @@ PATHS = [
 PARAMETERS = [
     "since_id", "until_id", "max_results", "pagination_token", "next_token", "query", "ids", "tweet.fields",
     "expansions", "user.fields", "dm_event.fields", "event_types", "in_reply_to_tweet_id", "limit", "reply_to",
+    "start_time",
 ]  # fmt: skip
 text = st.text(max_size=40)
 json_values = st.recursive(
