@@ -5,7 +5,8 @@
      ├── XUnavailable           5xx / network / timeout after the retries of a read; a write that was not sent
      ├── XOutcomeUnknown        a write (tweet, DM) that may or may not have happened: look on X before re-sending
      └── XRejected              X refused the request (4xx): `status`, `detail`, `duplicate` (403 duplicate content)
-          └── XAuthError        401, or 403 for credentials or app permissions
+          ├── XAuthError        401, or 403 for credentials or app permissions
+          └── XOutsideSearchWindow  400: a recent search's since_id, until_id or start_time is older than its 7 days
 
 Messages are one line and never contain credentials.
 """
@@ -55,3 +56,15 @@ class XRejected(XError):
 
 class XAuthError(XRejected):
     """X refused our credentials or the app's permissions (401, or 403 for authentication)."""
+
+
+class XOutsideSearchWindow(XRejected):
+    """Recent search reaches back 7 days only: X refused the `parameters` named (since_id, until_id, start_time) as
+    older than that. `window_start` (epoch seconds) is the oldest time X named, when its message names one."""
+
+    def __init__(
+        self, message: str, *, endpoint: str, detail: str, parameters: tuple[str, ...], window_start: float | None
+    ) -> None:
+        super().__init__(message, endpoint=endpoint, status=400, detail=detail)
+        self.parameters = parameters
+        self.window_start = window_start

@@ -28,6 +28,14 @@ def newest_id(ids: Iterable[str | None]) -> str | None:
     return max(present, key=id_key) if present else None
 
 
+TWITTER_EPOCH_MS = 1288834974657  # X's ids are snowflakes: (id >> 22) + this is when the id was made, in ms
+
+
+def id_at(moment: datetime) -> str:
+    """The smallest id X can give a tweet made at `moment`: a since_id that every later tweet is newer than."""
+    return str(max(0, int(moment.timestamp() * 1000) - TWITTER_EPOCH_MS) << 22)
+
+
 def insert_ignoring_duplicates(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> int:
     """Insert rows, skipping those whose primary or unique key exists already. Returns how many were new."""
     if not rows:

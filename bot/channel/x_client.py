@@ -8,6 +8,12 @@ here (X has no idempotency key): the caller decides, after looking on X when the
 retried here either: XRateLimited says until when to wait. A reset time X announces is trusted only within X's own
 windows (15 minutes, 24 hours for the daily caps, each plus a minute for clock skew); a reset header that is not a
 positive finite number counts as no reset time at all.
+
+Nothing but carebot's errors leaves this module: an answer tweepy itself cannot read (an error body that is no JSON
+object makes it raise AttributeError or TypeError) is classified by its HTTP status all the same. Items X sends
+incomplete (a tweet without author_id, a DM event without sender_id: X's schema requires neither) are skipped and
+counted in a log line; the rest of the page is kept. A recent search refused for a since_id, until_id or start_time
+older than its 7 days raises XOutsideSearchWindow, for intake to read again from inside them.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import logging
 import math
 import random
 import re
+import threading
 import time
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +41,7 @@ from bot.channel.errors import (
     XAuthError,
     XError,
     XOutcomeUnknown,
+    XOutsideSearchWindow,
     XRateLimited,
     XRejected,
     XUnavailable,
@@ -61,6 +70,15 @@ _MAX_DETAIL_CHARS = 500
 RATE_WINDOW_MAX_WAIT_S = 15 * 60 + 60
 DAILY_CAP_MAX_WAIT_S = 24 * 3600 + 60
 _RESET_HEADER = re.compile(r"[0-9]{1,20}")  # epoch seconds, as tweepy reads x-rate-limit-reset
+_X_ID = re.compile(r"[0-9]{1,19}")  # X's ids: 64-bit integers as decimal strings
+# Recent search's 7 days: the parameters X refuses when they are older, and the oldest time its message names
+# ("'since_id' must be a tweet id created after 2026-07-31T11:45Z. Please use a 'since_id' that is larger than …",
+# "Invalid 'start_time':'…'. 'start_time' must be on or after 2026-07-31T11:45Z").
+SEARCH_WINDOW_PARAMETERS = ("since_id", "until_id", "start_time")
+_WINDOW_START = re.compile(
+    r"(?:created after|on or after) ([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?)Z"
+)
+SKIPPED_IDS_REMEMBERED = 10_000  # incomplete items are logged as a warning once per id, later at debug level
 # Failures of a read worth another try (a 5xx too); any other requests error is not.
 _TRANSIENT = (
     requests.ConnectionError,
@@ -113,13 +131,26 @@ class XDirectMessage:
 class _BaseUrlAdapter(HTTPAdapter):
     """Sends requests for X's hosts to `base_url` instead, with our timeout, and signs OAuth 1.0a requests again
     for the URL actually requested (the signature covers the URL). A 429's x-rate-limit-reset that is not a whole
-    number of epoch seconds is dropped before tweepy parses it."""
+    number of epoch seconds is dropped before tweepy parses it. Per thread, it remembers whether the current call
+    sent a request and the answer it got: when tweepy itself fails on an answer (an error body that is no JSON
+    object), XClient still knows what X said."""
 
     def __init__(self, base_url: str, timeout_s: float, signer: Callable[[Any], Any] | None) -> None:
         super().__init__()  # no retries in urllib3: ours depend on whether the request was a write
         self._base_url = base_url.rstrip("/")
         self._timeout_s = timeout_s
         self._signer = signer
+        self._call = threading.local()
+
+    def begin_call(self) -> None:
+        self._call.sent = False
+        self._call.response = None
+
+    def sent(self) -> bool:
+        return bool(getattr(self._call, "sent", False))
+
+    def last_response(self) -> requests.Response | None:
+        return getattr(self._call, "response", None)
 
     def rewrite(self, url: str) -> str:
         for host in X_HOSTS:
@@ -144,9 +175,11 @@ class _BaseUrlAdapter(HTTPAdapter):
                 self._signer(request)
             if proxies:  # the environment's proxies were chosen for X's host, not for this one
                 proxies = requests.utils.get_environ_proxies(url)
+        self._call.sent = True
         response = super().send(
             request, stream=stream, timeout=self._timeout_s, verify=verify, cert=cert, proxies=proxies
         )
+        self._call.response = response
         reset = response.headers.get("x-rate-limit-reset")
         if response.status_code == 429 and reset is not None and not _RESET_HEADER.fullmatch(reset):
             del response.headers["x-rate-limit-reset"]  # tweepy's int() would raise ValueError: no reset time given
@@ -185,7 +218,8 @@ def _problem_of(response: requests.Response) -> dict[str, str]:
         return {"detail": response.reason or ""}
     problem = {key: str(body[key]) for key in ("title", "type", "reason", "detail") if body.get(key)}
     messages = []
-    for error in body.get("errors") or []:
+    errors = body.get("errors")
+    for error in errors if isinstance(errors, list) else []:
         if isinstance(error, dict):
             text = error.get("detail") or error.get("message")
             if text and str(text) not in messages:
@@ -197,6 +231,32 @@ def _problem_of(response: requests.Response) -> dict[str, str]:
     parts += [message for message in messages if message != parts[0]]
     problem["detail"] = "; ".join(part for part in parts if part)
     return problem
+
+
+def _outside_search_window(response: requests.Response) -> tuple[tuple[str, ...], float | None]:
+    """The parameters (since_id, until_id, start_time) a 400 of recent search refused as older than its 7 days,
+    and the oldest time X's message names (epoch seconds), if it names one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return (), None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    refused: list[str] = []
+    window_start: float | None = None
+    for error in errors if isinstance(errors, list) else []:
+        if not isinstance(error, dict) or not isinstance(error.get("parameters"), dict):
+            continue
+        message = str(error.get("message") or "")
+        matched = _WINDOW_START.search(message)
+        if matched is None:
+            continue
+        refused += [name for name in SEARCH_WINDOW_PARAMETERS if name in error["parameters"] and name not in refused]
+        try:
+            named = datetime.fromisoformat(matched[1]).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+        window_start = named if window_start is None else max(window_start, named)
+    return tuple(refused), window_start
 
 
 _AUTH_MARKERS = (
@@ -212,14 +272,21 @@ _AUTH_MARKERS = (
 
 
 def _parse_time(value: object) -> datetime | None:
-    if not value:
+    """X's created_at; None when missing or not a time (an optional field is no reason to drop a tweet)."""
+    if not value or not isinstance(value, str):
         return None
-    parsed = datetime.fromisoformat(str(value))
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _optional_str(value: object) -> str | None:
-    return None if value is None else str(value)
+def _x_id(value: object) -> str | None:
+    """An id as X sends them (a 64-bit integer as decimal digits, a number from a careless server too); else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    return value if isinstance(value, str) and _X_ID.fullmatch(value) else None
 
 
 def _by_id(items: Iterable[Any]) -> list[Any]:
@@ -228,34 +295,129 @@ def _by_id(items: Iterable[Any]) -> list[Any]:
     return sorted(unique.values(), key=lambda item: int(item.id))
 
 
+@dataclass
+class _Items:
+    """What a response's `data` held: the items carebot can use, and how many it skipped for what reason."""
+
+    items: list[Any] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+    skipped_ids: list[str] = field(default_factory=list)
+
+    @property
+    def seen(self) -> int:
+        return len(self.items) + sum(self.skipped.values())
+
+    def skip(self, data: object, reason: str) -> None:
+        self.skipped[reason] += 1
+        item_id = _x_id(data.get("id")) if isinstance(data, dict) else None
+        if item_id is not None:
+            self.skipped_ids.append(item_id)
+
+
+def _page_data(page: object) -> list[Any]:
+    """A page's `data` list (none: empty). A page that is no JSON object, or data that is no list, is unexpected."""
+    if not isinstance(page, dict):
+        raise TypeError(f"a page is {type(page).__name__}, not an object")
+    data = page.get("data")
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise TypeError(f"data is {type(data).__name__}, not a list")
+    return data
+
+
 def _usernames(page: dict[str, Any]) -> dict[str, str]:
-    """User id → username from a page's `includes.users` (the author_id or sender_id expansion)."""
-    return {str(user["id"]): str(user["username"]) for user in (page.get("includes") or {}).get("users", [])}
+    """User id → username from a page's `includes.users` (the author_id or sender_id expansion); users without
+    an id or a username are left out."""
+    includes = page.get("includes")
+    users = includes.get("users") if isinstance(includes, dict) else None
+    return {
+        user_id: user["username"]
+        for user in (users if isinstance(users, list) else [])
+        if isinstance(user, dict)
+        and (user_id := _x_id(user.get("id"))) is not None
+        and isinstance(user.get("username"), str)
+    }
 
 
-def _tweets_of(pages: Iterable[dict[str, Any]]) -> list[XTweet]:
-    tweets: list[XTweet] = []
+def _tweets_of(pages: Iterable[dict[str, Any]]) -> _Items:
+    """The tweets of the pages. X's schema requires only id and text: a tweet without an id, text or author_id
+    (or with ids that are no numbers) is skipped and counted, and the rest of the page kept."""
+    parsed = _Items()
     for page in pages:
         usernames = _usernames(page)
-        for data in page.get("data") or []:
-            author_id = str(data["author_id"])
+        for data in _page_data(page):
+            if not isinstance(data, dict):
+                parsed.skip(data, "not an object")
+                continue
+            tweet_id, author_id, text = _x_id(data.get("id")), _x_id(data.get("author_id")), data.get("text")
+            if tweet_id is None:
+                parsed.skip(data, "without id")
+                continue
+            if author_id is None:
+                parsed.skip(data, "without author_id")
+                continue
+            if not isinstance(text, str):
+                parsed.skip(data, "without text")
+                continue
+            references = data.get("referenced_tweets")
             replied_to = next(
-                (str(ref["id"]) for ref in data.get("referenced_tweets") or [] if ref.get("type") == "replied_to"),
+                (
+                    _x_id(ref.get("id"))
+                    for ref in (references if isinstance(references, list) else [])
+                    if isinstance(ref, dict) and ref.get("type") == "replied_to"
+                ),
                 None,
             )
-            tweets.append(
+            parsed.items.append(
                 XTweet(
-                    id=str(data["id"]),
-                    text=str(data["text"]),
+                    id=tweet_id,
+                    text=text,
                     author_id=author_id,
                     author_username=usernames.get(author_id),
-                    conversation_id=_optional_str(data.get("conversation_id")),
+                    conversation_id=_x_id(data.get("conversation_id")),
                     in_reply_to_tweet_id=replied_to,
-                    in_reply_to_user_id=_optional_str(data.get("in_reply_to_user_id")),
+                    in_reply_to_user_id=_x_id(data.get("in_reply_to_user_id")),
                     created_at=_parse_time(data.get("created_at")),
                 )
             )
-    return tweets
+    return parsed
+
+
+def _received_dms(pages: Iterable[dict[str, Any]], me_id: str) -> _Items:
+    """The MessageCreate events others sent us. A DM event without an id or a sender_id (the schema requires
+    neither) is skipped and counted; text is optional (a DM may be only an attachment)."""
+    parsed = _Items()
+    for page in pages:
+        usernames = _usernames(page)
+        for event in _page_data(page):
+            if not isinstance(event, dict):
+                parsed.skip(event, "not an object")
+                continue
+            if event.get("event_type", "MessageCreate") != "MessageCreate":
+                continue
+            event_id, sender_id = _x_id(event.get("id")), _x_id(event.get("sender_id"))
+            if event_id is None:
+                parsed.skip(event, "without id")
+                continue
+            if sender_id is None:
+                parsed.skip(event, "without sender_id")
+                continue
+            if sender_id == me_id:
+                continue
+            text = event.get("text")
+            conversation_id = event.get("dm_conversation_id")
+            parsed.items.append(
+                XDirectMessage(
+                    id=event_id,
+                    sender_id=sender_id,
+                    text=text if isinstance(text, str) else "",
+                    created_at=_parse_time(event.get("created_at")),
+                    conversation_id=conversation_id if isinstance(conversation_id, str) else None,
+                    sender_username=usernames.get(sender_id),
+                )
+            )
+    return parsed
 
 
 class XClient:
@@ -299,6 +461,9 @@ class XClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._me: XUser | None = None
+        self._skipped_lock = threading.Lock()
+        self._skipped_seen: set[str] = set()
+        self._skipped_order: deque[str] = deque()
         self._tweepy = tweepy.Client(
             bearer_token=bearer_token,
             consumer_key=consumer_key,
@@ -308,9 +473,9 @@ class XClient:
             return_type=dict,
             wait_on_rate_limit=False,
         )
-        adapter = _BaseUrlAdapter(self.base_url, timeout_s, signer)
+        self._adapter = _BaseUrlAdapter(self.base_url, timeout_s, signer)
         for host in X_HOSTS:
-            self._tweepy.session.mount(host + "/", adapter)
+            self._tweepy.session.mount(host + "/", self._adapter)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> XClient:
@@ -388,27 +553,37 @@ class XClient:
             )
 
         pages, exhausted = self._pages("mentions", page, max_pages)
-        tweets = self._parsed("mentions", lambda: _by_id(_tweets_of(pages)))
+        parsed = self._items("mentions", functools.partial(_tweets_of, pages))
+        tweets = _by_id(parsed.items)
         if not exhausted:
             complete = False
         elif since_id is None:
             complete = True
         else:
-            complete = len(tweets) < MENTIONS_REACHABLE
+            complete = parsed.seen < MENTIONS_REACHABLE  # skipped ones count: they are among the 800 served
         return MentionsRead(tweets=tweets, newest_id=tweets[-1].id if tweets else None, complete=complete)
 
     def search_recent(
-        self, query: str, *, since_id: str | None = None, until_id: str | None = None, max_pages: int = 5
+        self,
+        query: str,
+        *,
+        since_id: str | None = None,
+        until_id: str | None = None,
+        start_time: datetime | None = None,
+        max_pages: int = 5,
     ) -> list[XTweet]:
-        """Recent tweets matching a keyword query, oldest first."""
+        """Recent tweets matching a keyword query, oldest first. X searches the last 7 days only: a since_id,
+        until_id or start_time older than that raises XOutsideSearchWindow. X takes since_id or start_time, not
+        both."""
 
         def page(token: str | None) -> dict[str, Any]:
             return self._tweepy.search_recent_tweets(
-                query, since_id=since_id, until_id=until_id, next_token=token, **self._tweet_params()
-            )
+                query, since_id=since_id, until_id=until_id, start_time=start_time, next_token=token,
+                **self._tweet_params(),
+            )  # fmt: skip
 
         pages, _ = self._pages("search", page, max_pages)
-        return self._parsed("search", lambda: _by_id(_tweets_of(pages)))
+        return _by_id(self._items("search", functools.partial(_tweets_of, pages)).items)
 
     def get_tweets(self, ids: Sequence[str]) -> list[XTweet]:
         """The tweets with these ids that exist and are visible, in the order asked."""
@@ -428,7 +603,7 @@ class XClient:
                 ),
             )
             found = {
-                tweet.id: tweet for tweet in self._parsed("tweet_lookup", functools.partial(_tweets_of, [payload]))
+                tweet.id: tweet for tweet in self._items("tweet_lookup", functools.partial(_tweets_of, [payload])).items
             }
             tweets += [found[tweet_id] for tweet_id in chunk if tweet_id in found]
         return tweets
@@ -443,7 +618,7 @@ class XClient:
             )
 
         pages, _ = self._pages("user_tweets", page, max_pages)
-        return self._parsed("user_tweets", lambda: _by_id(_tweets_of(pages)))
+        return _by_id(self._items("user_tweets", functools.partial(_tweets_of, pages)).items)
 
     def dm_events(self, *, max_pages: int = 3) -> list[XDirectMessage]:
         """Direct messages received by the care account (the most recent ones), oldest first."""
@@ -461,24 +636,7 @@ class XClient:
             )
 
         pages, _ = self._pages("dm_events", page, max_pages)
-
-        def received() -> list[XDirectMessage]:
-            messages = [
-                XDirectMessage(
-                    id=str(event["id"]),
-                    sender_id=str(event["sender_id"]),
-                    text=str(event.get("text") or ""),
-                    created_at=_parse_time(event.get("created_at")),
-                    conversation_id=_optional_str(event.get("dm_conversation_id")),
-                    sender_username=_usernames(payload).get(str(event["sender_id"])),
-                )
-                for payload in pages
-                for event in payload.get("data") or []
-                if event.get("event_type", "MessageCreate") == "MessageCreate" and str(event["sender_id"]) != me.id
-            ]
-            return _by_id(messages)
-
-        return self._parsed("dm_events", received)
+        return _by_id(self._items("dm_events", functools.partial(_received_dms, pages, me.id)).items)
 
     # writes
 
@@ -528,8 +686,9 @@ class XClient:
         for _ in range(max_pages):
             payload = self._read(endpoint, functools.partial(fetch, token))
             pages.append(payload)
-            token = (payload.get("meta") or {}).get("next_token") if isinstance(payload, dict) else None
-            if not token:
+            meta = payload.get("meta") if isinstance(payload, dict) else None
+            token = meta.get("next_token") if isinstance(meta, dict) else None
+            if not isinstance(token, str) or not token:
                 return pages, True
         return pages, False
 
@@ -540,6 +699,7 @@ class XClient:
         """A read, retried on 5xx, network errors and timeouts with capped exponential backoff and jitter."""
         attempts = self._max_retries + 1
         for attempt in range(1, attempts + 1):
+            self._adapter.begin_call()
             try:
                 return call()
             except tweepy.TooManyRequests as exc:
@@ -552,6 +712,18 @@ class XClient:
                 problem, cause = _network_problem(exc), exc
             except requests.RequestException as exc:
                 raise XUnavailable(f"X API {endpoint}: {_network_problem(exc)}", endpoint=endpoint) from exc
+            except Exception as exc:  # tweepy failed on X's answer (an error body that is no JSON object) or itself
+                response = self._adapter.last_response()
+                status = response.status_code if response is not None else 0
+                if response is None or status < 400:
+                    raise XUnavailable(
+                        f"X API {endpoint} failed on an unexpected answer ({type(exc).__name__})", endpoint=endpoint
+                    ) from None
+                if status == 429:
+                    raise self._rate_limited(endpoint, response) from None
+                if status < 500:
+                    raise self._rejected(endpoint, response) from None
+                problem, cause = f"HTTP {status}", None
             if attempt < attempts:
                 delay = self._backoff(attempt)
                 log.warning(
@@ -568,6 +740,7 @@ class XClient:
 
     def _write(self, endpoint: str, call: Callable[[], Any]) -> Any:
         """A write, tried once: its failures say whether it may have happened."""
+        self._adapter.begin_call()
         try:
             return call()
         except tweepy.TooManyRequests as exc:
@@ -584,6 +757,44 @@ class XClient:
             raise XOutcomeUnknown(
                 f"X API {endpoint}: {_network_problem(exc)} after sending; it may have been posted", endpoint=endpoint
             ) from exc
+        except Exception as exc:  # tweepy failed on X's answer (an error body that is no JSON object) or itself
+            response = self._adapter.last_response()
+            status = response.status_code if response is not None else 0
+            if response is not None and status == 429:
+                raise self._rate_limited(endpoint, response) from None
+            if response is not None and 400 <= status < 500:
+                raise self._rejected(endpoint, response) from None
+            if response is None and not self._adapter.sent():
+                raise XUnavailable(
+                    f"X API {endpoint} failed before sending ({type(exc).__name__}); not sent", endpoint=endpoint
+                ) from None
+            answer = f"HTTP {status}" if response is not None else "no answer"
+            raise XOutcomeUnknown(
+                f"X API {endpoint} failed on an unexpected answer ({answer}, {type(exc).__name__}); "
+                "it may have been posted",
+                endpoint=endpoint,
+            ) from None
+
+    def _items(self, endpoint: str, parse: Callable[[], _Items]) -> _Items:
+        """Parse a read's pages; items X sent incomplete are skipped, counted and logged (a warning the first
+        time an id is seen, so a skipped item fetched again on every poll does not flood the log)."""
+        parsed: _Items = self._parsed(endpoint, parse)
+        if parsed.skipped:
+            with self._skipped_lock:
+                new = [item_id for item_id in parsed.skipped_ids if item_id not in self._skipped_seen]
+                for item_id in new:
+                    self._skipped_seen.add(item_id)
+                    self._skipped_order.append(item_id)
+                    if len(self._skipped_order) > SKIPPED_IDS_REMEMBERED:
+                        self._skipped_seen.discard(self._skipped_order.popleft())
+            reasons = ", ".join(f"{count} {reason}" for reason, count in sorted(parsed.skipped.items()))
+            ids = f"; ids {', '.join(parsed.skipped_ids[:10])}" if parsed.skipped_ids else ""
+            level = logging.WARNING if new or len(parsed.skipped_ids) < parsed.skipped.total() else logging.DEBUG
+            log.log(
+                level, "X API %s: skipped %d of %d items X sent incomplete (%s)%s",
+                endpoint, parsed.skipped.total(), parsed.seen, reasons, ids,
+            )  # fmt: skip
+        return parsed
 
     def _parsed(self, endpoint: str, parse: Callable[[], Any]) -> Any:
         try:
@@ -641,6 +852,14 @@ class XClient:
         status = response.status_code
         problem = _problem_of(response)
         detail = self._scrub(_one_line(problem.get("detail", "")))[:_MAX_DETAIL_CHARS]
+        if endpoint == "search" and status == 400:
+            refused, window_start = _outside_search_window(response)
+            if refused:
+                return XOutsideSearchWindow(
+                    f"X API {endpoint} rejected the request: HTTP 400: {', '.join(refused)} older than recent "
+                    f"search's 7 days: {detail}",
+                    endpoint=endpoint, detail=detail, parameters=refused, window_start=window_start,
+                )  # fmt: skip
         duplicate = status == 403 and "duplicate" in detail.lower()
         clues = " ".join(problem.values()).lower()
         error_type: type[XRejected] = XRejected

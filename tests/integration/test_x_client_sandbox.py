@@ -7,14 +7,31 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, select
 
-from bot.channel.errors import XAuthError, XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.errors import (
+    XAuthError,
+    XError,
+    XOutcomeUnknown,
+    XOutsideSearchWindow,
+    XRateLimited,
+    XRejected,
+    XUnavailable,
+)
+from bot.channel.intake import Intake
+from bot.channel.models import alerts, inbound_tweets
+from bot.channel.store import get_checkpoint, id_at, set_checkpoint
+from bot.channel.worker import Worker
 from bot.channel.x_client import MENTIONS_REACHABLE, XClient
+from bot.db import make_engine, upgrade
+from bot.sandbox.store import snowflake_time
 from bot.sandbox.testing import RunningSandbox, running_sandbox
 from bot.settings import Settings
 
@@ -134,6 +151,83 @@ def test_search_recent_finds_keywords_without_a_mention(world: World) -> None:
     assert found[0].author_username == "dave" and found[0].in_reply_to_tweet_id is None
     assert [t.id for t in world.client.search_recent("outage", since_id=old["id"])] == [new["id"]]
     assert [t.id for t in world.client.search_recent("outage", until_id=new["id"])] == [old["id"]]
+
+
+# recent search reaches back 7 days
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'carebot.db'}"
+    upgrade(url)
+    db = make_engine(url)
+    yield db
+    db.dispose()
+
+
+def _checkpoint_at(engine: Engine, name: str, since_id: str) -> None:
+    with engine.begin() as conn:
+        set_checkpoint(conn, name, since_id)
+
+
+def test_a_search_since_an_8_day_old_id_gets_xs_400(world: World) -> None:
+    world.tweet("dave", "kestrel outage in Leeds again")
+    stale = id_at(datetime.now(UTC) - timedelta(days=8))
+    world.client.me()
+    world.clear()
+    with pytest.raises(XOutsideSearchWindow) as caught:
+        world.client.search_recent("outage", since_id=stale)
+    assert caught.value.status == 400 and caught.value.parameters == ("since_id",)
+    assert "must be a tweet id created after" in caught.value.detail
+    window_start = datetime.fromtimestamp(caught.value.window_start or 0, UTC)
+    assert timedelta(days=7) <= datetime.now(UTC) - window_start < timedelta(days=7, minutes=2)
+    assert world.requests("search") == 1 and world.sleeps == []  # a refusal, not retried
+    response = world.http.get("/2/tweets/search/recent", params={"query": "outage", "since_id": stale},
+                              headers={"Authorization": "Bearer t"})  # fmt: skip
+    assert response.status_code == 400 and response.headers["content-type"] == "application/problem+json"
+
+
+def test_the_worker_reads_a_stale_keyword_again_inside_the_7_days_and_keeps_reading(
+    world: World, engine: Engine
+) -> None:
+    inside = world.tweet("erin", "is the kestrel outage over?")
+    _checkpoint_at(engine, "search:outage", id_at(datetime.now(UTC) - timedelta(days=8)))
+    triage = SimpleNamespace(step=lambda: SimpleNamespace(triaged=0, waiting=0), batch_size=10)
+    worker = Worker(
+        engine=engine, intake=Intake(engine, world.client), processor=triage,  # type: ignore[arg-type]
+        sender=None, search_queries=("outage",), poll_interval_s=0,  # type: ignore[arg-type]
+    )  # fmt: skip
+    world.client.me()
+    world.clear()
+    worker.intake_and_triage_step()
+    assert world.requests("search") == 2  # refused, then asked again from inside X's 7 days
+    assert worker.polls["search:outage"].failures == 0
+    with engine.connect() as conn:
+        stored = list(conn.execute(select(inbound_tweets.c.tweet_id, inbound_tweets.c.source)))
+        kinds = list(conn.execute(select(alerts.c.kind)).scalars())
+        moved = get_checkpoint(conn, "search:outage")
+    assert stored == [(inside["id"], "search")] and kinds == ["search_window"]
+    assert moved is not None and datetime.now(UTC) - snowflake_time(int(moved)) < timedelta(minutes=6)
+    later = world.tweet("frank", "another kestrel outage tonight")
+    worker.intake_and_triage_step()
+    assert world.requests("search") == 3  # the moved checkpoint is accepted
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(select(inbound_tweets.c.tweet_id)).scalars())
+        assert list(conn.execute(select(alerts.c.kind)).scalars()) == ["search_window"]
+    assert ids == sorted([inside["id"], later["id"]])  # each stored once
+
+
+def test_a_mention_gap_after_8_days_is_backfilled_from_inside_the_7_days(world: World, engine: Engine) -> None:
+    ids = _seed_mentions(world, MENTIONS_REACHABLE + 40)
+    _checkpoint_at(engine, "mentions", id_at(datetime.now(UTC) - timedelta(days=8)))
+    report = Intake(engine, world.client).read_mentions()
+    assert report.gap and report.reanchored
+    with engine.connect() as conn:
+        stored = dict(conn.execute(select(inbound_tweets.c.tweet_id, inbound_tweets.c.source)).all())
+        (alert,) = conn.execute(select(alerts)).all()
+        assert get_checkpoint(conn, "mentions") == ids[-1]
+    assert set(stored) == set(ids) and list(stored.values()).count("backfill") == 40
+    assert alert.kind == "mention_gap" and "40 were backfilled" in alert.message
 
 
 def test_get_tweets_returns_those_that_exist(world: World) -> None:

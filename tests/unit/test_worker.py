@@ -6,19 +6,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from channel_support import ACCOUNT, FakeX
+from channel_support import ACCOUNT, FakeX, made_at
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from bot.channel.errors import XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
 from bot.channel.intake import Intake
-from bot.channel.models import alerts, inbound_tweets, opt_outs, outbox
+from bot.channel.models import alerts, checkpoints, inbound_tweets, opt_outs, outbox
 from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
+from bot.channel.store import get_checkpoint, id_at, set_checkpoint
 from bot.channel.worker import Worker
 from bot.db import make_engine, upgrade
 from bot.decision.policy import load_policy
@@ -181,6 +183,90 @@ def test_keyword_search_hits_go_to_people_only(desk: Desk1) -> None:
     stored = {row.tweet_id: row for row in desk.rows(inbound_tweets)}
     assert stored[hit.id].source == "search" and stored[hit.id].band == "human"
     assert desk.x.replies_to(hit.id) == []
+
+
+def _set_checkpoint(desk: Desk1, name: str, since_id: str) -> None:
+    with desk.engine.begin() as conn:
+        conn.execute(checkpoints.delete().where(checkpoints.c.name == name))
+        set_checkpoint(conn, name, since_id)
+
+
+def _checkpoint(desk: Desk1, name: str) -> str | None:
+    with desk.engine.connect() as conn:
+        return get_checkpoint(conn, name)
+
+
+def test_a_keyword_search_not_read_for_8_days_is_read_again_inside_xs_7_days(desk: Desk1) -> None:
+    eight_days_ago = datetime.now(UTC) - timedelta(days=8)
+    _set_checkpoint(desk, "search:kestrel broken", id_at(eight_days_ago))  # e.g. the worker was off for 8 days
+    older = desk.x.customer_tweet("ivy", "kestrel broken since last month", at=eight_days_ago + timedelta(hours=1))
+    inside = [
+        desk.x.customer_tweet("una", "kestrel broken for days", at=datetime.now(UTC) - timedelta(days=6)),
+        desk.x.customer_tweet("val", "kestrel broken this morning"),
+    ]
+    desk.worker.step()
+    first, again = desk.x.search_calls[:2]
+    assert first["since_id"] == id_at(eight_days_ago) and again["since_id"] is None
+    start = again["start_time"]
+    assert isinstance(start, datetime) and timedelta(days=6, hours=23) < datetime.now(UTC) - start < timedelta(days=7)
+    stored = {row.tweet_id: row for row in desk.rows(inbound_tweets)}
+    assert {t.id for t in inside} <= set(stored) and older.id not in stored  # beyond X's reach: no error, no loop
+    (alert,) = [a for a in desk.rows(alerts) if a.kind == "search_window"]
+    assert "'kestrel broken'" in alert.message and "(2 found)" in alert.message
+    moved = _checkpoint(desk, "search:kestrel broken")
+    assert moved is not None and made_at(moved) > datetime.now(UTC) - timedelta(days=1)
+    later = desk.x.customer_tweet("wes", "kestrel broken again tonight")
+    desk.x.search_calls.clear()
+    desk.worker.step()
+    assert [call["since_id"] for call in desk.x.search_calls] == [moved]  # accepted: asked once
+    assert later.id in {row.tweet_id for row in desk.rows(inbound_tweets)}
+    assert len(desk.rows(inbound_tweets)) == len(stored) + 1  # nothing stored twice
+    assert [a.kind for a in desk.rows(alerts)].count("search_window") == 1
+
+
+def test_a_keyword_without_hits_for_a_week_is_not_refused_on_every_poll(desk: Desk1) -> None:
+    _set_checkpoint(desk, "search:kestrel broken", id_at(datetime.now(UTC) - timedelta(days=7, minutes=1)))
+    desk.worker.step()
+    assert desk.x.calls["search"] == 2  # refused, then read from inside the 7 days: nothing there
+    moved = _checkpoint(desk, "search:kestrel broken")
+    assert moved is not None and datetime.now(UTC) - made_at(moved) < timedelta(minutes=6)
+    for _ in range(3):
+        desk.worker.step()
+    assert desk.x.calls["search"] == 5 and desk.worker.polls["search:kestrel broken"].failures == 0
+    hit = desk.x.customer_tweet("xan", "kestrel broken after all")
+    desk.worker.step()
+    assert hit.id in {row.tweet_id for row in desk.rows(inbound_tweets)}
+
+
+def test_a_mention_gap_after_more_than_7_days_is_backfilled_from_inside_them(desk: Desk1) -> None:
+    _set_checkpoint(desk, "mentions", id_at(datetime.now(UTC) - timedelta(days=9)))
+    storm = [desk.x.customer_tweet(f"s{n}", f"@KestrelCare outage here {n}") for n in range(900)]
+    report = desk.worker.intake.read_mentions()
+    assert report.gap and report.reanchored
+    assert {t.id for t in storm} == {row.tweet_id for row in desk.rows(inbound_tweets)}
+    sources = [row.source for row in desk.rows(inbound_tweets)]
+    assert sources.count("mention") == 800 and sources.count("backfill") == 100
+    (alert,) = desk.rows(alerts)
+    assert alert.kind == "mention_gap" and "100 were backfilled" in alert.message and "7 days" in alert.message
+    assert _checkpoint(desk, "mentions") == storm[-1].id
+
+
+def test_a_mention_gap_entirely_older_than_7_days_is_reported_not_retried_forever(desk: Desk1) -> None:
+    _set_checkpoint(desk, "mentions", id_at(datetime.now(UTC) - timedelta(days=12)))
+    ten_days_ago = datetime.now(UTC) - timedelta(days=10)
+    storm = [
+        desk.x.customer_tweet(f"s{n}", f"@KestrelCare outage here {n}", at=ten_days_ago + timedelta(seconds=n))
+        for n in range(900)
+    ]
+    desk.worker.step()
+    assert desk.worker.polls["mentions"].failures == 0
+    assert len(desk.rows(inbound_tweets)) == 800  # the newest 800; the 100 before them are beyond search's reach
+    (alert,) = [a for a in desk.rows(alerts) if a.kind == "mention_gap"]
+    assert "0 were backfilled" in alert.message and alert.details["beyond_search"] is True
+    assert _checkpoint(desk, "mentions") == storm[-1].id
+    fresh = desk.x.customer_tweet("yul", "@KestrelCare still down")
+    desk.worker.step()
+    assert fresh.id in {row.tweet_id for row in desk.rows(inbound_tweets)}
 
 
 def test_an_opt_out_is_remembered_and_silences_the_bot(desk: Desk1) -> None:

@@ -21,7 +21,15 @@ from urllib.parse import parse_qsl, urlsplit
 import oauthlib.oauth1
 import pytest
 
-from bot.channel.errors import XAuthError, XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.errors import (
+    XAuthError,
+    XError,
+    XOutcomeUnknown,
+    XOutsideSearchWindow,
+    XRateLimited,
+    XRejected,
+    XUnavailable,
+)
 from bot.channel.x_client import MENTIONS_REACHABLE, SANDBOX_CREDENTIALS, XClient
 from bot.settings import Settings, SettingsError
 
@@ -53,6 +61,8 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     hang_s: float = 0.0
     drop: bool = False  # close the connection without any answer
+    content_type: str = "application/json"
+    raw: bytes | None = None  # sent as the body instead of `body` as JSON
 
 
 class StubX:
@@ -92,9 +102,11 @@ class StubX:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     return
                 payload = json.dumps(answer.body).encode() if answer.body is not None else b""
+                if answer.raw is not None:
+                    payload = answer.raw
                 try:
                     self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", answer.content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in answer.headers.items():
                         self.send_header(name, value)
@@ -430,10 +442,228 @@ def test_dm_events_are_the_received_messages_oldest_first(x: Harness) -> None:
     assert query["expansions"] == "sender_id" and "username" in query["user.fields"]
 
 
-def test_an_unexpected_answer_is_an_error_not_a_crash(x: Harness) -> None:
-    x.stub.queue("GET", "/2/users/100/mentions", Answer(body={"data": [{"id": "1"}]}))
+@pytest.mark.parametrize(
+    "body",
+    [{"data": {"id": "1", "text": "hi", "author_id": "200"}}, [1, 2], "data", 5],
+    ids=["dict", "list", "str", "int"],
+)
+def test_an_unexpected_answer_is_an_error_not_a_crash(x: Harness, body: Any) -> None:
+    x.stub.queue("GET", "/2/users/100/mentions", Answer(body=body))
     with pytest.raises(XUnavailable, match="unexpected"):
         x.client.mentions(None)
+
+
+# partial objects: X's schema requires only id and text of a tweet, neither sender_id nor text of a DM event
+
+
+def test_tweets_without_author_id_are_skipped_and_the_rest_of_the_page_kept(
+    x: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    incomplete = [
+        {"id": "306", "text": "no author"},
+        {"text": "no id", "author_id": "200"},
+        {"id": "307", "author_id": "200"},  # no text
+        {"id": "not-a-number", "text": "odd id", "author_id": "200"},
+        "not an object",
+    ]
+    broken_refs = {**tweet(308), "referenced_tweets": ["x", {"type": "replied_to"}], "created_at": "yesterday"}
+    body = {
+        "data": [tweet(305), *incomplete, broken_refs],
+        "includes": {"users": [{"id": "200", "username": "alice"}, {"id": "201"}, "bob"]},
+        "meta": {"result_count": 7},
+    }
+    x.stub.queue("GET", "/2/users/100/mentions", Answer(body=body))
+    with caplog.at_level(logging.WARNING, logger="bot.channel.x_client"):
+        read = x.client.mentions("300")
+    assert [t.id for t in read.tweets] == ["305", "308"] and read.newest_id == "308" and read.complete
+    assert read.tweets[0].author_username == "alice"
+    assert read.tweets[1].in_reply_to_tweet_id is None and read.tweets[1].created_at is None
+    (line,) = [r.getMessage() for r in caplog.records if "incomplete" in r.getMessage()]
+    assert "skipped 5 of 7 items" in line and "1 without author_id" in line and "2 without id" in line
+    assert "1 without text" in line and "1 not an object" in line and "306" in line
+
+
+def test_a_skipped_tweet_fetched_again_is_logged_as_a_warning_only_once(
+    x: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"data": [tweet(401), {"id": "402", "text": "no author"}]}
+    x.stub.route("GET", "/2/tweets/search/recent", lambda seen: Answer(body=body))
+    with caplog.at_level(logging.DEBUG, logger="bot.channel.x_client"):
+        for _ in range(3):
+            assert [t.id for t in x.client.search_recent("kestrel")] == ["401"]
+    levels = [r.levelno for r in caplog.records if "incomplete" in r.getMessage()]
+    assert levels == [logging.WARNING, logging.DEBUG, logging.DEBUG]
+
+
+def test_skipped_tweets_count_among_the_800_mentions_x_serves(x: Harness) -> None:
+    ids = list(range(10_000 + MENTIONS_REACHABLE, 10_000, -1))
+    pages = [ids[i : i + 100] for i in range(0, len(ids), 100)]
+
+    def item(i: int) -> dict[str, Any]:
+        return tweet(i) if i % 2 else {"id": str(i), "text": "author withheld"}
+
+    x.stub.queue(
+        "GET",
+        "/2/users/100/mentions",
+        *[
+            page([item(i) for i in chunk], next_token=f"t{n}" if n < len(pages) - 1 else None)
+            for n, chunk in enumerate(pages)
+        ],
+    )
+    read = x.client.mentions("5")
+    assert len(read.tweets) == MENTIONS_REACHABLE // 2 and not read.complete  # still a gap to backfill
+
+
+def test_dms_without_sender_id_are_skipped_and_the_rest_kept(x: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    events = [
+        {"id": "903", "event_type": "MessageCreate", "text": "hello", "sender_id": "200"},
+        {"id": "904", "event_type": "MessageCreate", "text": "who am I"},
+        {"event_type": "MessageCreate", "text": "no id", "sender_id": "200"},
+        {"id": "905", "event_type": "MessageCreate", "sender_id": "201"},  # an attachment only: no text
+        {"id": "906", "event_type": "ParticipantsJoin"},  # not a message: not counted as skipped
+    ]
+    x.stub.queue("GET", "/2/dm_events", Answer(body={"data": events, "meta": {"result_count": 5}}))
+    with caplog.at_level(logging.WARNING, logger="bot.channel.x_client"):
+        received = x.client.dm_events()
+    assert [(m.id, m.sender_id, m.text) for m in received] == [("903", "200", "hello"), ("905", "201", "")]
+    (line,) = [r.getMessage() for r in caplog.records if "incomplete" in r.getMessage()]
+    assert "skipped 2 of 4 items" in line and "1 without sender_id" in line and "1 without id" in line
+
+
+def test_a_page_whose_meta_is_no_object_ends_the_read(x: Harness) -> None:
+    x.stub.queue("GET", "/2/tweets/search/recent", Answer(body={"data": [tweet(9)], "meta": ["next_token"]}))
+    assert [t.id for t in x.client.search_recent("kestrel")] == ["9"]
+    assert x.stub.count("GET", "/2/tweets/search/recent") == 1
+
+
+# error bodies tweepy itself cannot read (it raises AttributeError or TypeError on them): still carebot's errors
+
+ODD_ERROR_BODIES = {
+    "list": b"[1, 2]",
+    "string": b'"Bad Request"',
+    "number": b"5",
+    "errors-number": b'{"errors": 5}',
+    "errors-of-numbers": b'{"errors": [5]}',
+    "errors-null": b'{"errors": null}',
+    "errors-string-and-error": b'{"errors": "x", "error": "y"}',
+}
+
+
+@pytest.mark.parametrize("raw", ODD_ERROR_BODIES.values(), ids=ODD_ERROR_BODIES.keys())
+@pytest.mark.parametrize(
+    ("status", "read_error", "write_error"),
+    [
+        (400, XRejected, XRejected),
+        (403, XRejected, XRejected),
+        (404, XRejected, XRejected),
+        (429, XRateLimited, XRateLimited),
+        (500, XUnavailable, XOutcomeUnknown),
+        (503, XUnavailable, XOutcomeUnknown),
+    ],
+)
+def test_an_error_body_that_is_no_json_object_is_an_x_error(
+    x: Harness, raw: bytes, status: int, read_error: type[XError], write_error: type[XError]
+) -> None:
+    odd = Answer(status, raw=raw, headers={"x-rate-limit-reset": str(int(NOW) + 300)})
+    x.stub.route("GET", "/2/users/100/mentions", lambda seen: odd)
+    x.stub.route("POST", "/2/tweets", lambda seen: odd)
+    x.client.me()
+    with pytest.raises(read_error) as read:
+        x.client.mentions(None)
+    with pytest.raises(write_error) as write:
+        x.client.create_reply("hello", "5")
+    for caught in (read.value, write.value):
+        assert type(caught) is not XAuthError and "\n" not in str(caught)
+        if isinstance(caught, XRejected):
+            assert caught.status == status
+    reads = x.stub.count("GET", "/2/users/100/mentions")
+    assert reads == (4 if status >= 500 else 1)  # a 5xx read is retried as ever, anything else is not
+    assert x.stub.count("POST", "/2/tweets") == 1
+    if status == 429:
+        assert read.value.reset_at == NOW + 300  # type: ignore[attr-defined]
+
+
+def test_an_exception_tweepy_raises_before_sending_is_an_x_error(x: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("tweepy broke")
+
+    monkeypatch.setattr(x.client._tweepy, "get_users_mentions", broken)
+    monkeypatch.setattr(x.client._tweepy, "create_tweet", broken)
+    x.client.me()
+    with pytest.raises(XUnavailable, match="unexpected"):
+        x.client.mentions(None)
+    with pytest.raises(XUnavailable, match="not sent"):
+        x.client.create_reply("hello", "5")
+    assert x.stub.count("POST", "/2/tweets") == 0
+
+
+@pytest.mark.parametrize("content_type", ["application/problem+json", "application/json"])
+def test_errors_sent_as_problem_json_are_read(x: Harness, content_type: str) -> None:
+    body = {"title": "Forbidden", "type": "about:blank", "status": 403,
+            "detail": "You are not allowed to create a Tweet with duplicate content."}  # fmt: skip
+    x.stub.route("POST", "/2/tweets", lambda seen: Answer(403, body, content_type=content_type))
+    with pytest.raises(XRejected) as caught:
+        x.client.create_reply("same again", "5")
+    assert caught.value.duplicate and caught.value.detail == body["detail"]
+
+
+# recent search reaches back 7 days: X refuses an older since_id, until_id or start_time
+
+
+def stale_since_id(since_id: str, parameter: str = "since_id") -> Answer:
+    """X's answer to a recent search with a since_id (or until_id) from more than 7 days ago."""
+    message = (
+        f"'{parameter}' must be a tweet id created after 2027-01-08T08:00Z. "
+        f"Please use a '{parameter}' that is larger than 2083157183716917248"
+    )
+    return Answer(
+        400,
+        {
+            "errors": [{"parameters": {parameter: [since_id]}, "message": message}],
+            "title": "Invalid Request",
+            "detail": "One or more parameters to your request was invalid.",
+            "type": "https://api.twitter.com/2/problems/invalid-request",
+        },
+        content_type="application/problem+json",
+    )
+
+
+def test_a_since_id_older_than_recent_search_reaches_is_outside_the_search_window(x: Harness) -> None:
+    x.stub.queue("GET", "/2/tweets/search/recent", stale_since_id("1500000000000000000"))
+    with pytest.raises(XOutsideSearchWindow) as caught:
+        x.client.search_recent("kestrel", since_id="1500000000000000000")
+    assert caught.value.status == 400 and caught.value.parameters == ("since_id",)
+    assert caught.value.window_start == datetime(2027, 1, 8, 8, 0, tzinfo=UTC).timestamp()
+    assert "since_id older than recent search's 7 days" in str(caught.value) and "\n" not in str(caught.value)
+    assert x.stub.count("GET", "/2/tweets/search/recent") == 1 and x.sleeps == []
+
+
+def test_a_start_time_refused_names_start_time(x: Harness) -> None:
+    body = {
+        "errors": [{"parameters": {"start_time": ["2027-01-01T00:00Z"]},
+                    "message": "Invalid 'start_time':'2027-01-01T00:00Z'. 'start_time' must be on or after "
+                               "2027-01-08T08:00Z"}],
+        "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }  # fmt: skip
+    x.stub.queue("GET", "/2/tweets/search/recent", Answer(400, body))
+    with pytest.raises(XOutsideSearchWindow) as caught:
+        x.client.search_recent("kestrel", start_time=datetime(2027, 1, 1, tzinfo=UTC))
+    assert caught.value.parameters == ("start_time",)
+    assert x.stub.requests_to("GET", "/2/tweets/search/recent")[0].query["start_time"] == "2027-01-01T00:00:00Z"
+
+
+def test_other_refusals_of_a_since_id_are_plain_rejections(x: Harness) -> None:
+    body = {
+        "errors": [{"parameters": {"since_id": ["abc"]},
+                    "message": "The `since_id` query parameter value [abc] is not valid"}],
+        "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
+        "type": "https://api.twitter.com/2/problems/invalid-request",
+    }  # fmt: skip
+    x.stub.queue("GET", "/2/tweets/search/recent", Answer(400, body))
+    with pytest.raises(XRejected) as caught:
+        x.client.search_recent("kestrel", since_id="abc")
+    assert type(caught.value) is XRejected
 
 
 # read failures: retried with capped backoff, then XUnavailable; 4xx and 429 never retried
