@@ -111,7 +111,7 @@ def test_429_without_reset_header_and_the_24_hour_cap(client: TestClient) -> Non
 def test_a_reset_that_is_not_a_finite_number_is_refused_and_users_me_still_answers(
     client: TestClient, value: str
 ) -> None:
-    body = '{"endpoint": "users_me", "kind": "429", "reset_in_s": %s}' % value
+    body = '{"endpoint": "users_me", "kind": "429", "reset_in_s": ' + value + "}"
     refused = client.post("/sandbox/faults", content=body, headers={"Content-Type": "application/json"})
     assert refused.status_code == 400 and refused.json()["title"] == "Invalid Request"
     assert client.get("/sandbox/faults").json()["faults"] == []
