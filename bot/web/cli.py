@@ -72,7 +72,9 @@ def users_add(
         str | None, typer.Option(help="2-3 capital letters signing public replies (agents and leads).")
     ] = None,
     kind: Annotated[str, typer.Option(help="core or on_call (agents and leads).")] = "core",
-    capacity: Annotated[int, typer.Option(help="Open tickets an agent may hold at once.")] = 5,
+    capacity: Annotated[
+        int | None, typer.Option(help="Open tickets they may hold at once (default 5; a lead 0 until they choose).")
+    ] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
     """Create a log-in account; agents and leads also join the roster of the handoff queue.
@@ -82,6 +84,8 @@ def users_add(
     from bot.db import make_engine, upgrade
     from bot.web.accounts import AccountError, AccountService
 
+    if capacity is None:  # a lead runs the shift and takes tickets only by choice (a capacity of their own)
+        capacity = 0 if role == "lead" else 5
     settings = _settings()
     url = settings.effective_database_url
     upgrade(url)

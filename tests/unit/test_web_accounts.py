@@ -111,3 +111,24 @@ def test_users_add_checks_everything_before_the_password_and_a_failure_blocks_no
     assert other.exit_code == 0, other.output
     disabled = _users(["disable", "cy"])
     assert disabled.exit_code == 0 and "tickets" in disabled.stderr
+
+
+def test_a_lead_joins_the_roster_without_capacity_unless_they_choose_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.db import make_engine
+    from bot.settings import load_settings
+    from handoff.service import Handoff
+
+    monkeypatch.setenv("CAREBOT_DATA_DIR", str(tmp_path / "var"))
+    for args in (["lee", "--role", "lead", "--name", "Lee Park", "--initials", "LP"],
+                 ["ann", "--role", "agent", "--name", "Ann Brown", "--initials", "AB"],
+                 ["kim", "--role", "lead", "--name", "Kim Lo", "--initials", "KL", "--capacity", "3"]):  # fmt: skip
+        result = _users(["add", *args, "--password-stdin"], PASSWORD + "\n")
+        assert result.exit_code == 0, result.output
+    engine = make_engine(load_settings().effective_database_url)
+    try:
+        roster = {row.agent.username: row.agent.capacity for row in Handoff(engine).roster()}
+    finally:
+        engine.dispose()
+    assert roster == {"lee": 0, "ann": 5, "kim": 3}
