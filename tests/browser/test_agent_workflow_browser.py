@@ -4,13 +4,13 @@ back, and resolving a ticket that needs no reply."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from browser_support import PageProblems, Served, log_in
 from playwright.sync_api import Page, expect
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from bot.channel.models import inbound_tweets, outbox
+from bot.channel.models import outbox
 from handoff import transaction
 
 
@@ -57,23 +57,7 @@ def test_a_dm_with_personal_data_is_answered_in_the_dm(page: Page, served: Serve
 
 def test_a_didnt_help_ticket_shows_the_question_and_the_bots_answer(page: Page, served: Served) -> None:
     desk = served.desk
-    now = datetime.now(UTC)
-    with transaction(desk.engine) as conn:
-        conn.execute(
-            insert(inbound_tweets).values(
-                tweet_id="7101", source="mention", author_id="501", author_username="maya_k",
-                text="how do I restart my hub?", conversation_id="7101", created_at=now - timedelta(minutes=9),
-                fetched_at=now, state="done", attempts=0,
-            )
-        )  # fmt: skip
-        conn.execute(
-            insert(outbox).values(
-                target_tweet_id="7101", conversation_id="7101", kind="faq_answer", author="bot",
-                text="Switch the Hub off, wait 30 seconds, switch it on. ^bot", state="sent", attempts=1,
-                posted_tweet_id="7102", created_at=now - timedelta(minutes=8), updated_at=now,
-                sent_at=now - timedelta(minutes=8),
-            )
-        )  # fmt: skip
+    desk.bot_answered("7101", "how do I restart my hub?", "Switch the Hub off, wait 30 seconds, switch it on. ^bot")
     ticket_id = desk.escalate("that didn't help, still no internet", conversation_id="7101")
     log_in(page, served)
     page.goto(f"{served.url}/tickets/{ticket_id}")

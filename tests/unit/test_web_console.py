@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from web_support import WebDesk, csrf_of, web_desk
 
-from bot.channel.models import inbound_tweets, outbox
+from bot.channel.models import outbox
 from handoff import transaction
 
 
@@ -288,23 +288,7 @@ def test_the_ticket_page_shows_the_thread_earlier_contacts_reasons_and_audit(des
 
 
 def test_a_didnt_help_ticket_shows_the_question_and_the_bots_answer_before_it(desk: WebDesk) -> None:
-    now = datetime.now(UTC)
-    with transaction(desk.engine) as conn:
-        conn.execute(
-            insert(inbound_tweets).values(
-                tweet_id="7001", source="mention", author_id="501", author_username="maya_k",
-                text="how do I restart my hub?", conversation_id="7001", created_at=now - timedelta(minutes=9),
-                fetched_at=now, state="done", attempts=0,
-            )
-        )  # fmt: skip
-        conn.execute(
-            insert(outbox).values(
-                target_tweet_id="7001", conversation_id="7001", kind="faq_answer", author="bot",
-                text="Switch the Hub off, wait 30 seconds, switch it on. ^bot", state="sent", attempts=1,
-                posted_tweet_id="7002", created_at=now - timedelta(minutes=8), updated_at=now,
-                sent_at=now - timedelta(minutes=8),
-            )
-        )  # fmt: skip
+    desk.bot_answered("7001", "how do I restart my hub?", "Switch the Hub off, wait 30 seconds, switch it on. ^bot")
     ticket_id = desk.escalate("thanks but that didn't help, still no internet", conversation_id="7001")
     client, _, _ = _take(desk)
     page = client.get(f"/tickets/{ticket_id}").text

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import sessionmaker
 
-from bot.channel.models import inbound_tweets
+from bot.channel.models import inbound_tweets, outbox
 from bot.db import all_metadata, make_engine, upgrade
 from bot.kb import KnowledgeBase
 from bot.settings import Settings
@@ -114,6 +114,27 @@ class WebDesk:
                 )  # fmt: skip
             )
             return self.handoff.escalate(conn, Escalation(**values))
+
+
+    def bot_answered(self, conversation_id: str, question: str, answer: str, *, handle: str = "maya_k") -> None:
+        """A thread before any ticket: the customer's question (tweet `conversation_id`) and the bot's sent
+        answer to it, minutes ago, as the worker stores them."""
+        now = datetime.now(UTC)
+        with transaction(self.engine) as conn:
+            conn.execute(
+                insert(inbound_tweets).values(
+                    tweet_id=conversation_id, source="mention", author_id="501", author_username=handle,
+                    text=question, conversation_id=conversation_id, created_at=now - timedelta(minutes=9),
+                    fetched_at=now, state="done", attempts=0,
+                )
+            )  # fmt: skip
+            conn.execute(
+                insert(outbox).values(
+                    target_tweet_id=conversation_id, conversation_id=conversation_id, kind="faq_answer",
+                    author="bot", text=answer, state="sent", attempts=1, posted_tweet_id=f"{conversation_id}1",
+                    created_at=now - timedelta(minutes=8), updated_at=now, sent_at=now - timedelta(minutes=8),
+                )
+            )  # fmt: skip
 
 
 def csrf_of(client: TestClient) -> str:
