@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
+from pydantic import Field
 from starlette.responses import RedirectResponse, Response
 
 from bot.web.access import AccessFirstRoute, LeadViewer
 from bot.web.lead import LeadError, LeadService
-from bot.web.limits import FormId, PathId
+from bot.web.limits import MAX_ID, FormId, PathId
 from bot.web.rendering import render, set_notice
 
 router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
@@ -68,6 +69,35 @@ def set_capacity(
     except LeadError as exc:
         return _back(str(exc), "error", "#roster")
     return _back(f"{agent.display_name} ({agent.initials}) may hold {capacity} tickets at once.", anchor="#roster")
+
+
+MAX_BULK = 200  # tickets one bulk reassignment may move
+
+
+@router.post("/lead/tickets/reassign")
+def reassign_many(
+    request: Request, viewer: LeadViewer, agent_id: FormId,
+    ticket_id: Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]], Form(max_length=MAX_BULK)] = [],  # noqa: B006
+) -> Response:  # fmt: skip
+    """An outage's tickets to one agent at once: each is reassigned as by hand; what cannot be is named."""
+    lead = _lead(request)
+    if not ticket_id:
+        return _back("Tick the tickets to reassign first.", "error", "#tickets")
+    try:
+        agent = lead.agent(agent_id)
+    except LeadError as exc:
+        return _back(str(exc), "error", "#tickets")
+    moved, refused = [], []
+    for one in dict.fromkeys(ticket_id):
+        try:
+            lead.reassign(one, agent_id, by=viewer.account.username)
+            moved.append(one)
+        except LeadError as exc:
+            refused.append(f"#{one}: {exc}")
+    message = f"{len(moved)} ticket(s) are with {agent.display_name} ({agent.initials}) now."
+    if refused:
+        message += " Not moved: " + " ".join(refused)
+    return _back(message, "error" if refused and not moved else "success", "#tickets")
 
 
 @router.post("/lead/tickets/{ticket_id}/reassign")

@@ -107,3 +107,19 @@ def test_a_lead_sees_the_log_in_lock_outs(page: Page, served: Served, problems: 
     expect(hostile).to_contain_text("no such account")
     page.screenshot(path=f"{SCREENSHOTS}/carebot-lead-lockouts.png", full_page=True)
     problems.assert_none()
+
+
+def test_a_lead_ticks_several_tickets_and_reassigns_them_at_once(page: Page, served: Served) -> None:
+    desk = served.desk
+    tickets = [desk.escalate(f"no broadband in Leeds since 9 ({n})", customer_id=f"60{n}") for n in range(3)]
+    log_in(page, served, "lee")
+    page.goto(f"{served.url}/lead")
+    for ticket_id in tickets[:2]:
+        page.locator(f'tr[data-ticket="{ticket_id}"] input[type=checkbox]').check()
+    bob = desk.handoff.agent_by_username("bob")
+    assert bob is not None
+    page.select_option("#bulk-agent", str(bob.id))
+    page.click("#bulk-reassign-button")
+    expect(page.locator(".notice-success")).to_contain_text("2 ticket(s) are with Bob Okafor (BO) now")
+    holders = [desk.handoff.ticket(t).holder for t in tickets]
+    assert [h.username if h else None for h in holders] == ["bob", "bob", None]

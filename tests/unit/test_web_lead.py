@@ -184,3 +184,25 @@ def test_the_lead_view_counts_each_reason_a_tweet_was_left_alone(desk: WebDesk) 
     assert lead.channel_health().ignored_today == (("spam or off-topic", 3), ("explicit opt-outs", 1))
     page = desk.logged_in("lee").get("/lead").text
     assert "spam or off-topic 3; explicit opt-outs 1" in page
+
+
+def test_a_lead_reassigns_an_outages_tickets_at_once_and_is_told_what_could_not_move(desk: WebDesk) -> None:
+    tickets = [desk.escalate(f"no broadband in Leeds {n}", customer_id=f"70{n}") for n in range(4)]
+    bob = desk.handoff.agent_by_username("bob")
+    assert bob is not None
+    desk.handoff.set_capacity(bob.id, 3, by="test")
+    client = desk.logged_in("lee")
+    csrf = csrf_of(client)
+    page = client.get("/lead").text
+    assert 'form="bulk-reassign"' in page and 'id="bulk-reassign"' in page
+    moved = client.post("/lead/tickets/reassign", data={"csrf_token": csrf, "agent_id": bob.id, "ticket_id": tickets})
+    assert moved.status_code == 303
+    holders = [desk.handoff.ticket(t).holder for t in tickets]
+    assert [h.username if h else None for h in holders] == ["bob", "bob", "bob", None]  # his capacity is 3
+    notice = client.get("/lead").text
+    assert "3 ticket(s) are with Bob Okafor (BO) now" in notice and f"#{tickets[3]}" in notice
+    nothing = client.post("/lead/tickets/reassign", data={"csrf_token": csrf, "agent_id": bob.id})
+    assert nothing.status_code == 303 and "Tick the tickets" in client.get("/lead").text
+    huge = client.post("/lead/tickets/reassign", data={"csrf_token": csrf, "agent_id": bob.id,
+                                                       "ticket_id": [str(2**63)]})  # fmt: skip
+    assert huge.status_code == 422
