@@ -1,9 +1,10 @@
 """Unicode that can hide, reorder or fake text: found once, used by the console's rendering and the tone check.
 
 - `invisible_characters` finds zero-width characters, bidi controls, other format and control characters and the
-  fillers that render as nothing. Two things that look invisible are how emoji are written and stay allowed: a
-  zero-width joiner between two pictographs (👩‍💻), and the tag characters of the three subdivision flags that
-  have an emoji (England, Scotland, Wales). Any other run of tag characters after 🏴 is hidden text.
+  fillers that render as nothing. Two things that look invisible are how emoji are written and stay allowed
+  (knowledge_base.characters.emoji_parts, shared with the FAQ fields' check): a zero-width joiner between two
+  pictographs (👩‍💻), and the tag characters of the three subdivision flags that have an emoji (England, Scotland,
+  Wales). Any other run of tag characters after 🏴 is hidden text.
 - `skeleton` is what a text looks like, for comparisons a look-alike must not slip past (a signature `^ВС` in
   Cyrillic letters is `^BC`): every invisible character dropped, then NFKC, then every character that Unicode's
   confusables list (UTS #39, from the package confusable-homoglyphs) gives as a look-alike of an ASCII letter,
@@ -20,26 +21,17 @@ from importlib import resources
 
 import regex
 
+from knowledge_base.characters import emoji_parts
+
 # Format (Cf), control (Cc, except newline and tab), line/paragraph separators, and the characters that render
 # as nothing: Hangul fillers and the Braille blank.
 _INVISIBLE = regex.compile(r"[\p{Cf}\p{Zl}\p{Zp}\x00-\x08\x0b-\x1f\x7f-\x9f\u115f\u1160\u3164\uffa0\u2800]")
-_EMOJI_ZWJ = regex.compile(
-    r"(?<=\p{Extended_Pictographic}\ufe0f?[\U0001F3FB-\U0001F3FF]?)\u200d(?=\p{Extended_Pictographic})"
-)
-# The subdivision flags with an emoji of their own (Unicode's recommended set): gbeng, gbsct, gbwls.
-_SUBDIVISION_FLAGS = frozenset("".join(chr(0xE0000 + ord(c)) for c in code) for code in ("gbeng", "gbsct", "gbwls"))
-_FLAG_TAGS = regex.compile(r"(?<=\U0001F3F4)([\U000E0020-\U000E007E]+)\U000E007F")
 _ASCII_TARGETS = set(string.ascii_letters + string.digits + "^")
 
 
 def invisible_characters(text: str) -> list[tuple[int, str]]:
     """Positions and characters that could hide or reorder text, after the emoji exceptions."""
-    allowed: set[int] = set()
-    for match in _EMOJI_ZWJ.finditer(text):
-        allowed.add(match.start())
-    for match in _FLAG_TAGS.finditer(text):
-        if match.group(1) in _SUBDIVISION_FLAGS:
-            allowed.update(range(match.start(), match.end()))
+    allowed = emoji_parts(text)
     return [(m.start(), m.group()) for m in _INVISIBLE.finditer(text) if m.start() not in allowed]
 
 

@@ -31,12 +31,20 @@ _FLAG_TAGS = regex.compile(r"(?<=\U0001F3F4)([\U000E0020-\U000E007E]+)\U000E007F
 _SHOWN = 3  # characters named in one problem
 
 
-def forbidden_positions(text: str, *, multiline: bool = False) -> list[int]:
-    """Where `text` has a character an FAQ field may not contain (see the module's docstring)."""
+def emoji_parts(text: str) -> set[int]:
+    """Positions of invisible characters that are how emoji are written: a zero-width joiner between two
+    pictographs, and the tag characters of the subdivision flags that have an emoji. The one list of these
+    exceptions, for FAQ fields here and for customer text and replies in bot/hidden_text.py."""
     allowed: set[int] = {match.start() for match in _EMOJI_ZWJ.finditer(text)}
     for match in _FLAG_TAGS.finditer(text):
         if match.group(1) in _SUBDIVISION_FLAGS:
             allowed.update(range(match.start(), match.end()))
+    return allowed
+
+
+def forbidden_positions(text: str, *, multiline: bool = False) -> list[int]:
+    """Where `text` has a character an FAQ field may not contain (see the module's docstring)."""
+    allowed = emoji_parts(text)
     return [
         match.start()
         for match in _FORBIDDEN.finditer(text)
