@@ -338,8 +338,9 @@ def shorten(text: str, budget: int) -> str:
 
 
 def _normalised(text: str, guide: ToneGuide) -> str:
-    """The text for duplicate detection: no signature, case or spacing differences."""
-    text = unicodedata.normalize("NFC", text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
+    """The text for duplicate detection: no signature, case, spacing, invisible-character or look-alike
+    differences (the skeleton of bot/hidden_text.py, as check() reads the body it compares)."""
+    text = skeleton(text.encode("utf-8", "surrogatepass").decode("utf-8", "replace"))
     text = guide.signature_pattern.sub(" ", text)
     return " ".join(text.casefold().split())
 

@@ -344,6 +344,14 @@ CHECK_CASES = [
     ("acronyms are not shouting", f"Your PUK and SIM are in the app. {GOOD} ^AB", AB, {}, []),
     ("duplicate", f"{GOOD} ^AB", AB, {"recent_replies": [f"  {GOOD.upper()}   ^CD"]}, ["duplicate"]),
     ("different recent reply", f"{GOOD} ^AB", AB, {"recent_replies": ["Something else. ^AB"]}, []),
+    # Compared as check() reads the body: a non-Latin reply equal to a recent one is still a repeat.
+    (
+        "duplicate in Cyrillic",
+        "Спасибо, мы проверим. ^AB",
+        AB,
+        {"recent_replies": ["Спасибо, мы проверим. ^CD"]},
+        ["duplicate"],
+    ),
     ("control characters", f"{GOOD}\x07 ^AB", AB, {}, ["invalid_characters"]),
     ("lone surrogate", f"{GOOD} \ud800 ^AB", AB, {}, ["invalid_characters"]),
     # Faking another agent's signature with invisible characters, look-alike letters or bidi controls.
