@@ -23,7 +23,7 @@ from bot.channel.models import inbound_tweets, outbox
 from bot.db import make_engine, upgrade
 from bot.nlu.server import NluServer
 from bot.processes import ChildProcess, ChildProcessError, http_ready
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from handoff.models import messages as handoff_messages
 
 DEMO_TRAFFIC = "traffic/kestrel_day.jsonl"
@@ -153,9 +153,9 @@ def reset_demo(settings: Settings) -> list[Path]:
     store, the kept passwords, the replay marker and the logs. The virtual environments, the trained NLU model
     and the embedding caches stay. Refused for a PostgreSQL database or a real X: those are not a demo's."""
     if settings.database_url and not settings.database_url.startswith("sqlite"):
-        raise ChildProcessError("CAREBOT_DATABASE_URL names a server database: carebot only resets a demo's SQLite.")
+        raise SettingsError("CAREBOT_DATABASE_URL names a server database: carebot only resets a demo's SQLite.")
     if settings.x_credentials_set or settings.x_api_url:
-        raise ChildProcessError("X credentials or an X API URL are set: this is not a demo on the sandbox X.")
+        raise SettingsError("X credentials or an X API URL are set: this is not a demo on the sandbox X.")
     database = Path(settings.effective_database_url.removeprefix("sqlite:///"))
     store = settings.effective_sandbox_store
     targets = [database, Path(f"{database}-wal"), Path(f"{database}-shm"), store, Path(f"{store}-wal"),

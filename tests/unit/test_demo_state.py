@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.db import make_engine, upgrade
-from bot.processes import ChildProcessError
-from bot.settings import Settings
+from bot.settings import Settings, SettingsError
 from bot.up import DEMO_PASSWORDS, DEMO_REPLAYED, ensure_demo_accounts, reset_demo
 from bot.web.accounts import AccountService
 
@@ -56,5 +55,5 @@ def test_demo_reset_removes_the_data_and_keeps_the_models(tmp_path: Path) -> Non
 
 def test_demo_reset_refuses_a_server_database(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "var", nlu_token="t", database_url="postgresql+psycopg://x@localhost/db")
-    with pytest.raises(ChildProcessError, match="server database"):
+    with pytest.raises(SettingsError, match="server database"):
         reset_demo(settings)
