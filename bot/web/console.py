@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ SEARCH_LIMIT = 100  # tickets a search shows, newest first
 SEARCH_STATES = ("open", "closed", *STATES)
 MAX_HELD = 1000  # more than any agent's capacity
 MIN_SUGGESTION_SCORE = 0.3  # less similar entries are noise, not suggestions
+ACTIVITY_FRESH_S = 0.9  # an account's activity() is reused this long (just under the event stream's 1 s beat)
 THREAD_BEFORE = 20  # the latest tweets and replies of the thread before a ticket that its page shows
 MAX_REPLY_CHARS = 2000  # a reply body longer than this is refused before anything else (a tweet is 280)
 
@@ -305,6 +308,9 @@ class ConsoleService:
         self._transaction = transaction
         self.guide = guide or default_guide()
         self.clock = clock
+        # activity() per account for ACTIVITY_FRESH_S: every open page streams it, an agent may have several
+        self._activity: dict[int, tuple[float, dict[str, Any]]] = {}
+        self._activity_lock = threading.Lock()
 
     # ------------------------------------------------ helpers
 
@@ -430,7 +436,19 @@ class ConsoleService:
 
     def activity(self, account: Account) -> dict[str, Any]:
         """What an open console page watches (bot/web/events.py): the queue's counts, and the newest customer
-        message on the tickets this agent holds (its ticket and message ids), or None."""
+        message on the tickets this agent holds (its ticket and message ids), or None. Worked out at most once
+        per ACTIVITY_FRESH_S for each account, however many of its pages are open."""
+        now = time.monotonic()
+        with self._activity_lock:
+            known = self._activity.get(account.id)
+        if known is not None and now - known[0] < ACTIVITY_FRESH_S:
+            return known[1]
+        state = self._current_activity(account)
+        with self._activity_lock:
+            self._activity[account.id] = (now, state)
+        return state
+
+    def _current_activity(self, account: Account) -> dict[str, Any]:
         counts = self.queue_counts(account)
         with self.engine.connect() as conn:
             newest = conn.execute(

@@ -448,3 +448,19 @@ def test_macros_are_saved_tone_checked_filled_in_and_shared_only_by_leads(desk: 
     refused = other.post(f"/api/macros/{saved.json()['id']}/delete", headers={"X-CSRF-Token": csrf_of(other)})
     assert refused.status_code == 409
     assert client.post(f"/api/macros/{saved.json()['id']}/delete", headers=headers).status_code == 200
+
+
+def test_activity_is_worked_out_once_for_all_of_an_agents_open_pages(desk: WebDesk) -> None:
+    console = desk.services.console
+    account = desk.services.accounts.by_username("ann")
+    assert account is not None
+    calls = []
+    real = console._current_activity
+
+    def counted(who: object) -> dict[str, object]:
+        calls.append(who)
+        return real(who)  # type: ignore[arg-type]
+
+    console._current_activity = counted  # type: ignore[method-assign]
+    first, second = console.activity(account), console.activity(account)  # two pages, the same second
+    assert first == second and len(calls) == 1
