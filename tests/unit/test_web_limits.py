@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,20 +54,7 @@ def _asgi(
         "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
         "client": ("203.0.113.1", 50000), "server": ("testserver", 80),
     }  # fmt: skip
-    # In a thread of its own: the browser tests' Playwright (sync API) keeps an event loop running in this one.
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            asyncio.run(app(scope, receive, send))
-        except BaseException as exc:  # re-raised below, in the test's thread
-            failure.append(exc)
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
+    asyncio.run(app(scope, receive, send))
     start = next(m for m in answer if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in answer if m["type"] == "http.response.body")
     return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, body, read
