@@ -162,3 +162,65 @@ audit_events = Table(
     Index("ix_handoff_audit_events_ticket", "ticket_id", "id"),
     Index("ix_handoff_audit_events_action", "action", "at"),
 )
+
+# Customer satisfaction: one question per conversation, sent as a DM when its ticket is resolved (migration 0010).
+# pending (chosen, DM not yet queued) → asked (DM queued) → answered | expired; skipped: not asked (sample, opt-out).
+csat_surveys = Table(
+    "handoff_csat",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), nullable=False, unique=True),
+    Column("conversation_id", TWEET_ID, nullable=False, unique=True),  # once per conversation, ever
+    Column("customer_id", TWEET_ID, nullable=False),
+    Column("agent_id", Integer, ForeignKey("handoff_agents.id"), nullable=True),  # who resolved the ticket
+    Column("state", String(16), nullable=False),
+    Column("outbox_id", Integer, nullable=True),  # the DM that asks
+    Column("score", Integer, nullable=True),  # 1 (very unhappy) … 5 (very happy)
+    Column("comment", Text, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("asked_at", DateTime(timezone=True), nullable=True),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("state IN ('pending', 'asked', 'answered', 'expired', 'skipped')", name="state"),
+    CheckConstraint("score IS NULL OR score BETWEEN 1 AND 5", name="score"),
+    Index("ix_handoff_csat_customer", "customer_id", "state"),
+    Index("ix_handoff_csat_answered", "answered_at"),
+)
+
+# The desk's own settings that a lead changes at run time (CSAT on/off and its sample rate, …): name → JSON value.
+desk_settings = Table(
+    "handoff_desk_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_by", String(64), nullable=False),
+)
+
+# Incidents: during an outage the lead handles one incident, not many tickets (migration 0011).
+incidents = Table(
+    "handoff_incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("title", String(120), nullable=False),  # "Fibre outage, Leeds"
+    Column("state", String(16), nullable=False),  # open | resolved
+    Column("status_note", Text, nullable=False),  # what is known now, kept up to date by the lead
+    Column("keywords", JSON, nullable=False),  # words that offer similar new tweets for linking
+    Column("reply_template", Text, nullable=True),  # the update every linked customer gets
+    Column("closing_template", Text, nullable=True),  # the public reply under each thread when it is resolved
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("state IN ('open', 'resolved')", name="state"),
+    Index("ix_handoff_incidents_state", "state", "created_at"),
+)
+
+incident_tickets = Table(
+    "handoff_incident_tickets",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("handoff_incidents.id"), primary_key=True),
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), primary_key=True),
+    Column("linked_by", String(64), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+    Index("uq_handoff_incident_tickets_ticket", "ticket_id", unique=True),  # a ticket is in one incident at most
+)
