@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic_settings
@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     x_poll_interval_s: float = Field(default=2.0, gt=0, description="How often the worker reads mentions.")
     x_reconcile_after_s: float = Field(
         default=5.0, ge=0, description="How long a reply in doubt waits before we look for it on X."
+    )
+    x_tier: Literal["pay-per-use", "basic"] = Field(
+        default="pay-per-use",
+        description="The care account's X API access tier: its posting limits (bot/channel/x_limits.py) are kept.",
     )
 
     sandbox_host: str = "127.0.0.1"

@@ -3,7 +3,9 @@
 An outbox row moves pending → sending (committed before the request) → sent | failed | unknown. A row left in
 `sending` by a crash, or `unknown` after a timeout or dropped connection, may or may not have been posted: X has no
 idempotency key, so before any re-send the sender looks for our reply to that tweet among our own recent tweets.
-Found: the row is sent. Not found: it goes back to pending. Rate limits (429) pause posting until X's reset time;
+Found: the row is sent. Not found: it goes back to pending. X's posting limits (bot.channel.x_limits) are kept
+before X has to enforce them: a row waits while its window is full. Rate limits (429) pause posting (public replies
+or DMs, whichever X limited) until X's reset time;
 5xx and network errors back off exponentially; a reply X refuses, or one that keeps failing, is marked failed and
 its tweet goes to a person, so every tweet reaches a final state. Any other error while a row is claimed (a bug,
 an answer nobody foresaw, the database gone for a moment) leaves the reply in doubt: the row becomes `unknown`
@@ -18,13 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy.engine import Row
 
 from bot.channel.errors import XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import add_alert, id_key, utcnow
+from bot.channel.x_limits import DEFAULT_TIER, LOW_PRIORITY_KINDS, TIERS, Budget, PostingLimits, budget, channel_of
 from bot.db import as_utc
 from handoff.service import Escalation, Handoff
 
@@ -50,6 +53,7 @@ class SendReport:
     unknown: int = 0
     reconciled: int = 0
     rate_limited_until: datetime | None = None
+    waiting_for_budget: int = 0  # due rows left for later: their channel's window is full
 
 
 def is_dm_target(target_tweet_id: str) -> bool:
@@ -67,6 +71,7 @@ class Sender:
         backoff_max_s: float = 60.0,
         batch_size: int = 50,
         clock: Callable[[], datetime] = utcnow,
+        limits: PostingLimits = TIERS[DEFAULT_TIER],
     ) -> None:
         self.engine = engine
         self.client = client
@@ -76,7 +81,9 @@ class Sender:
         self.lookup_failures = 0  # consecutive failed searches for our replies
         self.batch_size = batch_size
         self.clock = clock
-        self.paused_until: datetime | None = None  # posting rate-limited until then
+        self.limits = limits
+        self.paused: dict[str, datetime] = {}  # channel (tweet | dm) → X rate-limited its posting until then
+        self.budget_alerted: dict[str, datetime] = {}  # channel → the moment its last "window full" alert named
         self.lookups_paused_until: datetime | None = None  # reading our own tweets rate-limited until then
         self.in_flight: set[int] = set()  # outbox rows this sender claimed whose outcome an error left unwritten
 
@@ -103,7 +110,9 @@ class Sender:
                 update(outbox)
                 .where(outbox.c.id.in_(sorted(self.in_flight)), outbox.c.state == "sending")
                 .values(
-                    state="unknown", updated_at=now, next_attempt_at=now + self.reconcile_after,
+                    state="unknown",
+                    updated_at=now,
+                    next_attempt_at=now + self.reconcile_after,
                     last_error="interrupted by an unexpected error while sending",
                 )  # fmt: skip
             )
@@ -180,38 +189,104 @@ class Sender:
                 )
 
     # ------------------------------------------------------------------ posting
-    def _pause(self, exc: XRateLimited) -> None:
-        self.paused_until = datetime.fromtimestamp(exc.reset_at, UTC)
-        log.warning("X rate limit on posting; paused until %s", self.paused_until.isoformat())
+    @property
+    def paused_until(self) -> datetime | None:
+        """The latest moment until which X rate-limited posting on some channel (None: no channel is paused)."""
+        return max(self.paused.values(), default=None)
 
-    def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
-        return conn.execute(
-            select(outbox)
-            .where(
-                outbox.c.state == "pending",
-                or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-            )
-            .order_by(outbox.c.id)
-            .limit(self.batch_size)
-        ).all()
+    @paused_until.setter
+    def paused_until(self, moment: datetime | None) -> None:
+        self.paused = {} if moment is None else {"tweet": moment, "dm": moment}
+
+    def _pause(self, exc: XRateLimited, channel: str) -> None:
+        self.paused[channel] = until = datetime.fromtimestamp(exc.reset_at, UTC)
+        what = "DMs" if channel == "dm" else "public replies"
+        log.warning("X rate limit on posting %s; paused until %s", what, until.isoformat())
+
+    def budgets(self, conn: Connection, now: datetime) -> dict[str, Budget]:
+        """What each channel may still send now within X's posting limits."""
+        return {channel: budget(conn, self.limits, channel, now) for channel in ("tweet", "dm")}
+
+    def due(self, conn: Connection, now: datetime, budgets: dict[str, Budget] | None = None) -> Sequence[Row[Any]]:
+        """Pending rows that are due and whose channel has room (all due rows when `budgets` is None), agents'
+        and the bot's replies before low-priority ones, oldest first."""
+        query = select(outbox).where(
+            outbox.c.state == "pending",
+            or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+        )
+        is_dm = outbox.c.target_tweet_id.like("dm-%")
+        low = outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS))
+        for channel, paused_until in self.paused.items():
+            if now < paused_until:
+                query = query.where(~is_dm if channel == "dm" else is_dm)
+        if budgets is not None:
+            for channel, left in budgets.items():
+                on_channel = is_dm if channel == "dm" else ~is_dm
+                if left.remaining <= 0:
+                    query = query.where(~on_channel)
+                elif left.low_priority_remaining <= 0:
+                    query = query.where(~(on_channel & low))
+        return conn.execute(query.order_by(low, outbox.c.id).limit(self.batch_size)).all()
+
+    def _waiting_for_budget(self, conn: Connection, now: datetime, budgets: dict[str, Budget]) -> int:
+        """How many due rows wait for room in a window; alerts once per full window, naming when it frees."""
+        waiting = 0
+        is_dm = outbox.c.target_tweet_id.like("dm-%")
+        low = outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS))
+        for channel, left in budgets.items():
+            on_channel = is_dm if channel == "dm" else ~is_dm
+            if left.remaining > 0 and left.low_priority_remaining > 0:
+                continue
+            count = conn.execute(
+                select(func.count()).where(
+                    outbox.c.state == "pending",
+                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+                    on_channel if left.remaining <= 0 else on_channel & low,
+                )
+            ).scalar_one()
+            waiting += count
+            if count and left.spent_window is not None and left.frees_at is not None:
+                if self.budget_alerted.get(channel) == left.frees_at:
+                    continue
+                self.budget_alerted[channel] = left.frees_at
+                what = "DMs" if channel == "dm" else "public replies"
+                message = (
+                    f"X allows {left.spent_window.describe()} {what} ({self.limits.tier} access); {count} wait "
+                    f"until {left.frees_at:%H:%M} UTC."
+                )
+                add_alert(conn, "posting_budget", message, {"channel": channel, "waiting": count})
+                log.warning("posting budget: %s", message)
+        return waiting
 
     def send_due(self) -> SendReport:
         """Post the pending replies that are due, one at a time, each claimed before its request."""
         now = self.clock()
-        if self.paused_until is not None and now < self.paused_until:
+        self.paused = {channel: until for channel, until in self.paused.items() if now < until}
+        if len(self.paused) == 2:
             return SendReport(rate_limited_until=self.paused_until)
-        self.paused_until = None
         with self.engine.connect() as conn:
-            rows = self.due(conn, now)
+            budgets = self.budgets(conn, now)
+            rows = self.due(conn, now, budgets)
+        left = {channel: (b.remaining, b.low_priority_remaining) for channel, b in budgets.items()}
         counts = {"sent": 0, "failed": 0, "deferred": 0, "unknown": 0}
         for row in rows:
+            channel = channel_of(row.target_tweet_id)
+            remaining, low_remaining = left[channel]
+            if channel in self.paused:
+                continue  # X rate-limited this channel during this step
+            if remaining <= 0 or (row.kind in LOW_PRIORITY_KINDS and low_remaining <= 0):
+                continue  # counted below
             outcome = self.send_one(row)
             counts[outcome] = counts.get(outcome, 0) + 1
-            if self.paused_until is not None:
-                break
+            if outcome in ("sent", "unknown"):
+                spent_low = 1 if row.kind in LOW_PRIORITY_KINDS else 0
+                left[channel] = (remaining - 1, min(low_remaining - spent_low, remaining - 1))
+        with self.engine.begin() as conn:
+            after = self.clock()
+            waiting = self._waiting_for_budget(conn, after, self.budgets(conn, after))
         return SendReport(
             counts["sent"], counts["failed"], counts["deferred"], counts["unknown"],
-            rate_limited_until=self.paused_until,
+            rate_limited_until=self.paused_until, waiting_for_budget=waiting,
         )  # fmt: skip
 
     def send_one(self, row: Row[Any]) -> str:
@@ -246,7 +321,7 @@ class Sender:
             else:
                 posted_id = self.client.create_reply(row.text, row.target_tweet_id)
         except XRateLimited as exc:
-            self._pause(exc)
+            self._pause(exc, channel_of(row.target_tweet_id))
             self._back_to_pending(row, now, datetime.fromtimestamp(exc.reset_at, UTC), str(exc), undo_attempt=True)
             return "deferred"
         except XUnavailable as exc:
@@ -300,7 +375,10 @@ class Sender:
                 update(outbox)
                 .where(outbox.c.id == row.id)
                 .values(
-                    state="pending", next_attempt_at=retry_at, last_error=error, updated_at=now,
+                    state="pending",
+                    next_attempt_at=retry_at,
+                    last_error=error,
+                    updated_at=now,
                     attempts=row.attempts if undo_attempt else row.attempts + 1,
                 )  # fmt: skip
             )

@@ -30,6 +30,7 @@ from bot.channel.models import worker_heartbeats
 from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
 from bot.channel.store import add_alert, utcnow
+from bot.channel.x_limits import limits_for
 from bot.db import as_utc, make_engine, upgrade
 from bot.desk import Desk, open_desk
 from bot.settings import Settings
@@ -220,7 +221,7 @@ def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worke
                 ),  # fmt: skip
                 sender=Sender(
                     engine, client, handoff, reconcile_after_s=settings.x_reconcile_after_s,
-                    backoff_max_s=settings.x_backoff_max_s,
+                    backoff_max_s=settings.x_backoff_max_s, limits=limits_for(settings.x_tier),
                 ),  # fmt: skip
                 search_queries=tuple(settings.x_search_queries),
                 poll_interval_s=settings.x_poll_interval_s,
