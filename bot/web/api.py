@@ -4,18 +4,66 @@ Errors are {"error": {"status", "title", "detail"}}."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from bot.web.access import AccessFirstRoute, AgentViewer, AnyViewer
 from bot.web.console import MAX_REPLY_CHARS, ConsoleService, TicketSearch
 from bot.web.limits import MAX_ID, PathId
 
 router = APIRouter(prefix="/api", tags=["agent console"], route_class=AccessFirstRoute)
+
+
+class Problem(Exception):
+    """An API answer that is not a success (raised in a route of a ProblemRoute router): the status, a short title,
+    a sentence saying why, and any further fields (e.g. `problems`, the current `revision`)."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+class ProblemRoute(AccessFirstRoute):
+    """An AccessFirstRoute that answers a raised Problem as the API's error JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer_problems(request: Request) -> Response:
+            from bot.web.errors import error_response
+
+            try:
+                return await handler(request)
+            except Problem as exc:
+                return error_response(request, exc.status, exc.title, exc.detail, **exc.extra)
+
+        return answer_problems
+
+
+class ErrorBody(BaseModel):
+    status: int
+    title: str
+    detail: str
+    problems: list[Any] | None = Field(default=None, description="Every problem found, where there are several.")
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+# The error answers of the API, for the OpenAPI description (`APIRouter(responses=ERROR_RESPONSES)`).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "Not logged in"},
+    403: {"model": ErrorOut, "description": "Your role may not do this, or the CSRF token is missing or wrong"},
+    404: {"model": ErrorOut, "description": "No such thing (ticket, agent, entry, version)"},
+    409: {"model": ErrorOut, "description": "Not done: the state does not allow it, or it changed since you read it"},
+    422: {"model": ErrorOut, "description": "Invalid input; `problems` lists each field and rule"},
+}
 
 
 def _console(request: Request) -> ConsoleService:

@@ -184,7 +184,7 @@ def build_services(
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
-    from bot.web import api, editor_pages, errors, events, lead_pages, macro_pages, pages
+    from bot.web import api, editor_api, editor_pages, errors, events, lead_api, lead_pages, macro_pages, pages
     from bot.web.lead import LeadService, SurgeLevels
 
     owned = services is None
@@ -227,6 +227,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(macro_pages.api)
     app.include_router(editor_pages.router)
     app.include_router(lead_pages.router)
+    app.include_router(editor_api.router)
+    app.include_router(lead_api.router)
     errors.install(app)
     check_every_route_declares_access(app.routes)
     return app
