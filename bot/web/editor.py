@@ -191,14 +191,24 @@ class EditorService:
     def save(self, slug: str, content: EntryContent, *, author: str) -> Entry:
         entry: Entry = self._call(
             lambda: self.kb.service.edit(
-                slug, author=author, question=content.question, answer=content.answer,
-                paraphrases=content.paraphrases, tags=content.tags, language=content.language,
+                slug,
+                author=author,
+                question=content.question,
+                answer=content.answer,
+                paraphrases=content.paraphrases,
+                tags=content.tags,
+                language=content.language,
             )  # fmt: skip
         )
         return entry
 
     def publish(self, slug: str, *, author: str) -> Entry:
-        """Make the working copy live; searchers everywhere catch up within the refresh interval."""
+        """Make the working copy live; searchers everywhere catch up within the refresh interval.
+
+        Refused while the bot's reply with the answer breaks the tone guide: the outbox would refuse every such
+        reply, so the entry would be live and never posted."""
+        working: Entry = self._call(lambda: self.kb.service.get(slug))
+        self._refuse_tone_findings(working.content, "published")
         entry: Entry = self._call(lambda: self.kb.service.publish(slug, author=author))
         self._refresh_search()
         return entry
@@ -209,6 +219,9 @@ class EditorService:
         return entry
 
     def rollback(self, slug: str, version: int, *, author: str) -> Entry:
+        """Make an earlier version live again, unless the tone guide (as it is now) refuses its answer."""
+        earlier: EntryVersion = self._call(lambda: self.kb.service.get_version(slug, version))
+        self._refuse_tone_findings(earlier.content, "rolled back to")
         entry: Entry = self._call(lambda: self.kb.service.rollback(slug, version, author=author))
         self._refresh_search()
         return entry
@@ -219,6 +232,26 @@ class EditorService:
         except KbError:
             pass  # the searcher catches up on its next search anyway
 
+    def _refuse_tone_findings(self, content: EntryContent, done: str) -> None:
+        findings = self._tone_findings(content.cleaned())[1]
+        if findings:
+            raise EditorError(
+                f"The entry cannot be {done}: the bot's reply with this answer breaks the tone guide: "
+                + "; ".join(findings),
+                findings,
+            )
+
+    def _tone_findings(self, content: EntryContent) -> tuple[str | None, list[str]]:
+        """The reply the bot would post with the answer (one of its wordings) and the tone guide's findings on it."""
+        if not content.answer:
+            return None, []
+        try:
+            reply = compose_reply("faq_answer", BOT, variant_seed=content.slug or "preview",
+                                  answer=content.answer, guide=self.guide)  # fmt: skip
+        except ToneError as exc:
+            return None, [str(exc)]
+        return reply, [v.message for v in check(reply, BOT, guide=self.guide)]
+
     # ------------------------------------------------ live feedback
 
     def check(self, content: EntryContent) -> EntryCheck:
@@ -228,15 +261,7 @@ class EditorService:
         kb = self.kb
         signature = self.guide.signature(BOT)
         problems: list[str] = self._call(lambda: kb.service.check(content))
-        reply: str | None = None
-        tone: list[str] = []
-        if content.answer:
-            try:
-                reply = compose_reply("faq_answer", BOT, variant_seed=content.slug or "preview",
-                                      answer=content.answer, guide=self.guide)  # fmt: skip
-                tone = [v.message for v in check(reply, BOT, guide=self.guide)]
-            except ToneError as exc:
-                tone = [str(exc)]
+        reply, tone = self._tone_findings(content)
         near: list[NearEntry] = []
         if content.question:
             try:

@@ -171,6 +171,27 @@ def test_history_diff_and_rollback(editor: EditorService) -> None:
     assert [v.note for v in editor.history("reset-hub")] == ["published", "published", "rollback to version 1"]
 
 
+def test_an_answer_the_tone_guide_refuses_is_not_published_nor_rolled_back_to(editor: EditorService) -> None:
+    shouting = content_from_form("reset-hub", "How do I reset my Hub 4 router?",
+                                 "NEVER unplug the hub while it updates. Hold reset for 15 seconds.", "", "router")  # fmt: skip
+    editor.save("reset-hub", shouting, author="eve")
+    assert editor.check(shouting).tone  # the editor is told while writing
+    with pytest.raises(EditorError, match="cannot be published: .*tone guide") as refused:
+        editor.publish("reset-hub", author="eve")
+    assert refused.value.problems and any("capital" in p.lower() for p in refused.value.problems)
+    entry = editor.entry("reset-hub")
+    assert entry.published_version == 1 and entry.has_unpublished_changes  # the live answer is unchanged
+    assert "NEVER" not in (editor.preview("how do I reset my hub 4 router?").reply or "")
+
+    editor.kb.service.publish("reset-hub", author="import")  # published before the rule, e.g. by an import
+    editor.save("reset-hub", content_from_form("reset-hub", "How do I reset my Hub 4 router?",
+                                               "Hold reset for 15 seconds.", "", "router"), author="eve")  # fmt: skip
+    editor.publish("reset-hub", author="eve")
+    with pytest.raises(EditorError, match="cannot be rolled back to"):
+        editor.rollback("reset-hub", 2, author="eve")
+    assert editor.entry("reset-hub").published_version == 3
+
+
 def test_the_pages_create_preview_and_publish(desk: WebDesk, editor: EditorService) -> None:
     client = desk.logged_in("eve")
     csrf = csrf_of(client)
