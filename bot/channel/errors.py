@@ -1,7 +1,9 @@
 """The errors of the X adapter (bot/channel/x_client.py), in carebot's words; the worker imports these, never tweepy.
 
     XError                      any failed X API call; `endpoint` names the call (mentions, create_tweet, …)
-     ├── XRateLimited           429: wait until `reset_at` (epoch seconds); `limit` is window | 24h | unknown
+     ├── XRateLimited           429: wait until `reset_at` (epoch seconds); `limit` is window | 24h | usage_cap
+     │                          (the monthly usage cap: X names no reset, so it is asked again later) | unknown
+     ├── XCreditsDepleted       402: the account's pay-per-use credits are spent; nothing was done, nothing is lost
      ├── XUnavailable           5xx / network / timeout after the retries of a read; a write that was not sent
      ├── XOutcomeUnknown        a write (tweet, DM) that may or may not have happened: look on X before re-sending
      └── XRejected              X refused the request (4xx): `status`, `detail`, `duplicate` (403 duplicate content)
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-RateLimitKind = Literal["window", "24h", "unknown"]
+RateLimitKind = Literal["window", "24h", "usage_cap", "unknown"]
 
 
 class XError(Exception):
@@ -33,6 +35,11 @@ class XRateLimited(XError):
         super().__init__(message, endpoint=endpoint)
         self.reset_at = reset_at
         self.limit: RateLimitKind = limit
+
+
+class XCreditsDepleted(XError):
+    """X answered 402: the account has no pay-per-use credits left. The request was refused, not done; the same
+    request succeeds once the credits are topped up, so replies wait instead of failing."""
 
 
 class XUnavailable(XError):

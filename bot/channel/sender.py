@@ -6,6 +6,8 @@ idempotency key, so before any re-send the sender looks for our reply to that tw
 Found: the row is sent. Not found: it goes back to pending. X's posting limits (bot.channel.x_limits) are kept
 before X has to enforce them: a row waits while its window is full. Rate limits (429) pause posting (public replies
 or DMs, whichever X limited) until X's reset time;
+a 402 (the
+account's credits are spent) or X's usage cap holds every reply back, with one alert, until posting works again;
 5xx and network errors back off exponentially; a reply X refuses, or one that keeps failing, is marked failed and
 its tweet goes to a person, so every tweet reaches a final state. Any other error while a row is claimed (a bug,
 an answer nobody foresaw, the database gone for a moment) leaves the reply in doubt: the row becomes `unknown`
@@ -23,7 +25,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy.engine import Row
 
-from bot.channel.errors import XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.errors import XCreditsDepleted, XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import add_alert, id_key, utcnow
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DUPLICATE = "duplicate content"
 GIVE_UP_AFTER = timedelta(minutes=15)  # a reply X could not take for this long goes to a person instead
+CREDITS_RECHECK = timedelta(minutes=10)  # with the credits spent (402), posting is tried again this often
 
 
 class XWriter(Protocol):
@@ -84,6 +87,7 @@ class Sender:
         self.limits = limits
         self.paused: dict[str, datetime] = {}  # channel (tweet | dm) → X rate-limited its posting until then
         self.budget_alerted: dict[str, datetime] = {}  # channel → the moment its last "window full" alert named
+        self.alerted: set[str] = set()  # kinds of alert given since posting last worked (credits, usage cap)
         self.lookups_paused_until: datetime | None = None  # reading our own tweets rate-limited until then
         self.in_flight: set[int] = set()  # outbox rows this sender claimed whose outcome an error left unwritten
 
@@ -199,9 +203,36 @@ class Sender:
         self.paused = {} if moment is None else {"tweet": moment, "dm": moment}
 
     def _pause(self, exc: XRateLimited, channel: str) -> None:
-        self.paused[channel] = until = datetime.fromtimestamp(exc.reset_at, UTC)
+        until = datetime.fromtimestamp(exc.reset_at, UTC)
+        if exc.limit == "usage_cap":
+            # The account's usage cap covers every kind of post: both channels wait, and the lead is told.
+            self.paused = {"tweet": until, "dm": until}
+            self._alert_once(
+                "usage_capped",
+                f"X's usage cap is reached: no replies or DMs go out. carebot tries again at {until:%H:%M} UTC.",
+            )
+            return
+        self.paused[channel] = until
         what = "DMs" if channel == "dm" else "public replies"
         log.warning("X rate limit on posting %s; paused until %s", what, until.isoformat())
+
+    def _out_of_credits(self, exc: XCreditsDepleted, now: datetime) -> None:
+        until = now + CREDITS_RECHECK
+        self.paused = {"tweet": until, "dm": until}
+        self._alert_once(
+            "credits_depleted",
+            "X refuses to post: the account's credits are spent (HTTP 402). Replies wait, none is lost; top up "
+            f"the credits. carebot tries again at {until:%H:%M} UTC.",
+        )
+
+    def _alert_once(self, kind: str, message: str) -> None:
+        """An alert for the lead, once until posting works again (not on every retry)."""
+        log.warning("%s", message)
+        if kind in self.alerted:
+            return
+        self.alerted.add(kind)
+        with self.engine.begin() as conn:
+            add_alert(conn, kind, message)
 
     def budgets(self, conn: Connection, now: datetime) -> dict[str, Budget]:
         """What each channel may still send now within X's posting limits."""
@@ -324,6 +355,10 @@ class Sender:
             self._pause(exc, channel_of(row.target_tweet_id))
             self._back_to_pending(row, now, datetime.fromtimestamp(exc.reset_at, UTC), str(exc), undo_attempt=True)
             return "deferred"
+        except XCreditsDepleted as exc:
+            self._out_of_credits(exc, now)
+            self._back_to_pending(row, now, now + CREDITS_RECHECK, str(exc), undo_attempt=True)
+            return "deferred"
         except XUnavailable as exc:
             if now - as_utc(row.created_at) >= GIVE_UP_AFTER:
                 with self.engine.begin() as conn:
@@ -354,6 +389,7 @@ class Sender:
                 self._fail(conn, row, f"X refused the reply: {exc}", now)
             return "failed"
         failpoint("after_post")
+        self.alerted.clear()
         with self.engine.begin() as conn:
             self._mark_sent(conn, row, posted_id, now)
         failpoint("after_mark_sent")

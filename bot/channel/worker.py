@@ -24,7 +24,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, insert, select, update
 
-from bot.channel.errors import XError, XRateLimited
+from bot.channel.errors import XCreditsDepleted, XError, XRateLimited
 from bot.channel.intake import Intake
 from bot.channel.models import worker_heartbeats
 from bot.channel.processing import TweetProcessor
@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 SEARCH_EVERY = 5  # keyword searches and DMs are read every N-th mentions poll (their rate limits are lower)
 START_BACKOFF_S = 1.0
+CREDITS_RECHECK_S = 600.0  # with the credits spent (402), a read is tried again this often
 
 
 @dataclass
@@ -96,7 +97,17 @@ class Worker:
             poll.rate_limited(now + wait, now)
             log.warning("%s: rate limited by X for %.0f s", key, wait)
             with self.engine.begin() as conn:
-                add_alert(conn, "rate_limited", f"X rate-limited {key}; next read in {wait:.0f} s.")
+                if exc.limit == "usage_cap":
+                    add_alert(conn, "usage_capped", f"X's usage cap is reached: {key} is not read; next try in "
+                              f"{wait:.0f} s.")  # fmt: skip
+                else:
+                    add_alert(conn, "rate_limited", f"X rate-limited {key}; next read in {wait:.0f} s.")
+        except XCreditsDepleted as exc:
+            poll.rate_limited(now + CREDITS_RECHECK_S, now)
+            log.warning("%s: %s (next read in %.0f s)", key, exc, CREDITS_RECHECK_S)
+            with self.engine.begin() as conn:
+                add_alert(conn, "credits_depleted", f"X refuses to read {key}: the account's credits are spent "
+                          f"(HTTP 402); top up the credits. Next read in {CREDITS_RECHECK_S:.0f} s.")  # fmt: skip
         except XError as exc:
             poll.failed(now, self.backoff_max_s)
             log.warning("%s: %s (retry in %.1f s)", key, exc, poll.next_at - now)

@@ -39,6 +39,7 @@ from urllib3.exceptions import ConnectTimeoutError, MaxRetryError
 from bot.channel.errors import (
     RateLimitKind,
     XAuthError,
+    XCreditsDepleted,
     XError,
     XOutcomeUnknown,
     XOutsideSearchWindow,
@@ -69,6 +70,7 @@ _MAX_DETAIL_CHARS = 500
 # for clock skew). A reset time beyond them is an error on X's side, not a reason to stop reading for years.
 RATE_WINDOW_MAX_WAIT_S = 15 * 60 + 60
 DAILY_CAP_MAX_WAIT_S = 24 * 3600 + 60
+USAGE_CAP_RECHECK_S = 3600  # X names no reset for its monthly usage cap: ask again after an hour
 _RESET_HEADER = re.compile(r"[0-9]{1,20}")  # epoch seconds, as tweepy reads x-rate-limit-reset
 _X_ID = re.compile(r"[0-9]{1,19}")  # X's ids: 64-bit integers as decimal strings
 # Recent search's 7 days: the parameters X refuses when they are older, and the oldest time its message names
@@ -829,6 +831,14 @@ class XClient:
             reset = number(f"{cap}-reset")
             if number(f"{cap}-remaining") == 0 and reset:
                 return self._rate_limit_error(endpoint, reset, now, DAILY_CAP_MAX_WAIT_S, "24h", "24-hour cap")
+        if (
+            _problem_of(response).get("type", "").endswith("/usage-capped")
+            or (number("x-rate-limit-remaining") or 0) > 0
+        ):
+            # The monthly usage cap, not the window: X names no reset for it, so ask again after a while.
+            return self._rate_limit_error(
+                endpoint, now + USAGE_CAP_RECHECK_S, now, USAGE_CAP_RECHECK_S, "usage_cap", "usage cap reached"
+            )
         reset = number("x-rate-limit-reset")
         if reset:
             return self._rate_limit_error(endpoint, reset, now, RATE_WINDOW_MAX_WAIT_S, "window", "rate limit")
@@ -848,10 +858,14 @@ class XClient:
             f"X API {endpoint}: {what}; wait until {until}", endpoint=endpoint, reset_at=reset_at, limit=limit
         )
 
-    def _rejected(self, endpoint: str, response: requests.Response) -> XRejected:
+    def _rejected(self, endpoint: str, response: requests.Response) -> XRejected | XCreditsDepleted:
         status = response.status_code
         problem = _problem_of(response)
         detail = self._scrub(_one_line(problem.get("detail", "")))[:_MAX_DETAIL_CHARS]
+        if status == 402:
+            return XCreditsDepleted(
+                f"X API {endpoint}: HTTP 402: the account's credits are spent: {detail}", endpoint=endpoint
+            )
         if endpoint == "search" and status == 400:
             refused, window_start = _outside_search_window(response)
             if refused:

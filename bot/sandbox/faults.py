@@ -6,6 +6,8 @@ An endpoint's own fault wins over "*". Kinds:
 - 429: rate limited, with x-rate-limit-reset; 429_no_reset: without it; 429_24h: the 24-hour cap
   (x-user-limit-24hour-* headers); `reset_in_s` (a finite number of seconds, at most MAX_RESET_IN_S either way,
   so a fault can announce a reset in the past or absurdly far away) sets the announced reset;
+- 429_usage_cap: the monthly usage cap (a UsageCapExceeded problem, x-rate-limit-remaining above 0);
+- 402: the account's pay-per-use credits are spent (a credits-depleted problem);
 - 500, 503: server errors;
 - hang: wait `hang_s` seconds (default 30), then answer normally;
 - reset: close the connection without any response;
@@ -23,7 +25,7 @@ ENDPOINTS = (
     "users_me", "mentions", "search", "tweet_lookup", "user_tweets", "create_tweet", "dm_send", "dm_events",
 )  # fmt: skip
 WRITE_ENDPOINTS = ("create_tweet", "dm_send")
-KINDS = ("429", "429_no_reset", "429_24h", "500", "503", "hang", "reset", "post_then_drop")
+KINDS = ("429", "429_no_reset", "429_24h", "429_usage_cap", "402", "500", "503", "hang", "reset", "post_then_drop")
 DEFAULT_HANG_S = 30.0
 MAX_RESET_IN_S = 1e13  # about 300,000 years: far enough for any test of a client, short enough to print
 

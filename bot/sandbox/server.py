@@ -73,6 +73,8 @@ RATE_LIMITS = {
 }  # fmt: skip
 RATE_WINDOW_S = 900
 DAILY_POST_LIMIT = 2400  # announced by the 429_24h fault
+USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"  # X's UsageCapExceededProblem
+CREDITS_DEPLETED_TYPE = "https://api.twitter.com/2/problems/credits-depleted"
 MENTIONS_REACHABLE = 800  # like X: only the 800 most recent mentions can be read
 USER_TWEETS_REACHABLE = 3200
 SEARCH_DAYS = 7
@@ -256,6 +258,9 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
         if fault.kind.startswith("429"):
             return rate_limited(endpoint, fault)
         status = int(fault.kind)
+        if status == 402:
+            body = problem(402, "Payment Required", "Your account has no credits left. Add credits to continue.")
+            return ProblemResponse({**body, "type": CREDITS_DEPLETED_TYPE}, status_code=402)
         title = "Internal Server Error" if status == 500 else "Service Unavailable"
         return ProblemResponse(problem(status, title, title), status_code=status)
 
@@ -270,6 +275,12 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
             headers["x-user-limit-24hour-remaining"] = "0"
             reset_in = fault.reset_in_s if fault.reset_in_s is not None else 86_400
             headers["x-user-limit-24hour-reset"] = str(math.ceil(now + reset_in))
+        elif fault.kind == "429_usage_cap":
+            headers["x-rate-limit-remaining"] = str(RATE_LIMITS[endpoint] - 1)
+            headers["x-rate-limit-reset"] = str(window_reset)
+            capped = problem(429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap")
+            capped.update(type=USAGE_CAPPED_TYPE, period="Monthly", scope="Product")
+            return ProblemResponse(capped, status_code=429, headers=headers)
         else:
             headers["x-rate-limit-remaining"] = "0"
             if fault.kind == "429":

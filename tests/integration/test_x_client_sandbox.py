@@ -18,6 +18,7 @@ from sqlalchemy import Engine, select
 
 from bot.channel.errors import (
     XAuthError,
+    XCreditsDepleted,
     XError,
     XOutcomeUnknown,
     XOutsideSearchWindow,
@@ -415,6 +416,36 @@ def test_a_rate_limited_write_is_not_sent(world: World, endpoint: str, kind: str
         _write_calls(world, target)[endpoint]()
     assert caught.value.limit == limit
     assert world.requests() == 1 and _posted(world, endpoint) == []
+
+
+@pytest.mark.parametrize("endpoint", ["create_tweet", "dm_send", "mentions"])
+def test_spent_credits_are_their_own_error_and_nothing_is_posted(world: World, endpoint: str) -> None:
+    target = world.tweet("una", "@KestrelCare hello")
+    world.client.me()
+    world.clear()
+    world.fault(endpoint, "402")
+    calls = {**_write_calls(world, target), "mentions": lambda: world.client.mentions(None)}
+    with pytest.raises(XCreditsDepleted, match="HTTP 402: the account's credits are spent") as caught:
+        calls[endpoint]()
+    assert not isinstance(caught.value, XRejected)  # a reply that waits for credits is not a refused reply
+    assert world.requests() == 1 and world.sleeps == []
+    if endpoint != "mentions":
+        assert _posted(world, endpoint) == []
+
+
+@pytest.mark.parametrize("endpoint", ["create_tweet", "mentions"])
+def test_the_usage_cap_is_not_the_15_minute_window(world: World, endpoint: str) -> None:
+    target = world.tweet("vic", "@KestrelCare hello")
+    world.client.me()
+    world.clear()
+    world.fault(endpoint, "429_usage_cap")
+    calls = {**_write_calls(world, target), "mentions": lambda: world.client.mentions(None)}
+    before = time.time()
+    with pytest.raises(XRateLimited, match="usage cap") as caught:
+        calls[endpoint]()
+    assert caught.value.limit == "usage_cap"
+    assert before + 3500 <= caught.value.reset_at <= time.time() + 3601  # asked again in an hour, not at the reset
+    assert world.requests() == 1
 
 
 def test_a_fault_storm_on_every_endpoint_stays_bounded(world: World) -> None:

@@ -13,7 +13,7 @@ import pytest
 from channel_support import FakeX
 from sqlalchemy import Engine, insert, select
 
-from bot.channel.errors import XRateLimited
+from bot.channel.errors import XCreditsDepleted, XRateLimited
 from bot.channel.models import alerts, inbound_tweets, outbox
 from bot.channel.sender import Sender
 from bot.channel.x_limits import TIERS, limits_for
@@ -186,3 +186,49 @@ def test_a_rate_limit_on_dms_does_not_stop_public_replies(engine: Engine) -> Non
     assert states(engine, "agent_reply") == {"pending": 2}
     sender.send_due()
     assert x.calls["dm_send"] == 1  # DMs stay paused until X's reset
+
+
+def test_spent_credits_hold_every_reply_back_with_one_alert_and_lose_none(engine: Engine) -> None:
+    x, clock = FakeX(), Clock()
+    queue_replies(engine, x, 3)
+    queue_dms(engine, 2, kind="agent_reply", prefix="p")
+    x.fail("create_tweet", *[XCreditsDepleted("HTTP 402: credits spent", endpoint="create_tweet")] * 2)
+    sender = sender_for(engine, x, clock)
+    sender.send_due()
+    assert x.calls["create_tweet"] == 1 and x.calls["dm_send"] == 0  # the credits cover DMs as well
+    assert states(engine) == {"pending": 5}  # nothing failed: no reply becomes a ticket for want of credits
+    for minutes in (1, 5):
+        clock.now = START + timedelta(minutes=minutes)
+        sender.send_due()
+    assert x.calls["create_tweet"] == 1
+    clock.now = START + timedelta(minutes=11)
+    sender.send_due()  # still spent: a second try, no second alert
+    assert x.calls["create_tweet"] == 2
+    with engine.connect() as conn:
+        kinds = list(conn.execute(select(alerts.c.kind)).scalars())
+    assert kinds == ["credits_depleted"]
+    clock.now = START + timedelta(minutes=22)  # topped up
+    sender.send_due()
+    assert states(engine) == {"sent": 5}
+    assert sender.alerted == set()  # a later shortage is reported again
+
+
+def test_the_usage_cap_pauses_both_channels(engine: Engine) -> None:
+    x, clock = FakeX(), Clock()
+    queue_replies(engine, x, 2)
+    queue_dms(engine, 2, kind="agent_reply", prefix="u")
+    reset = (START + timedelta(hours=1)).timestamp()
+    x.fail("create_tweet", XRateLimited("usage cap", endpoint="create_tweet", reset_at=reset, limit="usage_cap"))
+    sender = sender_for(engine, x, clock)
+    sender.send_due()
+    assert x.calls["create_tweet"] == 1 and x.calls["dm_send"] == 0
+    assert states(engine) == {"pending": 4}
+    assert "usage cap" in " ".join(m for m in _alert_messages(engine, "usage_capped"))
+    clock.now = START + timedelta(hours=1, seconds=1)
+    sender.send_due()
+    assert states(engine) == {"sent": 4}
+
+
+def _alert_messages(engine: Engine, kind: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(alerts.c.message).where(alerts.c.kind == kind)).scalars())

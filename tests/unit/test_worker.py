@@ -558,3 +558,17 @@ def test_the_worker_loop_logs_an_unexpected_error_backs_off_and_goes_on(
     assert not runner.is_alive() and len(desk.x.replies_to(tweet.id)) == 1
     failures = [r for r in caplog.records if "unexpected error" in r.getMessage()]
     assert len(failures) == 2 and all(r.exc_info for r in failures)
+
+
+def test_spent_credits_on_reads_wait_ten_minutes_with_an_alert_instead_of_retrying_every_minute(desk: Desk1) -> None:
+    from bot.channel.errors import XCreditsDepleted
+
+    desk.x.customer_tweet("una", f"@KestrelCare {RESTART}")
+    desk.x.fail("mentions", XCreditsDepleted("HTTP 402: credits spent", endpoint="mentions"))
+    desk.run(5)
+    assert desk.x.calls["mentions"] == 1  # not hammering a paid endpoint that refuses
+    assert desk.rows(inbound_tweets) == []
+    [alert] = [row for row in desk.rows(alerts) if row.kind == "credits_depleted"]
+    assert "credits are spent" in alert.message and "mentions" in alert.message
+    poll = desk.worker.polls["mentions"]
+    assert poll.next_at - desk.worker.monotonic() > 500
