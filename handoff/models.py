@@ -115,6 +115,7 @@ tickets = Table(
     Index("ix_handoff_tickets_conversation", "conversation_id", "created_at"),
     Index("ix_handoff_tickets_customer", "customer_id", "created_at"),
     Index("ix_handoff_tickets_agent", "agent_id", "state"),
+    Index("ix_handoff_tickets_first_response", "band", "first_response_at"),  # the reports (migration 0012)
     Index(
         "uq_handoff_tickets_open_conversation",
         "conversation_id",

@@ -36,6 +36,7 @@ inbound_tweets = Table(
     Index("ix_x_inbound_state", "state", "next_attempt_at"),
     Index("ix_x_inbound_conversation", "conversation_id"),
     Index("ix_x_inbound_author", "author_id"),
+    Index("ix_x_inbound_fetched", "fetched_at", "band", "ignore_reason"),  # the reports' volume (migration 0012)
 )
 
 checkpoints = Table(
@@ -68,6 +69,7 @@ outbox = Table(
     UniqueConstraint("target_tweet_id", name="uq_x_outbox_target"),
     Index("ix_x_outbox_state", "state", "next_attempt_at"),
     Index("ix_x_outbox_posted", "posted_tweet_id"),
+    Index("ix_x_outbox_kind_created", "kind", "created_at"),  # the reports' bot answers (migration 0012)
 )
 
 opt_outs = Table(

@@ -38,6 +38,7 @@ NAVIGATION = (
     NavItem("Shift", "/lead", ("lead",)),
     NavItem("FAQ", "/faq", ("editor", "lead")),
     NavItem("Unanswered", "/unanswered", ("editor", "lead")),
+    NavItem("Reports", "/reports", ("editor", "lead")),
 )
 
 

@@ -1,0 +1,403 @@
+"""The reports (/reports): every figure of every chart against a direct SQL count or a hand computation over seeded
+rows, on SQLite and PostgreSQL; the CSV downloads equal the charts' tables; roles (editors see the FAQ part only);
+percentiles in SQL on PostgreSQL equal those computed in Python.
+
+The history is seeded through the real handoff service (its clock set to each moment) and the real reply path, so
+the audit events are the ones carebot writes: two days ago, day D, with tickets answered, resolved and reopened.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select, update
+from web_support import WebDesk, web_desk
+
+from bot.channel.models import inbound_tweets, outbox
+from bot.channel.replies import queue_agent_reply
+from bot.web.report_pages import chart_csv
+from bot.web.reports import CHARTS, ReportError, ReportService, percentile_cont, period
+from handoff import Escalation, Handoff, transaction
+from handoff.models import audit_events, csat_surveys, incident_tickets, incidents
+
+_ids = itertools.count(1_890_000_000_000_000_000)
+TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+D = TODAY - timedelta(days=2)  # the seeded day
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return D + timedelta(hours=hour, minutes=minute)
+
+
+class History:
+    """Seeds day D through the real handoff service and reply path, its clock set to each moment."""
+
+    def __init__(self, desk: WebDesk) -> None:
+        self.desk = desk
+        self.now = at(0)
+        self.handoff = Handoff(desk.engine, sla_minutes=60, clock=lambda: self.now)
+        self.agents = {a.initials: a for a in (row.agent for row in desk.handoff.roster())}
+
+    def tweet(self, when: datetime, *, band: str | None, reason: str | None = None, conversation: str | None = None,
+              slug: str | None = None, ticket_id: int | None = None, text: str = "hello") -> str:  # fmt: skip
+        tweet_id = str(next(_ids))
+        decision = {"decision": {"band": band, "faq": {"entry_id": 1, "slug": slug, "score": 0.9} if slug else None}}
+        with transaction(self.desk.engine) as conn:
+            conn.execute(insert(inbound_tweets).values(
+                tweet_id=tweet_id, source="mention", author_id="501", author_username="maya_k", text=text,
+                conversation_id=conversation or tweet_id, created_at=when, fetched_at=when,
+                state="done" if band else "new", attempts=1 if band else 0, band=band, ignore_reason=reason,
+                decision=decision if band else None, ticket_id=ticket_id, triaged_at=when if band else None,
+            ))  # fmt: skip
+        return tweet_id
+
+    def bot_answer(self, when: datetime, slug: str) -> str:
+        """A customer's question the bot answered from the FAQ entry `slug` (the outbox row sent a minute later)."""
+        question = self.tweet(when, band="auto", slug=slug)
+        with transaction(self.desk.engine) as conn:
+            conn.execute(insert(outbox).values(
+                target_tweet_id=question, conversation_id=question, kind="faq_answer", author="bot",
+                text=f"The answer from {slug} ^bot", state="sent", attempts=1, posted_tweet_id=question + "9",
+                created_at=when + timedelta(minutes=1), updated_at=when + timedelta(minutes=1),
+                sent_at=when + timedelta(minutes=1),
+            ))  # fmt: skip
+        return question
+
+    def escalate(self, when: datetime, *, band: str = "human", conversation: str | None = None,
+                 draft: str | None = None) -> int:  # fmt: skip
+        self.now = when
+        tweet_id = self.tweet(when, band=band, conversation=conversation, text="my broadband is down again")
+        with transaction(self.desk.engine) as conn:
+            ticket_id = self.handoff.escalate(conn, Escalation(
+                conversation_id=conversation or tweet_id, tweet_id=tweet_id, customer_id="501",
+                customer_handle="maya_k", text="my broadband is down again", created_at=when, source="mention",
+                band=band, reasons=["an outage report"], priority=2, skill="general", draft_reply=draft,
+            ))  # fmt: skip
+            conn.execute(update(inbound_tweets).where(inbound_tweets.c.tweet_id == tweet_id)
+                         .values(ticket_id=ticket_id))  # fmt: skip
+        return ticket_id
+
+    def claim(self, when: datetime, ticket_id: int, initials: str) -> None:
+        self.now = when
+        self.handoff.claim(ticket_id, self.agents[initials].id)
+
+    def reply(self, when: datetime, ticket_id: int, initials: str, body: str) -> None:
+        self.now = when
+        with transaction(self.desk.engine) as conn:
+            queue_agent_reply(conn, self.handoff, ticket_id, self.agents[initials], f"{body} ^{initials}", now=when)
+
+    def resolve(self, when: datetime, ticket_id: int, initials: str) -> None:
+        self.now = when
+        self.handoff.resolve(ticket_id, self.agents[initials].id)
+
+    def reject(self, when: datetime, ticket_id: int, initials: str) -> None:
+        self.now = when
+        self.handoff.reject_draft(ticket_id, self.agents[initials].id)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WebDesk]:
+    """Each test runs on SQLite and, marked `postgres`, on PostgreSQL (CAREBOT_TEST_POSTGRES_URL)."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    with web_desk(tmp_path, postgres_url=url) as desk:
+        yield desk
+
+
+def seed(desk: WebDesk) -> dict[str, Any]:
+    """Day D: volume in three bands and two ignore reasons, three bot answers (one the customer came back
+    after), four tickets (answered, resolved, reopened, a draft approved and one rejected), CSAT, an incident."""
+    h = History(desk)
+    for hour, band, reason in [
+        (8, "auto", None),
+        (8, "auto", None),
+        (9, "ignore", "spam"),
+        (9, "ignore", "spam"),
+        (9, "ignore", "duplicate"),
+        (9, "ignore", "own_tweet"),
+        (10, None, None),
+    ]:
+        h.tweet(at(hour, 5), band=band, reason=reason)  # fmt: skip
+    helped = h.bot_answer(at(9), "reset-hub")
+    h.bot_answer(at(9, 10), "reset-hub")
+    h.bot_answer(at(9, 20), "reset-hub")
+    h.bot_answer(at(11), "pay-bill")
+    # A: came back to a person after the bot's answer (09:00): created 09:30, first reply 09:50, resolved 10:30;
+    # then reopened at 12:00, answered by BO at 14:00 (past the 60-minute SLA), resolved 15:00.
+    a = h.escalate(at(9, 30), conversation=helped)
+    h.claim(at(9, 35), a, "AB")
+    h.reply(at(9, 50), a, "AB", "Sorry about the outage, we are checking your line now.")
+    h.reply(at(10, 0), a, "AB", "Your line is back up, please restart the Hub.")
+    h.resolve(at(10, 30), a, "AB")
+    assert h.escalate(at(12), conversation=helped) == a  # the customer wrote again: reopened
+    h.claim(at(13), a, "BO")
+    h.reply(at(14), a, "BO", "We have booked an engineer for tomorrow morning.")
+    h.resolve(at(15), a, "BO")
+    # B: an approve-band draft, sent by AB at 10:40 (10 minutes); C: BO rejects the draft and writes his own.
+    b = h.escalate(at(10, 30), band="approve", draft="Hold the reset button for 15 seconds. ^bot")
+    h.claim(at(10, 35), b, "AB")
+    h.reply(at(10, 40), b, "AB", "Hold the reset button for 15 seconds.")
+    c = h.escalate(at(11), band="approve", draft="Pay by card in the app. ^bot")
+    h.claim(at(11, 5), c, "BO")
+    h.reject(at(11, 10), c, "BO")
+    h.reply(at(11, 30), c, "BO", "I have sent you a link to the payment page in DM.")
+    h.resolve(at(16), c, "BO")
+    # D: still waiting, never answered.
+    d = h.escalate(at(16, 30))
+    with transaction(desk.engine) as conn:
+        for n, (score, state) in enumerate([(5, "answered"), (4, "answered"), (2, "answered"), (None, "asked")]):
+            conn.execute(insert(csat_surveys).values(
+                ticket_id=(a, b, c, d)[n], conversation_id=f"csat-{n}", customer_id="501", agent_id=None,
+                state=state, score=score, created_at=at(17), asked_at=at(17),
+                answered_at=at(18 + n) if state == "answered" else None,
+            ))  # fmt: skip
+        incident = conn.execute(insert(incidents).values(
+            title="Fibre outage, Leeds", state="resolved", status_note="fixed", keywords=["fibre"],
+            created_by="lee", created_at=at(9, 40), updated_at=at(15), resolved_at=at(15),
+        ).returning(incidents.c.id)).scalar_one()  # fmt: skip
+        for ticket_id in (a, d):
+            conn.execute(insert(incident_tickets).values(incident_id=incident, ticket_id=ticket_id, linked_by="lee",
+                                                         linked_at=at(16, 40)))  # fmt: skip
+    return {"a": a, "b": b, "c": c, "d": d}
+
+
+def day(service: ReportService, bucket: str = "hour") -> Any:
+    return service.period("custom", bucket, D.date(), D.date())
+
+
+def row_at(chart: Any, hour: int) -> dict[str, Any]:
+    label = f"{D:%Y-%m-%d}T{hour:02d}:00"
+    return next(r for r in chart.rows if r["bucket"] == label)
+
+
+def service_of(desk: WebDesk, **kwargs: Any) -> ReportService:
+    return ReportService(desk.engine, sla_minutes=60, **kwargs)
+
+
+def test_volume_counts_every_band_and_ignore_reason(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    chart = service.chart("volume", day(service))
+    assert len(chart.rows) == 24
+    with desk.engine.connect() as conn:
+        grouped = conn.execute(select(inbound_tweets.c.band, inbound_tweets.c.ignore_reason, func.count())
+                               .group_by(inbound_tweets.c.band, inbound_tweets.c.ignore_reason)).all()  # fmt: skip
+    direct = {reason or band or "waiting": int(count) for band, reason, count in grouped}
+    totals = chart.totals
+    assert totals["auto"] == direct["auto"] == 6  # two tweets and four answered questions
+    assert totals["human"] == direct["human"] == 3 and totals["approve"] == direct["approve"] == 2
+    assert totals["ignore_spam"] == direct["spam"] == 2 and totals["ignore_duplicate"] == 1
+    assert totals["ignore_own_tweet"] == 1 and totals["waiting"] == 1 and totals["ignore_other"] == 0
+    assert totals["total"] == sum(direct.values()) == 16
+    assert row_at(chart, 9)["ignore_spam"] == 2 and row_at(chart, 9)["auto"] == 3 and row_at(chart, 9)["human"] == 1
+    by_day = service.chart("volume", day(service, "day"))
+    assert [r["total"] for r in by_day.rows] == [16]
+
+
+def test_deflection_and_the_precision_agents_imply(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    chart = service.chart("deflection", day(service))
+    t = chart.totals
+    assert t["auto"] == 6 and t["answerable"] == 11 and t["deflection"] == round(100 * 6 / 11, 1)
+    assert t["drafts_approved"] == 1 and t["drafts_rejected"] == 1 and t["draft_precision"] == 50.0
+    # Four bot answers; after the 09:00 one the customer came back to a person (ticket A).
+    assert t["bot_answers"] == 4 and t["didnt_help"] == 1 and t["helped"] == 75.0
+    assert row_at(chart, 9)["bot_answers"] == 3 and row_at(chart, 9)["didnt_help"] == 1
+    assert row_at(chart, 10)["drafts_approved"] == 1 and row_at(chart, 11)["drafts_rejected"] == 1
+    with desk.engine.connect() as conn:
+        rejected = conn.execute(select(func.count()).where(audit_events.c.action == "draft_rejected")).scalar_one()
+        sent = conn.execute(select(func.count()).where(outbox.c.kind == "faq_answer")).scalar_one()
+    assert (rejected, sent) == (1, 4)
+
+
+def test_first_response_time_per_episode_with_the_sla(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    chart = service.chart("first-response", day(service))
+    # A: 20 min (09:30 → 09:50), A reopened: 120 min (12:00 → 14:00), B: 10 min, C: 30 min (rejected, then own).
+    minutes = [20.0, 120.0, 10.0, 30.0]
+    assert chart.totals["responses"] == 4
+    assert chart.totals["p50"] == round(percentile_cont(minutes, 0.5) or 0, 1) == 25.0
+    assert chart.totals["p90"] == round(percentile_cont(minutes, 0.9) or 0, 1) == 93.0
+    assert chart.totals["sla_met"] == 75.0
+    assert row_at(chart, 9) | {} == {"bucket": row_at(chart, 9)["bucket"], "responses": 1, "p50": 20.0, "p90": 20.0,
+                                     "sla_met": 100.0}  # fmt: skip
+    assert row_at(chart, 14)["sla_met"] == 0.0 and row_at(chart, 14)["p50"] == 120.0
+    assert row_at(chart, 13)["responses"] == 0 and row_at(chart, 13)["p50"] is None
+
+
+def test_time_to_resolve_and_reopen_rate(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    resolution = service.chart("resolution", day(service))
+    # A: 09:30 → 10:30 (1 h); A again: 12:00 → 15:00 (3 h); C: 11:00 → 16:00 (5 h).
+    assert resolution.totals == {"resolved": 3, "p50": 3.0, "p90": round(percentile_cont([1, 3, 5], 0.9) or 0, 2)}
+    assert row_at(resolution, 10)["p50"] == 1.0 and row_at(resolution, 16)["p50"] == 5.0
+    reopens = service.chart("reopens", day(service))
+    assert reopens.totals == {"resolved": 3, "reopened": 1, "rate": round(100 / 3, 1)}
+    assert row_at(reopens, 10) | {} == {"bucket": row_at(reopens, 10)["bucket"], "resolved": 1, "reopened": 1,
+                                        "rate": 100.0}  # fmt: skip
+    with desk.engine.connect() as conn:
+        counts = dict(conn.execute(select(audit_events.c.action, func.count())
+                                   .where(audit_events.c.action.in_(["resolved", "reopened"]))
+                                   .group_by(audit_events.c.action)).all())  # fmt: skip
+    assert counts == {"resolved": 3, "reopened": 1}
+
+
+def test_work_per_agent(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    chart = service.chart("agents", day(service))
+    rows = {r["initials"]: r for r in chart.rows}
+    # AB: resolved A once, three replies (two on A, the approved draft on B), first responses 20 and 10 minutes.
+    assert rows["AB"] == {"agent": "Ann Brown", "initials": "AB", "handled": 1, "replies": 3, "first_responses": 2,
+                          "p50": 15.0, "p90": 19.0}  # fmt: skip
+    # BO: resolved A (reopened) and C, two replies, first responses 120 and 30 minutes.
+    assert rows["BO"] == {"agent": "Bob Okafor", "initials": "BO", "handled": 2, "replies": 2, "first_responses": 2,
+                          "p50": 75.0, "p90": 111.0}  # fmt: skip
+    assert [r["initials"] for r in chart.rows] == ["BO", "AB"]
+    with desk.engine.connect() as conn:
+        replies = conn.execute(
+            select(func.count()).where(audit_events.c.action == "replied", audit_events.c.actor.in_(["ann", "bob"]))
+        ).scalar_one()
+    assert replies == chart.totals["replies"] == 5
+
+
+def test_faq_entries_busiest_and_least_helpful(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    busiest = service.chart("faq-busiest", day(service))
+    assert [(r["entry"], r["answers"], r["didnt_help"]) for r in busiest.rows] == [
+        ("reset-hub", 3, 1),
+        ("pay-bill", 1, 0),
+    ]
+    assert busiest.rows[0]["question"] == "How do I reset my Hub 4 router?"
+    unhelpful = service.chart("faq-unhelpful", day(service))
+    assert [(r["entry"], r["rate"]) for r in unhelpful.rows] == [("reset-hub", round(100 / 3, 1))]
+
+
+def test_customer_satisfaction_and_incidents(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    csat = service.chart("csat", day(service))
+    assert csat.totals == {"answered": 3, "average": round(11 / 3, 2), "happy": round(200 / 3, 1)}
+    assert row_at(csat, 20) | {} == {"bucket": row_at(csat, 20)["bucket"], "answered": 1, "average": 2.0, "happy": 0.0}
+    with desk.engine.connect() as conn:
+        answered = conn.execute(select(func.count(), func.avg(csat_surveys.c.score))
+                                .where(csat_surveys.c.state == "answered")).one()  # fmt: skip
+    assert answered[0] == 3 and round(float(answered[1]), 2) == csat.totals["average"]
+    chart = service.chart("incidents", day(service))
+    assert chart.totals == {"opened": 1, "resolved": 1, "linked": 2}
+    assert row_at(chart, 9)["opened"] == 1 and row_at(chart, 15)["resolved"] == 1 and row_at(chart, 16)["linked"] == 2
+
+
+def test_nothing_outside_the_range_is_counted(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    yesterday = service.period("custom", "day", (D + timedelta(days=1)).date(), (D + timedelta(days=1)).date())
+    for spec in CHARTS:
+        chart = service.chart(spec.name, yesterday)
+        numbers = [v for r in chart.rows for k, v in r.items() if isinstance(v, int | float) and k != "bucket"]
+        assert not any(numbers), spec.name
+    week = service.chart("volume", service.period("7d"))
+    assert len(week.rows) == 7 and week.totals["total"] == 16
+
+
+def test_percentiles_in_sql_equal_those_in_python(desk: WebDesk) -> None:
+    seed(desk)
+    in_sql = service_of(desk)
+    in_python = service_of(desk, sql_percentiles=False)
+    for name in ("first-response", "resolution", "agents"):
+        assert in_sql.chart(name, day(in_sql)).rows == in_python.chart(name, day(in_python)).rows, name
+    assert percentile_cont([], 0.5) is None and percentile_cont([7.0], 0.9) == 7.0
+    assert percentile_cont([1, 2, 3, 4], 0.5) == 2.5 and percentile_cont([0, 10], 0.9) == 9.0
+
+
+def test_periods() -> None:
+    now = datetime(2026, 12, 2, 13, 20, tzinfo=UTC)
+    today = period("today", None, now=now)
+    assert today.bucket == "hour" and len(today.labels()) == 14 and today.start == datetime(2026, 12, 2, tzinfo=UTC)
+    week = period("7d", None, now=now)
+    assert week.bucket == "day" and week.labels()[0] == "2026-11-26" and week.labels()[-1] == "2026-12-02"
+    custom = period("custom", "day", now.date() - timedelta(days=364), now.date(), now=now)
+    assert len(custom.labels()) == 365 and custom.end == datetime.combine(now.date(), time(), UTC) + timedelta(days=1)
+    for bad in [("year", None, None, None), ("custom", None, None, None), ("custom", "day", now.date(),
+                now.date() - timedelta(days=1)), ("30d", "minute", None, None), ("custom", "hour",
+                now.date() - timedelta(days=40), now.date())]:  # fmt: skip
+        with pytest.raises(ReportError):
+            period(*bad, now=now)
+
+
+# ---------------------------------------------------------------------------------------------- over HTTP
+def _query() -> dict[str, str]:
+    return {"range": "custom", "from": D.date().isoformat(), "to": D.date().isoformat(), "bucket": "hour"}
+
+
+def test_every_csv_equals_its_chart_table_and_json(desk: WebDesk) -> None:
+    seed(desk)
+    service = service_of(desk)
+    lead = desk.logged_in("lee")
+    for spec in CHARTS:
+        chart = service.chart(spec.name, day(service))
+        response = lead.get(f"/reports/{spec.name}.csv", params=_query())
+        assert response.status_code == 200, (spec.name, response.text)
+        assert response.headers["content-type"].startswith("text/csv")
+        assert "attachment" in response.headers["content-disposition"]
+        cells = list(csv.reader(io.StringIO(response.text)))
+        table = chart.table()
+        assert cells == [["" if v is None else str(v) for v in row] for row in table], spec.name
+        assert response.text == chart_csv(chart)
+        data = lead.get(f"/api/reports/{spec.name}", params=_query()).json()
+        assert data["rows"] == chart.rows and data["totals"] == chart.totals, spec.name
+        assert [c["label"] for c in data["columns"]] == table[0]
+
+
+def test_a_csv_cell_that_looks_like_a_formula_is_neutralised(desk: WebDesk) -> None:
+    h = History(desk)
+    h.bot_answer(at(9), '=HYPERLINK("http://evil")')
+    response = desk.logged_in("eve").get("/reports/faq-busiest.csv", params=_query())
+    assert response.status_code == 200
+    cells = list(csv.reader(io.StringIO(response.text)))
+    assert cells[1][0] == '\'=HYPERLINK("http://evil")' and cells[1][2] == "1"
+
+
+def test_the_page_shows_every_chart_to_a_lead_and_the_faq_part_to_an_editor(desk: WebDesk) -> None:
+    seed(desk)
+    page = desk.logged_in("lee").get("/reports", params=_query())
+    assert page.status_code == 200
+    for spec in CHARTS:
+        assert f'id="{spec.name}"' in page.text and f"/reports/{spec.name}.csv?" in page.text
+    assert page.text.count('<svg class="chart"') == len(CHARTS) and page.text.count("<table") == len(CHARTS)
+    assert 'href="/reports"' in page.text
+    editor = desk.logged_in("eve")
+    faq_page = editor.get("/reports", params=_query())
+    assert faq_page.status_code == 200
+    assert 'id="faq-busiest"' in faq_page.text and 'id="faq-unhelpful"' in faq_page.text
+    assert 'id="volume"' not in faq_page.text and 'id="agents"' not in faq_page.text
+    assert editor.get("/reports/agents.csv", params=_query()).status_code == 403
+    assert editor.get("/api/reports/csat", params=_query()).status_code == 403
+    assert editor.get("/api/reports/faq-busiest", params=_query()).status_code == 200
+    assert desk.logged_in("ann").get("/reports").status_code == 403
+
+
+def test_a_bad_range_is_a_clear_error(desk: WebDesk) -> None:
+    lead = desk.logged_in("lee")
+    page = lead.get("/reports", params={"range": "custom", "from": "2026-12-02"})
+    assert page.status_code == 400 and "needs both dates" in page.text
+    api = lead.get("/api/reports/volume", params={"range": "decade"})
+    assert api.status_code == 400 and "Choose a range" in api.json()["error"]["detail"]
+    assert lead.get("/api/reports/volume", params={"range": "custom", "from": "x", "to": "y"}).status_code == 422
+
+
+def test_the_openapi_lists_every_report(desk: WebDesk) -> None:
+    spec = desk.logged_in("lee").get("/api/openapi.json").json()
+    for chart in CHARTS:
+        operation = spec["paths"][f"/api/reports/{chart.name}"]["get"]
+        assert operation["summary"] == chart.summary and operation["tags"] == ["reports"]
