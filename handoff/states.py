@@ -9,6 +9,7 @@ Pure: no I/O. The service turns each allowed move into a conditional UPDATE.
     claimed ──resolve──> resolved (nothing to say: praise, spam, sorted elsewhere)
     queued|reopened|claimed|answered ──return_to_bot──> returned_to_bot ──reopen──> reopened (like queued)
     claimed|answered ──requeue──> queued (the holder's account was disabled)
+    queued|reopened|claimed|answered ──resolve_incident──> resolved (its incident was resolved, with a closing reply)
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ TRANSITIONS: Final[dict[tuple[str, str], str]] = {
     ("reassign", "answered"): "answered",
     ("requeue", "claimed"): "queued",
     ("requeue", "answered"): "queued",
+    # A lead resolves an incident (handoff/incidents.py): each open ticket linked to it is resolved, whoever holds
+    # it and whether or not anybody took it, with the incident's closing reply under its thread.
+    ("resolve_incident", "queued"): "resolved",
+    ("resolve_incident", "reopened"): "resolved",
+    ("resolve_incident", "claimed"): "resolved",
+    ("resolve_incident", "answered"): "resolved",
 }
 ACTIONS: Final = tuple(dict.fromkeys(action for action, _ in TRANSITIONS))
 
@@ -67,6 +74,7 @@ ACTION_WORDS: Final = {
     "reopen": "reopened",
     "reassign": "reassigned",
     "requeue": "put back in the queue",
+    "resolve_incident": "resolved with its incident",
 }
 
 

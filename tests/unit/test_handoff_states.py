@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from handoff_support import Desk, scratch_desk
 
-from handoff import Conflict, Ticket
+from handoff import Conflict, Ticket, transaction
 from handoff import states as sm
+from handoff.incidents import Incidents
 
 
 @pytest.fixture
@@ -36,6 +37,13 @@ def perform(desk: Desk, action: str, ticket: Ticket) -> None:
         handoff.reassign(ticket.id, desk.bob, by="lead.lee")
     elif action == "reopen":
         desk.escalate(ticket.conversation_id)
+    elif action == "resolve_incident":  # a lead resolves the incident the ticket is linked to (only open ones link)
+        incidents = Incidents(desk.engine, clock=desk.clock)
+        incident = incidents.create("Fibre outage, Leeds", by="lee")
+        if ticket.is_open:
+            incidents.link(incident.id, [ticket.id], by="lee")
+        with transaction(desk.engine) as conn:
+            incidents.resolve_ticket(conn, incident.id, ticket.id, by="lee")
     else:
         raise AssertionError(action)
 
