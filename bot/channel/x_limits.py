@@ -40,9 +40,12 @@ class Window:
     limit: int
     length: timedelta
 
+    @property
+    def span(self) -> str:
+        return "15 minutes" if self.length == FIFTEEN_MINUTES else "24 hours"
+
     def describe(self) -> str:
-        span = "15 minutes" if self.length == FIFTEEN_MINUTES else "24 hours"
-        return f"{self.limit} per {span}"
+        return f"{self.limit} per {self.span}"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,33 @@ def _is_channel(channel: str) -> ColumnElement[bool]:
     return is_dm if channel == "dm" else ~is_dm
 
 
+def _in_window(channel: str, since: datetime) -> ColumnElement[bool]:
+    """Rows of the channel that used a request of X's window starting at `since`: sent in it, or being sent or
+    in doubt (posted or not) since then."""
+    return and_(
+        _is_channel(channel),
+        or_(
+            and_(outbox.c.state == "sent", outbox.c.sent_at > since),
+            and_(outbox.c.state.in_(("sending", "unknown")), outbox.c.updated_at > since),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class WindowUse:
+    window: Window
+    used: int
+
+
+def window_use(conn: Connection, limits: PostingLimits, channel: str, now: datetime) -> list[WindowUse]:
+    """How many requests of each of the channel's windows are used now (for the lead view)."""
+    uses = []
+    for window in limits.windows(channel):
+        used = conn.execute(select(func.count()).where(_in_window(channel, now - window.length))).scalar_one()
+        uses.append(WindowUse(window, int(used)))
+    return uses
+
+
 def budget(conn: Connection, limits: PostingLimits, channel: str, now: datetime) -> Budget:
     """The channel's budget from the outbox: rows sent in each window, and rows in doubt or being sent."""
     remaining: int | None = None
@@ -111,15 +141,8 @@ def budget(conn: Connection, limits: PostingLimits, channel: str, now: datetime)
     frees_at: datetime | None = None
     spent: Window | None = None
     for window in limits.windows(channel):
-        since = now - window.length
         used_at = func.coalesce(outbox.c.sent_at, outbox.c.updated_at)
-        in_window = and_(
-            _is_channel(channel),
-            or_(
-                and_(outbox.c.state == "sent", outbox.c.sent_at > since),
-                and_(outbox.c.state.in_(("sending", "unknown")), outbox.c.updated_at > since),
-            ),
-        )
+        in_window = _in_window(channel, now - window.length)
         used, oldest = conn.execute(select(func.count(), func.min(used_at)).where(in_window)).one()
         low_used = conn.execute(
             select(func.count()).where(in_window, outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS)))

@@ -184,6 +184,7 @@ def build_services(
 
 def create_app(settings: Settings, *, services: Services | None = None) -> FastAPI:
     """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
+    from bot.channel.x_limits import limits_for
     from bot.web import api, editor_api, editor_pages, errors, events, lead_api, lead_pages, macro_pages, pages
     from bot.web.lead import LeadService, SurgeLevels
     from bot.web.report_pages import router as reports_router
@@ -217,7 +218,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     )
     app.state.services = services
     app.state.editor, app.state.unanswered = editor_pages.build_editor_services(services)
-    app.state.lead = LeadService(services.handoff, services.engine, SurgeLevels.from_settings(services.settings))
+    app.state.lead = LeadService(
+        services.handoff, services.engine, SurgeLevels.from_settings(services.settings),
+        posting_limits=limits_for(services.settings.x_tier),
+    )  # fmt: skip
     app.state.settings = settings
     app.add_middleware(BodyLimit)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

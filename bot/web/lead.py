@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, select
 
 from bot.channel.models import alerts, inbound_tweets, outbox, worker_heartbeats
+from bot.channel.x_limits import DEFAULT_TIER, TIERS, PostingLimits, window_use
 from bot.db import as_utc
 from bot.settings import Settings
 from bot.web.console import ConsoleError
@@ -43,10 +44,26 @@ class ChannelHealth:
     tweets_waiting_for_nlu: int
     alerts: list[Any]  # the latest, newest first: kind, message, created_at
     ignored_today: tuple[tuple[str, int], ...] = ()  # (what the reason says, how many) in the last 24 hours
+    posting: tuple[PostingUse, ...] = ()  # how much of X's posting limits is used, per channel and window
+    posting_tier: str = DEFAULT_TIER  # the X access tier whose limits those are
 
     @property
     def worker_stale(self) -> bool:
         return self.worker_seen_s is None or self.worker_seen_s > 60
+
+
+@dataclass(frozen=True)
+class PostingUse:
+    """How much of one of X's posting windows the account has used (bot.channel.x_limits)."""
+
+    channel: str  # "public replies" | "DMs"
+    window: str  # "15 minutes" | "24 hours"
+    used: int
+    limit: int
+
+    @property
+    def full(self) -> bool:
+        return self.used >= self.limit
 
 
 class LeadError(ConsoleError):
@@ -152,11 +169,13 @@ class LeadService:
         levels: SurgeLevels,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        posting_limits: PostingLimits = TIERS[DEFAULT_TIER],
     ) -> None:
         self.handoff = handoff
         self.engine = engine
         self.levels = levels
         self.clock = clock
+        self.posting_limits = posting_limits
 
     def _call(self, action: Callable[[], Any]) -> Any:
         try:
@@ -233,12 +252,18 @@ class LeadService:
                 .order_by(alerts.c.id.desc())
                 .limit(alert_limit)
             ).all()
+            posting = tuple(
+                PostingUse("DMs" if channel == "dm" else "public replies", use.window.span, use.used,
+                           use.window.limit)
+                for channel in ("tweet", "dm") for use in window_use(conn, self.posting_limits, channel, now)
+            )  # fmt: skip
         seen_at = as_utc(seen)
         return ChannelHealth(
             worker_seen_s=max(0, int((now - seen_at).total_seconds())) if seen_at else None,
             replies_waiting=int(states.get("pending", 0) + states.get("sending", 0)),
             replies_in_doubt=int(states.get("unknown", 0)), replies_failed_today=int(states.get("failed", 0)),
-            tweets_waiting_for_nlu=int(waiting_for_nlu), alerts=list(recent),
+            tweets_waiting_for_nlu=int(waiting_for_nlu), alerts=list(recent), posting=posting,
+            posting_tier=self.posting_limits.tier,
             ignored_today=tuple(
                 sorted(((IGNORE_REASONS.get(reason or "", reason or "no reason recorded"), int(count))
                         for reason, count in ignored), key=lambda pair: -pair[1])

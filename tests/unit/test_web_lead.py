@@ -172,6 +172,12 @@ def test_the_lead_view_shows_the_channel_health_and_its_alerts(desk: WebDesk) ->
     page = desk.logged_in("lee").get("/lead").text
     assert "mention gap" in page and "not posted today: 1" in page
     assert "returns &lt;b&gt;" in page  # escaped
+    # The reply in doubt may have used a request of X's windows: it counts (the sent one has no sent_at yet).
+    assert [(u.channel, u.window, u.used, u.limit) for u in health.posting] == [
+        ("public replies", "15 minutes", 1, 100), ("public replies", "24 hours", 1, 10_000),
+        ("DMs", "15 minutes", 0, 15), ("DMs", "24 hours", 0, 1_440),
+    ]  # fmt: skip
+    assert "posting limits used (pay-per-use access): public replies 1 of 100 per 15 minutes;" in page
 
 
 def test_the_lead_view_counts_each_reason_a_tweet_was_left_alone(desk: WebDesk) -> None:
