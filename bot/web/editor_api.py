@@ -173,21 +173,21 @@ def _group(group: QuestionGroup) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _refused(exc: EditorError) -> Problem:
+def _refused(exc: EditorError, *, otherwise: int = 409) -> Problem:
     """The editor service's refusal as the API answers it: unknown entry or version 404, an entry breaking the
-    rules 422 (with every rule), a change the entry's state does not allow 409."""
+    rules 422 (with every rule), a change the entry's state does not allow 409 (`otherwise`)."""
     if isinstance(exc, NotFound) or isinstance(exc.__cause__, VersionNotFound):
         return Problem(404, "Not found", str(exc))
     if exc.problems:
         return Problem(422, "Invalid input", str(exc), problems=[{"field": "", "message": p} for p in exc.problems])
-    return Problem(409, "Not done", str(exc))
+    return Problem(otherwise, "Invalid input" if otherwise == 422 else "Not done", str(exc))
 
 
-def _run(action: Any) -> Any:
+def _run(action: Any, *, otherwise: int = 409) -> Any:
     try:
         return action()
     except EditorError as exc:
-        raise _refused(exc) from exc
+        raise _refused(exc, otherwise=otherwise) from exc
 
 
 def _current(editor: EditorService, slug: str, expected: str | None) -> Entry:
@@ -295,12 +295,12 @@ def diff(
 def preview_entry(request: Request, viewer: EditorViewer, slug: Slug, payload: TweetIn) -> dict[str, Any]:
     """The band, reasons, the exact reply and its tone findings, with the entry's saved working copy standing in
     for its live version (a draft never published competes as a new entry)."""
-    return _preview(_run(lambda: _editor(request).preview(payload.text, draft=slug)))
+    return _preview(_run(lambda: _editor(request).preview(payload.text, draft=slug), otherwise=422))
 
 
 @router.post("/faq/preview", summary="What the bot would do with a tweet against the published FAQ")
 def preview(request: Request, viewer: EditorViewer, payload: TweetIn) -> dict[str, Any]:
-    return _preview(_run(lambda: _editor(request).preview(payload.text)))
+    return _preview(_run(lambda: _editor(request).preview(payload.text), otherwise=422))
 
 
 @router.post("/faq/check", summary="Check an entry being written: rules, length, reply, tone, near-duplicates")
