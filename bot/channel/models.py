@@ -69,6 +69,7 @@ outbox = Table(
     UniqueConstraint("target_tweet_id", name="uq_x_outbox_target"),
     Index("ix_x_outbox_state", "state", "next_attempt_at"),
     Index("ix_x_outbox_posted", "posted_tweet_id"),
+    Index("ix_x_outbox_sent", "sent_at"),  # what was posted in each of X's windows (migration 0013)
     Index("ix_x_outbox_kind_created", "kind", "created_at"),  # the reports' bot answers (migration 0012)
 )
 
