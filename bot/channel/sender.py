@@ -296,6 +296,8 @@ class Sender:
         if len(self.paused) == 2:
             return SendReport(rate_limited_until=self.paused_until)
         with self.engine.connect() as conn:
+            if not self.due(conn, now):
+                return SendReport(rate_limited_until=self.paused_until)  # idle: X's windows need not be counted
             budgets = self.budgets(conn, now)
             rows = self.due(conn, now, budgets)
         left = {channel: (b.remaining, b.low_priority_remaining) for channel, b in budgets.items()}
@@ -312,9 +314,11 @@ class Sender:
             if outcome in ("sent", "unknown"):
                 spent_low = 1 if row.kind in LOW_PRIORITY_KINDS else 0
                 left[channel] = (remaining - 1, min(low_remaining - spent_low, remaining - 1))
-        with self.engine.begin() as conn:
-            after = self.clock()
-            waiting = self._waiting_for_budget(conn, after, self.budgets(conn, after))
+        waiting = 0
+        if any(remaining <= 0 or low_remaining <= 0 for remaining, low_remaining in left.values()):
+            with self.engine.begin() as conn:
+                after = self.clock()
+                waiting = self._waiting_for_budget(conn, after, self.budgets(conn, after))
         return SendReport(
             counts["sent"], counts["failed"], counts["deferred"], counts["unknown"],
             rate_limited_until=self.paused_until, waiting_for_budget=waiting,
