@@ -22,6 +22,7 @@ from bot.web.access import (
     route_access,
 )
 from bot.web.accounts import Account
+from bot.web.limits import MAX_ID
 
 PUBLIC = {("GET", "/login"), ("POST", "/login"), ("GET", "/healthz")}
 
@@ -61,6 +62,35 @@ def test_the_enumeration_sees_every_route(desk: WebDesk) -> None:
     paths = {(method, path.split("/tickets/")[0]) for method, path, _ in _requests(desk)}
     assert len(paths) >= 10
     assert ("GET", "/queue") in paths and ("POST", "/api") in paths and ("GET", "/api/queue") in paths
+    assert ("POST", "/api/faq/entries/reset-hub/publish") in paths and ("POST", "/api/lead/agents/1/status") in paths
+
+
+DOCUMENTATION = {"/api/docs", "/api/openapi.json"}  # the API's description itself
+
+
+def test_every_api_route_is_in_the_openapi_with_a_summary_and_declares_its_access(desk: WebDesk) -> None:
+    schema = desk.logged_in("lee").get("/api/openapi.json").json()
+    checked = 0
+    for info in app_routes(desk.app.routes):
+        if not info.path.startswith("/api/") or info.path in DOCUMENTATION:
+            continue
+        rule = route_access(info.route)
+        assert rule is not None and not rule.public and rule.roles, info.path
+        for method in info.methods - {"HEAD"}:
+            operation = schema["paths"].get(info.path, {}).get(method.lower())
+            assert operation is not None, f"{method} {info.path} is not in the OpenAPI description"
+            # FastAPI makes up a summary from the function's name; the route must declare its own
+            declared = getattr(info.route, "summary", None) or ""
+            assert declared.strip() and operation.get("summary") == declared, f"{method} {info.path} has no summary"
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["schema"].get("type") == "integer":
+                    bounds = (parameter["schema"].get("minimum"), parameter["schema"].get("maximum"))
+                    assert bounds == (1, MAX_ID), f"{method} {info.path}: {parameter['name']} is not a PathId"
+            checked += 1
+    assert checked >= 40  # the console's, the FAQ editor's and the lead's operations at least
+    assert all(path.startswith("/api/") for path in schema["paths"]), "a page is in the API's description"
+    documented = {(m.upper(), p) for p, methods in schema["paths"].items() for m in methods}
+    assert {("POST", "/api/faq/entries/{slug}/rollback"), ("POST", "/api/lead/tickets/reassign")} <= documented
 
 
 def test_only_the_log_in_page_and_health_check_are_public(desk: WebDesk) -> None:
