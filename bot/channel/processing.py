@@ -23,6 +23,7 @@ from bot.ask import Assessment
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, opt_outs, outbox
 from bot.channel.store import insert_ignoring_duplicates, record_opt_out, utcnow
+from bot.csat import absorb_survey_reply
 from bot.db import as_utc
 from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
@@ -170,6 +171,8 @@ class TweetProcessor:
         now = self.clock()
         with self.engine.connect() as conn:
             rows = self.due(conn, now)
+            # A DM answering a customer-satisfaction question is stored as the answer, never triaged (bot/csat.py).
+            rows = [row for row in rows if not absorb_survey_reply(self.engine, row, now)]
             if not rows:
                 return StepReport()
             contexts = [self.context(conn, row, now) for row in rows]

@@ -31,6 +31,7 @@ from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
 from bot.channel.store import add_alert, utcnow
 from bot.channel.x_limits import limits_for
+from bot.csat import ResolutionFollowUp
 from bot.db import as_utc, make_engine, upgrade
 from bot.desk import Desk, open_desk
 from bot.settings import Settings
@@ -78,6 +79,7 @@ class Worker:
     name: str = "worker"
     monotonic: Callable[[], float] = time.monotonic
     polls: dict[str, _Poll] = field(default_factory=dict)
+    follow_up: Callable[[], object] | None = None  # after triage: CSAT questions and public closes (bot/csat.py)
 
     def __post_init__(self) -> None:
         self.polls["mentions"] = _Poll(self.poll_interval_s)
@@ -129,6 +131,8 @@ class Worker:
             self._read(f"search:{query}", lambda q=query: self.intake.read_search(q))  # type: ignore[misc]
         self._read("dms", self.intake.read_dms)
         triaged = self.processor.step()
+        if self.follow_up is not None:
+            self.follow_up()
         self.heartbeat(self.monotonic() - started)
         return triaged.triaged + triaged.waiting >= self.processor.batch_size
 
@@ -237,6 +241,7 @@ def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worke
                 search_queries=tuple(settings.x_search_queries),
                 poll_interval_s=settings.x_poll_interval_s,
                 backoff_max_s=settings.x_backoff_max_s,
+                follow_up=ResolutionFollowUp(engine, handoff, guide=opened.guide).step,
             )
     finally:
         client.close()

@@ -186,6 +186,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     """The web app. Without `services`, it builds them over carebot's database and closes them on shutdown."""
     from bot.channel.x_limits import limits_for
     from bot.web import api, editor_api, editor_pages, errors, events, lead_api, lead_pages, macro_pages, pages
+    from bot.web.csat_api import router as csat_router
     from bot.web.lead import LeadService, SurgeLevels
     from bot.web.report_pages import router as reports_router
 
@@ -232,6 +233,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(macro_pages.api)
     app.include_router(editor_pages.router)
     app.include_router(lead_pages.router)
+    app.include_router(csat_router)
     app.include_router(editor_api.router)
     app.include_router(lead_api.router)
     app.include_router(reports_router)

@@ -12,10 +12,13 @@ from fastapi import APIRouter, Form, Request
 from pydantic import Field
 from starlette.responses import RedirectResponse, Response
 
+from bot.web import csat_api
 from bot.web.access import AccessFirstRoute, LeadViewer
+from bot.web.incident_pages import incident_desk
 from bot.web.lead import LeadError, LeadService
 from bot.web.limits import MAX_ID, FormId, PathId
 from bot.web.rendering import render, set_notice
+from handoff.csat import CsatSettings
 
 router = APIRouter(include_in_schema=False, route_class=AccessFirstRoute)
 
@@ -44,6 +47,9 @@ def lead_page(request: Request, viewer: LeadViewer) -> Response:
         audit=lead.audit(limit=25), statuses=STATUSES, levels=lead.levels, health=lead.channel_health(),
         assignable=[row for row in roster if row.agent.status != "offline"] or roster,
         lockouts=request.app.state.services.accounts.lockouts(),
+        open_incidents=incident_desk(request).overview(state="open") if shift.surge.active else [],
+        csat=csat_api.current_settings(request.app.state.services.engine),
+        csat_summary=csat_api.summary(request.app.state.services.engine),
     )  # fmt: skip
 
 
@@ -109,3 +115,17 @@ def reassign(request: Request, viewer: LeadViewer, ticket_id: PathId, agent_id: 
     except LeadError as exc:
         return _back(str(exc), "error", "#tickets")
     return _back(f"Ticket {ticket_id} is with {agent.display_name} ({agent.initials}) now.", anchor="#tickets")
+
+
+@router.post("/lead/csat")
+def set_csat(
+    request: Request, viewer: LeadViewer, sample_percent: Annotated[int, Form(ge=0, le=100)],
+    enabled: Annotated[bool, Form()] = False, public_close: Annotated[bool, Form()] = False,
+) -> Response:  # fmt: skip
+    """Surveys on or off, their sample rate, and the public close after a DM resolution (bot/web/csat_api.py)."""
+    engine = request.app.state.services.engine
+    chosen = CsatSettings(enabled=enabled, sample_percent=sample_percent, public_close=public_close)
+    csat_api.save_settings(engine, chosen, by=viewer.account.username)
+    said = f"on for {sample_percent}% of resolved tickets" if enabled else "off"
+    return _back(f"Satisfaction surveys are {said}; the public close after a DM is {'on' if public_close else 'off'}.",
+                 anchor="#csat")  # fmt: skip
