@@ -187,6 +187,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     from bot.channel.x_limits import limits_for
     from bot.web import api, editor_api, editor_pages, errors, events, lead_api, lead_pages, macro_pages, pages
     from bot.web.csat_api import router as csat_router
+    from bot.web.incident_api import router as incident_api_router
+    from bot.web.incident_pages import router as incident_pages_router
     from bot.web.lead import LeadService, SurgeLevels
     from bot.web.report_pages import router as reports_router
 
@@ -237,6 +239,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(editor_api.router)
     app.include_router(lead_api.router)
     app.include_router(reports_router)
+    app.include_router(incident_pages_router)
+    app.include_router(incident_api_router)
     errors.install(app)
     check_every_route_declares_access(app.routes)
     return app
