@@ -69,7 +69,8 @@ class EntryIn(BaseModel):
 
 
 class EntryEdit(BaseModel):
-    """A change to an entry's working copy: the fields given replace the working copy's, the others stay."""
+    """A change to an entry's working copy: the fields given replace the working copy's; those left out (or null)
+    stay as they are."""
 
     revision: str = Field(min_length=1, max_length=64, description="The revision you read (GET the entry)")
     question: str | None = Field(default=None, max_length=2000)
@@ -242,7 +243,7 @@ def edit_entry(request: Request, viewer: EditorViewer, slug: Slug, payload: Entr
     revision and entry, so nothing is overwritten unseen."""
     editor = _editor(request)
     current = _current(editor, slug, payload.revision).content
-    given = payload.model_dump(exclude_unset=True, exclude={"revision"})
+    given = {name: value for name, value in payload.model_dump(exclude={"revision"}).items() if value is not None}
     content = EntryContent(
         slug=slug, question=given.get("question", current.question), answer=given.get("answer", current.answer),
         paraphrases=tuple(given.get("paraphrases", current.paraphrases)), tags=tuple(given.get("tags", current.tags)),

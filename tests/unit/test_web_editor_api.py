@@ -149,6 +149,10 @@ def test_create_edit_publish_history_rollback_and_unpublish_as_the_pages_do(
     assert edited.status_code == 200 and edited.json()["revision"] != created.json()["revision"]
     assert list(_row(desk, "esim-setup").tags) == ["mobile", "esim"]
     assert _row(desk, "esim-setup").answer == ESIM["answer"]  # fields not sent stay as they were
+    nulls = {"revision": edited.json()["revision"], "question": None, "answer": None, "paraphrases": None}
+    unchanged = eve.post("/api/faq/entries/esim-setup", nulls)
+    assert unchanged.status_code == 200 and unchanged.json()["working_copy"] == edited.json()["working_copy"]
+    edited = unchanged
 
     published = eve.post("/api/faq/entries/esim-setup/publish", {"revision": edited.json()["revision"]})
     assert published.status_code == 200 and published.json()["published_version"] == 1
