@@ -1,6 +1,7 @@
 """The JSON API under /api/: the agent console's actions for scripts and integrations, calling the same service
 layer as the pages. Authenticated by the session cookie; every POST carries the X-CSRF-Token header.
-Errors are {"error": {"status", "title", "detail"}}."""
+Errors are {"error": {"status", "title", "detail"}}; the other API modules (the FAQ editor's, the lead's) raise a
+`Problem` in routes of a `ProblemRoute` router to answer the same way, with extra fields such as `problems`."""
 
 from __future__ import annotations
 
