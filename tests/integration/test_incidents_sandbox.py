@@ -2,7 +2,7 @@
 real worker (tweepy, the real Rasa, MiniLM, the live policy) turning them into tickets, a lead grouping them into
 one incident through the web app's JSON API, one update sent → 20 distinct replies posted to the sandbox X by the
 worker's sender within X's posting budget; then resolving the incident → 20 closing replies under the threads and
-20 resolved tickets, with no tweet answered twice."""
+20 resolved tickets, with no tweet answered twice. On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -105,9 +105,13 @@ class WebApp:
         return client
 
 
-@pytest.fixture
-def running(rasa_server: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    database_url = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def running(request: pytest.FixtureRequest, rasa_server: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The sandbox X, the worker and the web app over one database: a SQLite file, or the test PostgreSQL."""
+    if request.param == "postgresql":
+        database_url = fresh_database(request.getfixturevalue("postgres_url"))
+    else:
+        database_url = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
     with running_sandbox(tmp_path / "sandbox-x.db") as sandbox:
         env = worker_environment(
             data_dir=tmp_path / "var", database_url=database_url, sandbox_url=sandbox.url, rasa=rasa_server,
