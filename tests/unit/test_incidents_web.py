@@ -5,6 +5,7 @@ with the words the surge's tickets share."""
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -191,3 +192,28 @@ def test_the_surge_box_starts_an_incident_with_the_words_the_surge_shares(desk: 
     path = _form(lee, "/incidents", title="Fibre outage, LS6", keywords=keywords).headers["location"]
     assert lee.get(path).text.count("data-suggested=") == 12
     assert "Fibre outage, LS6" in lee.get("/lead").text  # the surge box names the open incident
+
+
+def test_every_control_on_the_incident_pages_has_a_label(desk: WebDesk) -> None:
+    ids = _outage_tickets(desk, 2)
+    lee = desk.logged_in("lee")
+    path = _form(lee, "/incidents", title="Fibre outage, Leeds", keywords="leeds").headers["location"]
+    _form(lee, f"{path}/link", ticket_id=[str(ids[0])])  # one linked, one still suggested
+    for page_path in ("/incidents", "/incidents/new", path):
+        html = lee.get(page_path).text
+        assert '<a class="skip-link" href="#main">' in html, page_path
+        controls = re.findall(r"<(?:textarea|select|input)\b[^>]*>", html)
+        assert controls, page_path
+        for match in re.finditer(r"<(?:textarea|select|input)\b[^>]*>", html):
+            tag = match.group(0)
+            if 'type="hidden"' in tag:
+                continue
+            before = html[: match.start()]
+            inside_label = before.rfind("<label") > before.rfind("</label>")
+            control_id = re.search(r'\bid="([^"]+)"', tag)
+            labelled = (
+                inside_label
+                or "aria-label=" in tag
+                or (control_id is not None and f'for="{control_id.group(1)}"' in html)
+            )
+            assert labelled, f"{page_path}: {tag}"
