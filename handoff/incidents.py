@@ -427,7 +427,7 @@ class Incidents:
         shared = [w for w, n in counts.most_common() if n >= needed and w not in keyword_words]
         return tuple(shared[:MAX_SHARED_WORDS])
 
-    def suggestions(self, incident_id: int, *, limit: int = 100) -> list[Suggestion]:
+    def suggestions(self, incident_id: int, *, limit: int = 200) -> list[Suggestion]:
         """Open tickets from mentions, in no incident, whose customer's words contain one of the incident's
         keywords, or two of the words its linked tickets share; best matches first, then newest."""
         with self._engine.connect() as conn:
