@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -60,6 +60,7 @@ HANDOVER_WINDOW = timedelta(days=7)  # a public thread moved to DM this long bef
 DM_SHARE = 5  # CSAT questions queued per DM_SHARE_WINDOW at most
 DM_SHARE_WINDOW = timedelta(minutes=15)
 BATCH = 50
+EXPIRE_EVERY_S = 60.0  # how often surveys past their ANSWER_WINDOW are marked expired
 SKIPPED_INTENTS = frozenset({"spam_offtopic", "opt_out"})
 MAX_READ_CHARS = 600  # a longer DM is no score, whatever it starts with
 
@@ -248,6 +249,7 @@ class ResolutionFollowUp:
         self.every_s = every_s
         self.monotonic = monotonic
         self._next_at = 0.0
+        self._expire_at = 0.0
 
     def step(self) -> FollowUpReport | None:
         """At most every `every_s`: one pass. An error is logged and tried again on a later step (nothing is
@@ -264,9 +266,12 @@ class ResolutionFollowUp:
 
     def run_once(self) -> FollowUpReport:
         now = self.clock()
+        expired = 0
         with self.engine.begin() as conn:
             settings = store.read_settings(conn)
-            expired = store.expire_unanswered(conn, asked_before=now - ANSWER_WINDOW)
+            if self.monotonic() >= self._expire_at:  # a scan of the surveys: once a minute is plenty
+                self._expire_at = self.monotonic() + EXPIRE_EVERY_S
+                expired = store.expire_unanswered(conn, asked_before=now - ANSWER_WINDOW)
         asked, skipped = self._surveys(settings, now)
         closed = self._public_closes(now) if settings.public_close else 0
         return FollowUpReport(asked, skipped, closed, expired)
@@ -360,51 +365,49 @@ class ResolutionFollowUp:
         return "asked"
 
     # ------------------------------------------------------------------ public closes
-    def moved_threads(self, conn: Connection, dm_ticket: Row[Any]) -> list[Row[Any]]:
-        """The public tickets whose thread moved to this resolved DM ticket: the same customer, a `dm_handover`
-        reply of ours posted in the public thread at most HANDOVER_WINDOW before the DM resolution, and a message
-        from the customer in the DM ticket after that handover. Each still without a public close."""
-        resolved = as_utc(dm_ticket.resolved_at)
-        assert resolved is not None
-        closes = outbox.alias("closes")
-        handovers = conn.execute(
-            select(tickets, outbox.c.sent_at.label("handed_over_at"))
-            .join(outbox, outbox.c.ticket_id == tickets.c.id)
-            .where(
-                tickets.c.customer_id == dm_ticket.customer_id,
-                tickets.c.source != "dm",
-                outbox.c.kind == "dm_handover",
-                outbox.c.state == "sent",
-                outbox.c.sent_at >= resolved - HANDOVER_WINDOW,
-                outbox.c.sent_at <= resolved,
-                ~exists().where(closes.c.conversation_id == tickets.c.conversation_id, closes.c.kind == CLOSE_KIND),
+    def moved_threads(self, conn: Connection, now: datetime) -> list[Row[Any]]:
+        """The public tickets whose thread moved to a DM ticket resolved in the last RESOLVED_WITHIN, still without a
+        public close. Matched by: the same customer; a `dm_handover` reply of ours posted in the public thread at
+        most HANDOVER_WINDOW before the DM ticket's resolution; a message from the customer in the DM ticket after
+        that handover. One query, led by the few recent handover replies (the outbox's (kind, created_at) index)."""
+        handovers, closes = outbox.alias("handovers"), outbox.alias("closes")
+        public, private = tickets.alias("public"), tickets.alias("private")
+        rows = conn.execute(
+            select(public, handovers.c.sent_at.label("handed_over_at"), private.c.resolved_at.label("dm_resolved_at"))
+            .select_from(
+                handovers.join(public, public.c.id == handovers.c.ticket_id).join(
+                    private, and_(private.c.customer_id == public.c.customer_id, private.c.source == "dm")
+                )
             )
-            .order_by(outbox.c.sent_at)
+            .where(
+                handovers.c.kind == "dm_handover",
+                handovers.c.created_at >= now - RESOLVED_WITHIN - HANDOVER_WINDOW,
+                handovers.c.state == "sent",
+                public.c.source != "dm",
+                private.c.state == "resolved",
+                private.c.resolved_at >= now - RESOLVED_WITHIN,
+                private.c.resolved_at >= handovers.c.sent_at,
+                exists().where(
+                    messages.c.ticket_id == private.c.id,
+                    messages.c.direction == "in",
+                    messages.c.created_at >= handovers.c.sent_at,
+                ),
+                ~exists().where(closes.c.conversation_id == public.c.conversation_id, closes.c.kind == CLOSE_KIND),
+            )
+            .order_by(handovers.c.sent_at)
         ).all()
         found: dict[int, Row[Any]] = {}
-        for row in handovers:
-            came = conn.execute(
-                select(messages.c.id).where(
-                    messages.c.ticket_id == dm_ticket.id,
-                    messages.c.direction == "in",
-                    messages.c.created_at >= row.handed_over_at,
-                )
-            ).first()
-            if came is not None:
+        for row in rows:
+            sent, resolved = as_utc(row.handed_over_at), as_utc(row.dm_resolved_at)
+            if sent is not None and resolved is not None and sent >= resolved - HANDOVER_WINDOW:
                 found.setdefault(row.id, row)
         return list(found.values())
 
     def _public_closes(self, now: datetime) -> int:
         with self.engine.connect() as conn:
-            resolved = conn.execute(
-                select(tickets).where(
-                    tickets.c.source == "dm", tickets.c.state == "resolved",
-                    tickets.c.resolved_at >= now - RESOLVED_WITHIN,
-                ).order_by(tickets.c.resolved_at).limit(BATCH)
-            ).all()  # fmt: skip
-            pairs = [(dm, public) for dm in resolved for public in self.moved_threads(conn, dm)]
+            threads = self.moved_threads(conn, now)
         closed = 0
-        for _dm, public in pairs:
+        for public in threads:
             if public.state in OPEN_STATES:
                 continue  # a person still owns the public thread: the bot stays silent there
             with self.engine.begin() as conn:
