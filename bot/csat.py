@@ -369,7 +369,8 @@ class ResolutionFollowUp:
         """The public tickets whose thread moved to a DM ticket resolved in the last RESOLVED_WITHIN, still without a
         public close. Matched by: the same customer; a `dm_handover` reply of ours posted in the public thread at
         most HANDOVER_WINDOW before the DM ticket's resolution; a message from the customer in the DM ticket after
-        that handover. One query, led by the few recent handover replies (the outbox's (kind, created_at) index)."""
+        that handover; the customer has not opted out. One query, led by the few recent handover replies (the
+        outbox's (kind, created_at) index)."""
         handovers, closes = outbox.alias("handovers"), outbox.alias("closes")
         public, private = tickets.alias("public"), tickets.alias("private")
         rows = conn.execute(
@@ -393,6 +394,7 @@ class ResolutionFollowUp:
                     messages.c.created_at >= handovers.c.sent_at,
                 ),
                 ~exists().where(closes.c.conversation_id == public.c.conversation_id, closes.c.kind == CLOSE_KIND),
+                ~exists().where(opt_outs.c.author_id == public.c.customer_id),  # no automated reply after "stop"
             )
             .order_by(handovers.c.sent_at)
         ).all()

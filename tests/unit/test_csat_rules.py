@@ -412,3 +412,15 @@ def test_no_close_without_a_move_to_dm_or_for_another_customer(scene: Scene) -> 
     other_public, _ = _moved_to_dm(scene, "822")
     scene.resolve(other_public)
     assert scene.follow_up.run_once().closed == 0  # 822's DM ticket is still open; 821 never moved to DM
+
+
+def test_no_public_close_for_a_customer_who_opted_out(scene: Scene) -> None:
+    public, dm = _moved_to_dm(scene, "831")
+    scene.resolve(public)
+    scene.resolve(dm)
+    with transaction(scene.engine) as conn:
+        conn.execute(insert(opt_outs).values(author_id="831", tweet_id="2", created_at=scene.now))
+    assert scene.follow_up.run_once().closed == 0
+    with transaction(scene.engine) as conn:
+        conn.execute(opt_outs.delete())
+    assert scene.follow_up.run_once().closed == 1
