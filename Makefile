@@ -54,6 +54,7 @@ bench: setup
 	$(VENV)/bin/python -m bench.web --json --out var/bench/web.json
 	@if [ -n "$$CAREBOT_BENCH_POSTGRES_URL$$CAREBOT_TEST_POSTGRES_URL" ]; then \
 	  $(VENV)/bin/python -m bench.handoff --json --out var/bench/handoff.json; \
+	  $(VENV)/bin/python -m bench.reports --json --out var/bench/reports.json; \
 	else echo "bench.handoff skipped: it needs PostgreSQL (CAREBOT_BENCH_POSTGRES_URL)"; fi
 
 lock:

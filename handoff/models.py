@@ -38,6 +38,7 @@ TWEET_ID = String(24)
 # Partial indexes: at most one open ticket per conversation; the queue's order over open and over waiting tickets.
 OPEN_CONDITION = "state IN ('queued', 'claimed', 'answered', 'reopened')"
 WAITING_CONDITION = "state IN ('queued', 'reopened')"
+EPISODE_EVENTS = "action IN ('created', 'reopened', 'answered')"  # the reports' index of ticket episodes (0012)
 
 agents = Table(
     "handoff_agents",
@@ -162,6 +163,15 @@ audit_events = Table(
     Column("details", JSON, nullable=False),
     Index("ix_handoff_audit_events_ticket", "ticket_id", "id"),
     Index("ix_handoff_audit_events_action", "action", "at"),
+    # The reports: where each ticket episode began, read from the index alone (migration 0012).
+    Index(
+        "ix_handoff_audit_events_episode",
+        "ticket_id",
+        "id",
+        postgresql_include=["action", "at"],
+        postgresql_where=text(EPISODE_EVENTS),
+        sqlite_where=text(EPISODE_EVENTS),
+    ),
 )
 
 # Customer satisfaction: one question per conversation, sent as a DM when its ticket is resolved (migration 0010).

@@ -4,7 +4,7 @@ over time, and horizontal bars (one per agent or FAQ entry).
 Every chart has axes with their unit, its colours named in a legend (HTML, next to the SVG) and, on the page, the
 table of its figures behind it. Colours are presentation attributes, never style attributes (the
 Content-Security-Policy allows no inline style). Every text is escaped here: FAQ slugs and agents' names are not
-carebot's own words. The drawing is 420 units wide so that its text stays readable on a 390 px phone.
+carebot's own words. The drawing is 360 units wide so that its text stays readable on a 390 px phone.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 420, 230
-LEFT, RIGHT, TOP, BOTTOM = 46, 10, 12, 46
-FONT = 11
+WIDTH, HEIGHT = 360, 220
+LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 46
+FONT = 12
 # Colour-blind-safe (Okabe-Ito and friends), in legend order.
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#f0e442", "#7f7f7f", "#000000",
            "#a6761d", "#1b9e77", "#666666")  # fmt: skip
@@ -36,14 +36,15 @@ def colours(keys: Sequence[str]) -> dict[str, str]:
 
 
 def nice_max(value: float) -> float:
-    """A round upper end for an axis at or above `value` (1, 2, 2.5, 5 × 10ⁿ)."""
+    """A round upper end for an axis of four steps at or above `value`: each step 1, 2, 2.5 or 5 × 10ⁿ."""
     if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return float(step * power)
-    return float(10 * power)
+        return 4.0
+    step = value / 4
+    power = 10 ** math.floor(math.log10(step))
+    for factor in (1, 2, 2.5, 5, 10):
+        if step <= factor * power + 1e-9:
+            return float(4 * factor * power)
+    return float(40 * power)
 
 
 def _number(value: float) -> str:
@@ -147,6 +148,35 @@ def stacked_bars(
     return _frame(title, description, parts, chart_id)
 
 
+def grouped_bars(
+    chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str, x_title: str
+) -> Markup:
+    """Bars over time, the series side by side in each bucket (counts that are not parts of one whole)."""
+    values = [v or 0 for s in series for v in s.values]
+    parts, top = _y_axis(max(values, default=0), unit)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    slot = plot_w / max(1, len(labels))
+    bar = max(1.0, slot * 0.8 / max(1, len(series)))
+    x_of = [LEFT + slot * (i + 0.5) for i in range(len(labels))]
+    for i, label in enumerate(labels):
+        left = x_of[i] - bar * len(series) / 2
+        for n, s in enumerate(series):
+            value = s.values[i] or 0
+            if value <= 0:
+                continue
+            h = plot_h * value / top
+            parts.append(
+                f'<rect x="{left + n * bar:.1f}" y="{HEIGHT - BOTTOM - h:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{s.colour}"><title>{escape(_tick_label(label))} · {escape(s.label)}: {_number(value)}'
+                "</title></rect>"
+            )
+    parts += _x_axis(labels, x_of, x_title)
+    if not any(values):
+        parts = _empty(parts)
+    description = f"Bars of {unit} per {x_title.lower()}, side by side; the table below has every value."
+    return _frame(title, description, parts, chart_id)
+
+
 def lines(
     chart_id: str, title: str, labels: Sequence[str], series: Sequence[Series], unit: str, x_title: str,
     *, top: float | None = None,
@@ -188,13 +218,13 @@ def horizontal_bars(
     rows = max(1, len(labels))
     row_h = 22
     height = TOP + rows * row_h + 34
-    label_w = 130
+    label_w = 112
     plot_w = WIDTH - label_w - RIGHT - 34
     top = nice_max(max((v or 0 for v in values), default=0))
     parts = []
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         y = TOP + i * row_h
-        shown = label if len(label) <= 20 else label[:19] + "…"
+        shown = label if len(label) <= 16 else label[:15] + "…"
         length = plot_w * (value or 0) / top
         parts.append(f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end" fill="#344054">{escape(shown)}'
                      f"<title>{escape(label)}</title></text>")  # fmt: skip

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from bot.web.access import Access, AccessFirstRoute, EditorViewer
-from bot.web.charts import Series, colours, horizontal_bars, lines, stacked_bars
+from bot.web.charts import Series, colours, grouped_bars, horizontal_bars, lines, stacked_bars
 from bot.web.rendering import render
 from bot.web.reports import BUCKETS, CHARTS, RANGES, Chart, ChartSpec, Period, ReportError, ReportService
 from knowledge_base.io import neutral_cell
@@ -33,8 +33,8 @@ api = APIRouter(prefix="/api/reports", tags=["reports"], route_class=AccessFirst
 
 RangeName = Annotated[str, Query(alias="range", max_length=16, description="today, 7d, 30d or custom")]
 Bucket = Annotated[str, Query(max_length=8, description="hour or day (default: hour for today, else day)")]
-FromDate = Annotated[date | None, Query(alias="from", description="custom range: the first day (UTC)")]
-ToDate = Annotated[date | None, Query(alias="to", description="custom range: the last day (UTC), inclusive")]
+FromDate = Annotated[str, Query(alias="from", max_length=10, description="custom range: the first day, YYYY-MM-DD")]
+ToDate = Annotated[str, Query(alias="to", max_length=10, description="custom range: the last day (inclusive)")]
 
 
 def report_service(request: Request) -> ReportService:
@@ -42,9 +42,23 @@ def report_service(request: Request) -> ReportService:
     return ReportService(services.engine, sla_minutes=services.settings.sla_first_response_minutes)
 
 
-def _period(request: Request, name: str, bucket: str, start: date | None, end: date | None) -> Period:
+def _day(value: str, which: str) -> date | None:
+    """A date of the form (empty: none given)."""
+    if not value:
+        return None
     try:
-        return report_service(request).period(name or "7d", bucket or None, start, end)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ReportError(f"The {which} date must be a day as YYYY-MM-DD, not {value[:10]!r}.") from None
+
+
+def _span(service: ReportService, name: str, bucket: str, start: str, end: str) -> Period:
+    return service.period(name or "7d", bucket or None, _day(start, "from"), _day(end, "to"))
+
+
+def _period(request: Request, name: str, bucket: str, start: str, end: str) -> Period:
+    try:
+        return _span(report_service(request), name, bucket, start, end)
     except ReportError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -86,7 +100,9 @@ def draw(chart: Chart, span: Period) -> Drawn:
         series = [
             Series(key, chart.label_of(key), [row.get(key) for row in chart.rows], palette[key]) for key in chart.series
         ]
-        if chart.kind == "stacked":
+        if chart.kind == "grouped":
+            svg = grouped_bars(f"chart-{chart.name}", chart.title, labels, series, chart.unit, x_title)
+        elif chart.kind == "stacked":
             svg = stacked_bars(f"chart-{chart.name}", chart.title, labels, series, chart.unit, x_title)
         else:
             top = 100.0 if chart.unit == "%" else None
@@ -111,13 +127,13 @@ def chart_csv(chart: Chart) -> str:
 # ---------------------------------------------------------------------------------------------- the page
 @router.get("/reports", include_in_schema=False)
 def reports_page(
-    request: Request, viewer: EditorViewer, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = None,
-    end: ToDate = None,
+    request: Request, viewer: EditorViewer, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = "",
+    end: ToDate = "",
 ) -> Response:  # fmt: skip
     service = report_service(request)
     error = None
     try:
-        span = service.period(name or "7d", bucket or None, start, end)
+        span = _span(service, name, bucket, start, end)
     except ReportError as exc:
         error, span = str(exc), service.period("7d")
     roles = ("lead",) if viewer.may("lead") else (viewer.role,)
@@ -132,7 +148,7 @@ def reports_page(
 # ---------------------------------------------------------------------------------------------- CSV and JSON
 def _csv_route(spec: ChartSpec) -> Callable[..., Response]:
     def download(
-        request: Request, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = None, end: ToDate = None
+        request: Request, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = "", end: ToDate = ""
     ) -> Response:
         span = _period(request, name, bucket, start, end)
         chart = report_service(request).chart(spec.name, span)
@@ -147,7 +163,7 @@ def _csv_route(spec: ChartSpec) -> Callable[..., Response]:
 
 def _json_route(spec: ChartSpec) -> Callable[..., dict[str, Any]]:
     def figures(
-        request: Request, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = None, end: ToDate = None
+        request: Request, name: RangeName = "7d", bucket: Bucket = "", start: FromDate = "", end: ToDate = ""
     ) -> dict[str, Any]:
         span = _period(request, name, bucket, start, end)
         return report_service(request).chart(spec.name, span).to_dict(span)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, and_, case, cast, exists, func, literal, select
+from sqlalchemy import Connection, Engine, Float, and_, case, cast, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.channel.models import inbound_tweets, outbox
@@ -50,6 +50,7 @@ IGNORE_WORDS = {
     "closing_thanks": "closing thanks", "other": "other",
 }  # fmt: skip
 ARRIVALS = ("created", "reopened")
+EPISODE_EVENTS = (*ARRIVALS, "answered")  # the audit events that start a ticket episode or answer it
 TOP_ENTRIES = 10
 MIN_ANSWERS_FOR_RATE = 3  # an entry is ranked by how often it fails only after this many answers
 
@@ -106,16 +107,16 @@ def period(
     name: str = "7d", bucket: str | None = None, start: date | None = None, end: date | None = None,
     *, now: datetime | None = None,
 ) -> Period:  # fmt: skip
-    """The period a report covers: today (since midnight UTC), the last 7 or 30 days (today included), or custom
+    """The period a report covers, in whole days (UTC): today, the last 7 or 30 days (today included), or custom
     dates from `start` to `end` inclusive. The bucket defaults to hours for today, days otherwise."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
     midnight = datetime.combine(now.date(), time(), UTC)
     if name not in RANGES:
         raise ReportError(f"Choose a range: {', '.join(RANGES)}.")
     if name == "today":
-        first, last = midnight, now
+        first, last = midnight, midnight + timedelta(days=1)
     elif name in ("7d", "30d"):
-        first, last = midnight - timedelta(days=int(name[:-1]) - 1), now
+        first, last = midnight - timedelta(days=int(name[:-1]) - 1), midnight + timedelta(days=1)
     else:
         if start is None or end is None:
             raise ReportError("A custom range needs both dates, from and to (YYYY-MM-DD).")
@@ -159,7 +160,7 @@ class ChartColumn:
 class Chart:
     name: str
     title: str
-    kind: str  # stacked (bars) | lines | bars (horizontal, one per row)
+    kind: str  # stacked (bars) | grouped (bars side by side) | lines | bars (horizontal, one per row)
     unit: str  # the y axis (or the bars' length)
     note: str  # how it is counted, in words
     columns: list[ChartColumn]
@@ -244,7 +245,10 @@ class ReportService:
         if name not in SPECS:
             raise ReportError(f"There is no chart {name!r}; the charts are {', '.join(SPECS)}.")
         build = getattr(self, "_" + name.replace("-", "_"))
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
+            if self._is_pg(conn):
+                # These are large one-off scans: compiling them (JIT) costs more than it saves.
+                conn.exec_driver_sql("SET LOCAL jit = off")
             chart: Chart = build(conn, span)
         return chart
 
@@ -272,48 +276,69 @@ class ReportService:
     def _within(self, column: Any, span: Period) -> ColumnElement[bool]:
         return and_(column >= span.start, column < span.end)
 
-    def _durations(self, conn: Connection, query: Any, quantiles: Sequence[float] = (0.5, 0.9)) -> dict[Any, Any]:
-        """Per key: how many, the quantiles of `duration` (seconds) and how many took at most the SLA.
-        `query` is a subquery with columns `key`, `duration`."""
+    def _durations(
+        self, conn: Connection, query: Any, quantiles: Sequence[float] = (0.5, 0.9)
+    ) -> tuple[dict[Any, Any], Any]:
+        """Per key and over all keys: how many, the quantiles of `duration` (seconds) and how many took at most
+        the SLA. `query` has the columns `key` and `duration`; one pass over it (PostgreSQL: GROUP BY ROLLUP)."""
         sub = query.subquery()
-        sla = func.sum(case((sub.c.duration <= self.sla_seconds, 1), else_=0))
         found: dict[Any, dict[str, Any]] = {}
+        whole = None
         if self.sql_percentiles:
+            sla = func.sum(case((sub.c.duration <= self.sla_seconds, 1), else_=0))
             columns = [func.percentile_cont(q).within_group(sub.c.duration) for q in quantiles]
-            for row in conn.execute(select(sub.c.key, func.count(), sla, *columns).group_by(sub.c.key)):
-                found[row[0]] = {"count": int(row[1]), "sla_met": int(row[2] or 0),
-                                 "q": [None if v is None else float(v) for v in row[3:]]}  # fmt: skip
-            return found
+            grouped = select(func.grouping(sub.c.key), sub.c.key, func.count(), sla, *columns).group_by(
+                func.rollup(sub.c.key)
+            )
+            for row in conn.execute(grouped):
+                figures = {"count": int(row[2]), "sla_met": int(row[3] or 0),
+                           "q": [None if v is None else float(v) for v in row[4:]]}  # fmt: skip
+                if row[0]:
+                    whole = figures
+                else:
+                    found[row[1]] = figures
+            return found, whole
         values: dict[Any, list[float]] = defaultdict(list)
         for key_value, seconds in conn.execute(select(sub.c.key, sub.c.duration)):
             values[key_value].append(float(seconds))
-        for key_value, durations in values.items():
-            found[key_value] = {
+
+        def figures_of(durations: list[float]) -> dict[str, Any]:
+            return {
                 "count": len(durations), "sla_met": sum(1 for d in durations if d <= self.sla_seconds),
                 "q": [percentile_cont(durations, q) for q in quantiles],
             }  # fmt: skip
-        return found
 
-    def _previous(self, actions: Sequence[str], event: Any) -> Any:
-        """The id of the ticket's latest audit event among `actions` before `event`."""
+        found = {key_value: figures_of(durations) for key_value, durations in values.items()}
+        everything = [d for durations in values.values() for d in durations]
+        return found, figures_of(everything) if everything else None
+
+    def _arrival_at(self, event: Any, among: Sequence[str]) -> Any:
+        """When the ticket episode of `event` began: the time of the ticket's latest audit event among `among`
+        before `event` if that one is an arrival (created, or reopened after closing), else NULL."""
         earlier = audit_events.alias("earlier")
         return (
-            select(func.max(earlier.c.id))
-            .where(earlier.c.ticket_id == event.c.ticket_id, earlier.c.id < event.c.id, earlier.c.action.in_(actions))
+            select(case((earlier.c.action.in_(ARRIVALS), earlier.c.at), else_=None))
+            .where(earlier.c.ticket_id == event.c.ticket_id, earlier.c.id < event.c.id, earlier.c.action.in_(among))
+            .order_by(earlier.c.id.desc())
+            .limit(1)
             .scalar_subquery()
         )
 
     def _first_responses(self, conn: Connection, span: Period, key: str) -> Any:
         """The first agent reply of each ticket episode answered in the range: (key, duration) rows, where key is
-        the bucket of the reply or the agent who sent it."""
+        the bucket of the reply or the agent who sent it. A reply is the first when the ticket's event before it
+        (among arrivals and answers) is its arrival."""
         answer = audit_events.alias("answer")
-        arrival = audit_events.alias("arrival")
-        prev = self._previous((*ARRIVALS, "answered"), answer)
-        key_column = {"bucket": self._bucket(conn, answer.c.at, span), "actor": answer.c.actor}.get(key, literal("all"))
-        return (
-            select(key_column.label("key"), self._seconds(conn, answer.c.at, arrival.c.at).label("duration"))
-            .select_from(answer.join(arrival, arrival.c.id == prev))
-            .where(answer.c.action == "answered", self._within(answer.c.at, span), arrival.c.action.in_(ARRIVALS))
+        began = self._arrival_at(answer, EPISODE_EVENTS).label("began")
+        key_column = self._bucket(conn, answer.c.at, span) if key == "bucket" else answer.c.actor
+        inner = (
+            select(key_column.label("key"), answer.c.at.label("at"), began)
+            .where(answer.c.action == "answered", self._within(answer.c.at, span))
+            .offset(0)  # computed once per row, not again in the outer query's filter
+            .subquery()
+        )
+        return select(inner.c.key, self._seconds(conn, inner.c.at, inner.c.began).label("duration")).where(
+            inner.c.began.is_not(None)
         )
 
     # ------------------------------------------------ the charts
@@ -441,7 +466,7 @@ class ReportService:
         return answers, backs
 
     def _first_response(self, conn: Connection, span: Period) -> Chart:
-        figures = self._durations(conn, self._first_responses(conn, span, "bucket"))
+        figures, whole = self._durations(conn, self._first_responses(conn, span, "bucket"))
         columns = [
             ChartColumn("bucket", "Time (UTC)"), ChartColumn("responses", "first responses"),
             ChartColumn("p50", "p50 (minutes)"), ChartColumn("p90", "p90 (minutes)"),
@@ -458,7 +483,6 @@ class ReportService:
                 "bucket": label, "responses": f["count"] if f else 0, "p50": _minutes(f["q"][0]) if f else None,
                 "p90": _minutes(f["q"][1]) if f else None, "sla_met": _pct(f["sla_met"], f["count"]) if f else None,
             })  # fmt: skip
-        whole = self._durations(conn, self._first_responses(conn, span, "all")).get("all")
         chart.totals = {
             "responses": whole["count"] if whole else 0, "p50": _minutes(whole["q"][0]) if whole else None,
             "p90": _minutes(whole["q"][1]) if whole else None,
@@ -466,18 +490,21 @@ class ReportService:
         }  # fmt: skip
         return chart
 
-    def _resolutions(self, conn: Connection, span: Period, *, whole: bool = False) -> Any:
+    def _resolutions(self, conn: Connection, span: Period) -> Any:
         done = audit_events.alias("done")
-        arrival = audit_events.alias("arrival")
-        key = literal("all") if whole else self._bucket(conn, done.c.at, span)
-        return (
-            select(key.label("key"), self._seconds(conn, done.c.at, arrival.c.at).label("duration"))
-            .select_from(done.join(arrival, arrival.c.id == self._previous(ARRIVALS, done)))
+        began = self._arrival_at(done, ARRIVALS).label("began")
+        inner = (
+            select(self._bucket(conn, done.c.at, span).label("key"), done.c.at.label("at"), began)
             .where(done.c.action == "resolved", self._within(done.c.at, span))
+            .offset(0)  # computed once per row, not again in the outer query's filter
+            .subquery()
+        )
+        return select(inner.c.key, self._seconds(conn, inner.c.at, inner.c.began).label("duration")).where(
+            inner.c.began.is_not(None)
         )
 
     def _resolution(self, conn: Connection, span: Period) -> Chart:
-        figures = self._durations(conn, self._resolutions(conn, span))
+        figures, whole = self._durations(conn, self._resolutions(conn, span))
         columns = [
             ChartColumn("bucket", "Time (UTC)"), ChartColumn("resolved", "resolved"),
             ChartColumn("p50", "p50 (hours)"), ChartColumn("p90", "p90 (hours)"),
@@ -497,7 +524,6 @@ class ReportService:
                     "p90": _hours(f["q"][1]) if f else None,
                 }
             )
-        whole = self._durations(conn, self._resolutions(conn, span, whole=True)).get("all")
         chart.totals = {"resolved": whole["count"] if whole else 0, "p50": _hours(whole["q"][0]) if whole else None,
                         "p90": _hours(whole["q"][1]) if whole else None}  # fmt: skip
         return chart
@@ -539,7 +565,7 @@ class ReportService:
             .group_by(a.actor)
         ).all()  # fmt: skip
         work = {actor: (int(resolved or 0), int(replies or 0)) for actor, resolved, replies in counted}
-        figures = self._durations(conn, self._first_responses(conn, span, "actor"))
+        figures, _ = self._durations(conn, self._first_responses(conn, span, "actor"))
         columns = [
             ChartColumn("agent", "agent"), ChartColumn("initials", "initials"), ChartColumn("handled", "resolved"),
             ChartColumn("replies", "replies"), ChartColumn("first_responses", "first responses"),
@@ -645,7 +671,7 @@ class ReportService:
             ChartColumn("linked", "tickets linked"),
         ]
         chart = Chart(
-            "incidents", SPECS["incidents"].title, "stacked", "count",
+            "incidents", SPECS["incidents"].title, "grouped", "count",
             "Incidents by when they were opened and resolved, and tickets by when they were linked to one.",
             columns, ["opened", "resolved", "linked"],
         )  # fmt: skip
