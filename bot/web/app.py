@@ -208,7 +208,10 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
 
     app = CarebotApp(
         title="carebot",
-        summary="The agent console's JSON API: the same actions as the pages, for the same logged-in users.",
+        summary=(
+            "carebot's JSON API: the agent console, the FAQ editor, the team lead, incidents and reports, with the "
+            "same actions as the pages, for the same logged-in users."
+        ),
         description=(
             "Log in through the page at /login; the session cookie authenticates API calls. Every POST needs the "
             "session's CSRF token in the X-CSRF-Token header (GET /api/me returns it)."

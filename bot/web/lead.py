@@ -30,6 +30,7 @@ ESCALATED_BANDS = ("human", "approve")
 IGNORE_REASONS = {
     "own_tweet": "our own tweets", "spam": "spam or off-topic", "opt_out": "explicit opt-outs",
     "duplicate": "repeats of a tweet already handled", "closing_thanks": "thank-yous closing an answered conversation",
+    "csat_answer": "answers to a satisfaction question",
 }  # fmt: skip
 
 

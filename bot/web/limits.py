@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MAX_BODY_BYTES = 64 * 1024
 # The FAQ editor's entry form and its live check carry up to 27,000 characters (paraphrases up to 20,000),
 # which URL- or JSON-encoding may make several times larger in bytes.
-LARGER_BODIES = ((re.compile(r"/faq/(new|check|entries/[^/]+)"), 256 * 1024),)
+LARGER_BODIES = ((re.compile(r"(/api)?/faq/(new|check|entries(/[^/]+)?)"), 256 * 1024),)
 
 MAX_ID = 2**63 - 1
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]

@@ -172,8 +172,8 @@ def test_history_diff_and_rollback(editor: EditorService) -> None:
 
 
 def test_an_answer_the_tone_guide_refuses_is_not_published_nor_rolled_back_to(editor: EditorService) -> None:
-    shouting = content_from_form("reset-hub", "How do I reset my Hub 4 router?",
-                                 "NEVER unplug the hub while it updates. Hold reset for 15 seconds.", "", "router")  # fmt: skip
+    answer = "NEVER unplug the hub while it updates. Hold reset for 15 seconds."
+    shouting = content_from_form("reset-hub", "How do I reset my Hub 4 router?", answer, "", "router")
     editor.save("reset-hub", shouting, author="eve")
     assert editor.check(shouting).tone  # the editor is told while writing
     with pytest.raises(EditorError, match="cannot be published: .*tone guide") as refused:

@@ -20,8 +20,8 @@ def upgrade() -> None:
     op.create_table(
         "handoff_csat",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column("ticket_id", sa.Integer, sa.ForeignKey("handoff_tickets.id"), nullable=False, unique=True),
-        sa.Column("conversation_id", sa.String(24), nullable=False, unique=True),
+        sa.Column("ticket_id", sa.Integer, sa.ForeignKey("handoff_tickets.id"), nullable=False),
+        sa.Column("conversation_id", sa.String(24), nullable=False),
         sa.Column("customer_id", sa.String(24), nullable=False),
         sa.Column("agent_id", sa.Integer, sa.ForeignKey("handoff_agents.id"), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
@@ -35,6 +35,8 @@ def upgrade() -> None:
             "state IN ('pending', 'asked', 'answered', 'expired', 'skipped')", name="ck_handoff_csat_state"
         ),
         sa.CheckConstraint("score IS NULL OR score BETWEEN 1 AND 5", name="ck_handoff_csat_score"),
+        sa.UniqueConstraint("ticket_id", name="uq_handoff_csat_ticket_id"),
+        sa.UniqueConstraint("conversation_id", name="uq_handoff_csat_conversation_id"),
     )
     op.create_index("ix_handoff_csat_customer", "handoff_csat", ["customer_id", "state"])
     op.create_index("ix_handoff_csat_answered", "handoff_csat", ["answered_at"])
