@@ -15,7 +15,8 @@ from sqlalchemy import delete, func, select
 
 from bot.db import make_engine, upgrade
 from handoff import Conflict, Escalation, Handoff, transaction
-from handoff.models import agents, audit_events, messages, ticket_views, tickets
+from handoff.models import audit_events, messages, tickets
+from handoff.models import metadata as handoff_metadata
 from handoff.states import HELD_STATES
 
 CAPACITY = 1  # two sessions share each agent, so the second often finds the agent's only slot taken
@@ -28,7 +29,7 @@ def handoff_postgres_url(postgres_url: str) -> str:
     engine = make_engine(postgres_url)
     try:
         with engine.begin() as conn:
-            for table in (audit_events, ticket_views, messages, tickets, agents):
+            for table in reversed(handoff_metadata.sorted_tables):  # rows that refer to others go first
                 conn.execute(delete(table))
     finally:
         engine.dispose()
