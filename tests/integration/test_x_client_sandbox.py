@@ -66,8 +66,10 @@ class World:
         assert response.status_code == 201, response.text
 
     def clear(self) -> None:
+        """Start a measured step: no faults, no counted requests, no recorded backoff from the set-up calls."""
         self.http.delete("/sandbox/faults").raise_for_status()
         self.http.delete("/sandbox/stats").raise_for_status()
+        self.sleeps.clear()
 
     def requests(self, endpoint: str | None = None) -> int:
         stats = self.http.get("/sandbox/stats").json()
