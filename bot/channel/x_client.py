@@ -862,7 +862,7 @@ class XClient:
         status = response.status_code
         problem = _problem_of(response)
         detail = self._scrub(_one_line(problem.get("detail", "")))[:_MAX_DETAIL_CHARS]
-        if status == 402:
+        if status == 402:  # X's OpenAPI description names no 402 body: the status alone says it
             return XCreditsDepleted(
                 f"X API {endpoint}: HTTP 402: the account's credits are spent: {detail}", endpoint=endpoint
             )

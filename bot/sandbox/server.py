@@ -74,6 +74,8 @@ RATE_LIMITS = {
 RATE_WINDOW_S = 900
 DAILY_POST_LIMIT = 2400  # announced by the 429_24h fault
 USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"  # X's UsageCapExceededProblem
+# X documents 402 for spent pay-per-use credits, but its OpenAPI description (2.166, 2.167) names no 402 response
+# and no problem type for it: this type is the sandbox's own, and the client goes by the status alone.
 CREDITS_DEPLETED_TYPE = "https://api.twitter.com/2/problems/credits-depleted"
 MENTIONS_REACHABLE = 800  # like X: only the 800 most recent mentions can be read
 USER_TWEETS_REACHABLE = 3200

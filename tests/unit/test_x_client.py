@@ -23,6 +23,7 @@ import pytest
 
 from bot.channel.errors import (
     XAuthError,
+    XCreditsDepleted,
     XError,
     XOutcomeUnknown,
     XOutsideSearchWindow,
@@ -556,6 +557,7 @@ ODD_ERROR_BODIES = {
         (400, XRejected, XRejected),
         (403, XRejected, XRejected),
         (404, XRejected, XRejected),
+        (402, XCreditsDepleted, XCreditsDepleted),  # X describes no 402 body: the status alone says it
         (429, XRateLimited, XRateLimited),
         (500, XUnavailable, XOutcomeUnknown),
         (503, XUnavailable, XOutcomeUnknown),
