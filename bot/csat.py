@@ -67,6 +67,7 @@ MAX_READ_CHARS = 600  # a longer DM is no score, whatever it starts with
 QUESTION_KIND = "csat_question"
 CLOSE_KIND = "public_close"
 ANSWER_REASON = "csat_answer"  # x_inbound_tweets.ignore_reason of a DM stored as a survey answer
+LOW_SCORE = 3  # a score up to this with a comment that says more than thanks is triaged too (needs_a_person)
 
 QUESTIONS = (
     "Thanks for talking to us. How did we do? Reply with a number from 1 (poor) to 5 (great), and add a comment "
@@ -501,10 +502,21 @@ def absorb_survey_reply(engine: Engine, row: Row[Any], now: datetime) -> bool:
         reply = read_score(row.text)
         if reply is None or not store.record_answer(conn, survey.id, reply.score, reply.comment, now):
             return False
-        _done(conn, row, ANSWER_REASON, now)
         details = {"survey_id": survey.id, "score": reply.score, "tweet_id": row.tweet_id}
+        if needs_a_person(reply):
+            store.audit(conn, "customer", "csat_answered", survey.ticket_id, {**details, "triaged": True}, now)
+            return False  # "1 still no signal": the score is kept, and triage has the problem as usual
+        _done(conn, row, ANSWER_REASON, now)
         store.audit(conn, "customer", "csat_answered", survey.ticket_id, details, now)
     return True
+
+
+def needs_a_person(reply: SurveyReply) -> bool:
+    """A low score (1 to 3) that says more than thanks: the customer may still have the problem, so the DM is
+    triaged like any other besides being stored as the answer. A high score with a comment is praise."""
+    if reply.score > LOW_SCORE or not reply.comment or _THANKS.fullmatch(reply.comment.rstrip(_SEPARATORS)):
+        return False
+    return len(re.findall(r"[^\W_]+", reply.comment)) >= 2
 
 
 def _done(conn: Connection, row: Row[Any], reason: str, now: datetime) -> None:

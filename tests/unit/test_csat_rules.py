@@ -287,6 +287,25 @@ def test_an_answer_is_stored_with_the_ticket_and_agent_and_never_triaged(scene: 
     assert scene.survey(ticket_id).score == 4
 
 
+def test_a_low_score_that_names_a_problem_is_stored_and_triaged_too(scene: Scene) -> None:
+    ticket_id, survey = _asked(scene, "645")
+    answer = scene.inbound("645", "1 - still no signal since Monday", dm=True, state="new")
+    assert not absorb_survey_reply(scene.engine, answer, scene.now)  # triage has it: a person sees the problem
+    stored = scene.survey(ticket_id)
+    assert (stored.state, stored.score, stored.comment) == ("answered", 1, "still no signal since Monday")
+    [row] = scene.rows(inbound_tweets, inbound_tweets.c.tweet_id == answer.tweet_id)
+    assert (row.state, row.ignore_reason) == ("new", None)
+
+
+@pytest.mark.parametrize("text", ["2 thanks", "1", "3 ok", "5 - sorted in minutes"])
+def test_a_bare_low_score_or_a_high_one_with_a_comment_is_only_an_answer(scene: Scene, text: str) -> None:
+    _asked(scene, "646")
+    answer = scene.inbound("646", text, dm=True, state="new")
+    assert absorb_survey_reply(scene.engine, answer, scene.now)
+    [row] = scene.rows(inbound_tweets, inbound_tweets.c.tweet_id == answer.tweet_id)
+    assert (row.state, row.ignore_reason) == ("done", "csat_answer")
+
+
 def test_what_is_not_an_answer_goes_to_triage(scene: Scene) -> None:
     ticket_id, survey = _asked(scene, "650")
     for text in ("4 days and my internet is still down", "why?", "not bad"):
