@@ -166,6 +166,7 @@ def seed(engine: Engine, tweets: int, now: datetime) -> dict[str, int]:
                 "created_at",
                 "updated_at",
                 "sent_at",
+                "faq_slug",
             ),
         )
         tickets_c = Copier(
@@ -266,7 +267,7 @@ def seed(engine: Engine, tweets: int, now: datetime) -> dict[str, int]:
             if band == "auto":
                 sent = moment + timedelta(seconds=40)
                 out.add(next_id("outbox"), tweet_id, conversation, "faq_answer" if slug else "thanks", "bot",
-                        f"Reply {n} ^bot", "sent", 1, str(2 * 10**18 + n), None, sent, sent, sent)  # fmt: skip
+                        f"Reply {n} ^bot", "sent", 1, str(2 * 10**18 + n), None, sent, sent, sent, slug)  # fmt: skip
                 if slug:
                     answered_bot.append((tweet_id, sent))
                     if len(answered_bot) > 500:
@@ -330,7 +331,7 @@ def _ticket(
             outbox_id = next_id("outbox")
             out.add(outbox_id, f"{tweet_id}-r{episode}{reply}", conversation, "agent_reply", initials,
                     f"Reply to {ticket_id} ^{initials}", "sent", 1, f"3{ticket_id:09d}{episode}{reply}", ticket_id,
-                    at, at, at)  # fmt: skip
+                    at, at, at, None)  # fmt: skip
             write_message(next_id("message"), ticket_id, "out", f"3{ticket_id:09d}{episode}{reply}", initials,
                            "Our reply", at, outbox_id, "sent")  # fmt: skip
             write_event(at, username, "replied", ticket_id, kind="agent_reply", outbox_id=outbox_id)

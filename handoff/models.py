@@ -235,3 +235,29 @@ incident_tickets = Table(
     Column("linked_at", DateTime(timezone=True), nullable=False),
     Index("uq_handoff_incident_tickets_ticket", "ticket_id", unique=True),  # a ticket is in one incident at most
 )
+
+# The reports' copy of the audit events their charts read (answers, resolutions, replies, reopens), each with when
+# its ticket episode began, for every day before `handoff_report_rollup.rolled_until`; later events are read live
+# from the audit log (migration 0014, bot/web/reports.py). A row never changes: its figures depend only on
+# earlier events of its ticket.
+REPORT_ACTIONS = ("answered", "resolved", "replied", "reopened")
+report_events = Table(
+    "handoff_report_events",
+    metadata,
+    Column("event_id", Integer, primary_key=True),  # handoff_audit_events.id
+    Column("ticket_id", Integer, nullable=True),
+    Column("action", String(32), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    # answered: the episode's arrival when this is its first answer, else NULL; resolved: the episode's arrival.
+    Column("began_at", DateTime(timezone=True), nullable=True),
+    Index("ix_handoff_report_events_action", "action", "at", postgresql_include=["ticket_id", "actor", "began_at"]),
+)
+
+# One row ("audit"): audit events before `rolled_until` are in handoff_report_events (None: none are yet).
+report_rollup = Table(
+    "handoff_report_rollup",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("rolled_until", DateTime(timezone=True), nullable=True),
+)

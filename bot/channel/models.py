@@ -3,7 +3,20 @@ target tweet), opt-outs and operational alerts. Kept in their own MetaData; migr
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 metadata = MetaData()
 
@@ -37,6 +50,9 @@ inbound_tweets = Table(
     Index("ix_x_inbound_conversation", "conversation_id"),
     Index("ix_x_inbound_author", "author_id"),
     Index("ix_x_inbound_fetched", "fetched_at", "band", "ignore_reason"),  # the reports' volume (migration 0012)
+    # The reports: tweets that went to a ticket, by conversation (after a bot answer: it did not help; 0014).
+    Index("ix_x_inbound_escalated", "conversation_id", "fetched_at", postgresql_where=text("ticket_id IS NOT NULL"),
+          sqlite_where=text("ticket_id IS NOT NULL")),  # fmt: skip
 )
 
 checkpoints = Table(
@@ -66,11 +82,14 @@ outbox = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("faq_slug", String(128), nullable=True),  # a bot FAQ answer's entry, for the reports (migration 0014)
     UniqueConstraint("target_tweet_id", name="uq_x_outbox_target"),
     Index("ix_x_outbox_state", "state", "next_attempt_at"),
     Index("ix_x_outbox_posted", "posted_tweet_id"),
     Index("ix_x_outbox_sent", "sent_at"),  # what was posted in each of X's windows (migration 0013)
-    Index("ix_x_outbox_kind_created", "kind", "created_at"),  # the reports' bot answers (migration 0012)
+    # The reports' bot answers, read from the index alone (migration 0014; 0012 had it without the columns).
+    Index("ix_x_outbox_answers", "kind", "created_at",
+          postgresql_include=["author", "state", "conversation_id", "faq_slug"]),  # fmt: skip
 )
 
 opt_outs = Table(

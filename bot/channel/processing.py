@@ -249,6 +249,7 @@ class TweetProcessor:
                 "target_tweet_id": row.tweet_id, "conversation_id": conversation, "kind": decision.reply,
                 "author": "bot", "text": reply, "state": "pending", "attempts": 0, "ticket_id": ticket_id,
                 "created_at": now, "updated_at": now,
+                "faq_slug": decision.faq.slug if decision.faq and decision.reply == "faq_answer" else None,
             }  # fmt: skip
             if insert_ignoring_duplicates(conn, outbox, [values]):
                 outbox_id = conn.execute(

@@ -33,11 +33,35 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, and_, case, cast, exists, func, select
+from sqlalchemy import (
+    Connection,
+    Date,
+    Engine,
+    Float,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.channel.models import inbound_tweets, outbox
-from handoff.models import agents, audit_events, csat_surveys, incident_tickets, incidents, tickets
+from handoff.models import (
+    REPORT_ACTIONS,
+    agents,
+    audit_events,
+    csat_surveys,
+    incident_tickets,
+    incidents,
+    report_events,
+    report_rollup,
+    tickets,
+)
 from knowledge_base.models import entries as kb_entries
 
 RANGES = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days", "custom": "Custom dates"}
@@ -51,6 +75,8 @@ IGNORE_WORDS = {
 }  # fmt: skip
 ARRIVALS = ("created", "reopened")
 EPISODE_EVENTS = (*ARRIVALS, "answered")  # the audit events that start a ticket episode or answer it
+ROLLUP = "audit"  # the row of handoff_report_rollup that says how far handoff_report_events goes
+ROLLUP_DELAY = timedelta(hours=1)  # a day is rolled up once it ended this long ago (its writes are all committed)
 TOP_ENTRIES = 10
 MIN_ANSWERS_FOR_RATE = 3  # an entry is ranked by how often it fails only after this many answers
 
@@ -229,13 +255,16 @@ class ReportService:
 
     def __init__(
         self, engine: Engine, *, sla_minutes: int = 60, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sql_percentiles: bool | None = None,
+        sql_percentiles: bool | None = None, rollups: bool = True,
     ) -> None:  # fmt: skip
         self.engine = engine
         self.sla_seconds = sla_minutes * 60
         self.clock = clock
         # percentile_cont in SQL on PostgreSQL (None: whenever the database is PostgreSQL); Python otherwise.
         self.sql_percentiles = engine.dialect.name == "postgresql" if sql_percentiles is None else sql_percentiles
+        # Read closed days' audit events from handoff_report_events (False: everything from the audit log, the
+        # same figures more slowly; the tests compare the two).
+        self.rollups = rollups
 
     def period(self, name: str = "7d", bucket: str | None = None, start: date | None = None,
                end: date | None = None) -> Period:  # fmt: skip
@@ -245,12 +274,74 @@ class ReportService:
         if name not in SPECS:
             raise ReportError(f"There is no chart {name!r}; the charts are {', '.join(SPECS)}.")
         build = getattr(self, "_" + name.replace("-", "_"))
+        if self.rollups:
+            self.refresh()
         with self.engine.begin() as conn:
             if self._is_pg(conn):
                 # These are large one-off scans: compiling them (JIT) costs more than it saves.
                 conn.exec_driver_sql("SET LOCAL jit = off")
             chart: Chart = build(conn, span)
         return chart
+
+    def refresh(self) -> int:
+        """Copy the audit events the charts read (answers, resolutions, replies, reopens) of every day that ended
+        over `ROLLUP_DELAY` ago and is not copied yet into handoff_report_events, each with when its ticket
+        episode began; return how many. One caller copies a day: the others find the row moved on and skip."""
+        until = datetime.combine((self.clock() - ROLLUP_DELAY).astimezone(UTC).date(), time(), UTC)
+        r = report_rollup.c
+        with self.engine.begin() as conn:
+            row = conn.execute(select(r.rolled_until).where(r.name == ROLLUP)).first()
+            if row is None:  # a database made without the migrations
+                conn.execute(insert(report_rollup).values(name=ROLLUP, rolled_until=None))
+            since = _utc(row[0]) if row is not None else None
+            if since is not None and since >= until:
+                return 0
+            same = r.rolled_until.is_(None) if since is None else r.rolled_until == since
+            moved = conn.execute(update(report_rollup).where(r.name == ROLLUP, same).values(rolled_until=until))
+            if moved.rowcount != 1:
+                return 0
+            a = audit_events.c
+            copied = select(a.id, a.ticket_id, a.action, a.at, a.actor, self._began(audit_events)).where(
+                a.action.in_(REPORT_ACTIONS), a.at < until, *([a.at >= since] if since is not None else [])
+            )
+            columns = ["event_id", "ticket_id", "action", "at", "actor", "began_at"]
+            conn.execute(insert(report_events).from_select(columns, copied))
+            e = report_events.c
+            count = select(func.count()).where(e.at < until, *([e.at >= since] if since is not None else []))
+            return int(conn.execute(count).scalar_one())
+
+    def _rolled_until(self, conn: Connection) -> datetime | None:
+        if not self.rollups:
+            return None
+        found = conn.execute(select(report_rollup.c.rolled_until).where(report_rollup.c.name == ROLLUP)).scalar()
+        return _utc(found)
+
+    def _events(self, conn: Connection, span: Period, actions: Sequence[str], *, ranged: bool = True) -> Any:
+        """The audit events `actions` of the range (all of them: ranged=False) as (id, ticket_id, action, at, actor,
+        began_at): closed days from handoff_report_events, the rest live from the audit log, the same columns."""
+        a, r = audit_events.c, report_events.c
+        until = self._rolled_until(conn)
+        live = select(a.id.label("id"), a.ticket_id, a.action, a.at, a.actor,
+                      self._began(audit_events).label("began_at")).where(a.action.in_(actions))  # fmt: skip
+        rolled = select(r.event_id.label("id"), r.ticket_id, r.action, r.at, r.actor, r.began_at).where(
+            r.action.in_(actions)
+        )
+        if ranged:
+            live, rolled = live.where(self._within(a.at, span)), rolled.where(self._within(r.at, span))
+        if until is None or (ranged and span.start >= until):
+            return live.subquery("events")
+        rolled = rolled.where(r.at < until)
+        if ranged and span.end <= until:
+            return rolled.subquery("events")
+        return union_all(rolled, live.where(a.at >= until)).subquery("events")
+
+    def _began(self, event: Any) -> Any:
+        """When the ticket episode of an answer (its first) or a resolution began; NULL for other events."""
+        return case(
+            (event.c.action == "answered", self._arrival_at(event, EPISODE_EVENTS)),
+            (event.c.action == "resolved", self._arrival_at(event, ARRIVALS)),
+            else_=None,
+        )
 
     def charts(self, span: Period, roles: Iterable[str]) -> list[Chart]:
         wanted = set(roles)
@@ -260,12 +351,14 @@ class ReportService:
     def _is_pg(self, conn: Connection) -> bool:
         return conn.dialect.name == "postgresql"
 
-    def _bucket(self, conn: Connection, column: Any, span: Period) -> ColumnElement[str]:
+    def _bucket(self, conn: Connection, column: Any, span: Period) -> ColumnElement[Any]:
+        """The bucket of `column`: on PostgreSQL its hour or date (cheap to group by; `_label` words it after),
+        on SQLite its label."""
         if self._is_pg(conn):
             utc = func.timezone("UTC", column)
             if span.bucket == "hour":
-                return func.to_char(func.date_trunc("hour", utc), 'YYYY-MM-DD"T"HH24:00')
-            return func.to_char(utc, "YYYY-MM-DD")
+                return func.date_trunc("hour", utc)
+            return cast(utc, Date)
         return func.strftime("%Y-%m-%dT%H:00" if span.bucket == "hour" else "%Y-%m-%d", column)
 
     def _seconds(self, conn: Connection, later: Any, earlier: Any) -> ColumnElement[float]:
@@ -296,11 +389,11 @@ class ReportService:
                 if row[0]:
                     whole = figures
                 else:
-                    found[row[1]] = figures
+                    found[_label(row[1])] = figures
             return found, whole
         values: dict[Any, list[float]] = defaultdict(list)
         for key_value, seconds in conn.execute(select(sub.c.key, sub.c.duration)):
-            values[key_value].append(float(seconds))
+            values[_label(key_value)].append(float(seconds))
 
         def figures_of(durations: list[float]) -> dict[str, Any]:
             return {
@@ -328,18 +421,10 @@ class ReportService:
         """The first agent reply of each ticket episode answered in the range: (key, duration) rows, where key is
         the bucket of the reply or the agent who sent it. A reply is the first when the ticket's event before it
         (among arrivals and answers) is its arrival."""
-        answer = audit_events.alias("answer")
-        began = self._arrival_at(answer, EPISODE_EVENTS).label("began")
+        answer = self._events(conn, span, ("answered",))
         key_column = self._bucket(conn, answer.c.at, span) if key == "bucket" else answer.c.actor
-        inner = (
-            select(key_column.label("key"), answer.c.at.label("at"), began)
-            .where(answer.c.action == "answered", self._within(answer.c.at, span))
-            .offset(0)  # computed once per row, not again in the outer query's filter
-            .subquery()
-        )
-        return select(inner.c.key, self._seconds(conn, inner.c.at, inner.c.began).label("duration")).where(
-            inner.c.began.is_not(None)
-        )
+        return select(key_column.label("key"), self._seconds(conn, answer.c.at, answer.c.began_at).label("duration")
+                      ).where(answer.c.began_at.is_not(None))  # fmt: skip
 
     # ------------------------------------------------ the charts
     def _volume_counts(self, conn: Connection, span: Period) -> dict[str, dict[str, int]]:
@@ -350,7 +435,8 @@ class ReportService:
             .group_by(literal_column_label("b"), t.band, t.ignore_reason)
         ).all()
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for label, band, reason, count in rows:
+        for key, band, reason, count in rows:
+            label = _label(key)
             if band is None:
                 key = "waiting"
             elif band == "ignore":
@@ -382,7 +468,7 @@ class ReportService:
     def _deflection(self, conn: Connection, span: Period) -> Chart:
         counts = self._volume_counts(conn, span)
         t = tickets.c
-        approved = dict(
+        approved = _labelled(
             conn.execute(
                 select(self._bucket(conn, t.first_response_at, span).label("b"), func.count())
                 .where(t.band == "approve", t.draft_reply.is_not(None), self._within(t.first_response_at, span))
@@ -390,7 +476,7 @@ class ReportService:
             ).all()
         )
         a = audit_events.c
-        rejected = dict(
+        rejected = _labelled(
             conn.execute(
                 select(self._bucket(conn, a.at, span).label("b"), func.count())
                 .where(a.action == "draft_rejected", self._within(a.at, span))
@@ -437,32 +523,29 @@ class ReportService:
     def _bot_answers(self, conn: Connection, span: Period, *, key: str) -> tuple[dict[Any, int], dict[Any, int]]:
         """The bot's sent FAQ answers of the range, and those after which a later tweet of the conversation went
         to a ticket (the customer came back to a person), by bucket or by FAQ slug."""
-        o = outbox.c
-        later = inbound_tweets.alias("later")
+        def sent_answers(o: Any) -> ColumnElement[bool]:
+            return and_(o.kind == "faq_answer", o.author == "bot", o.state == "sent", self._within(o.created_at, span))
+
+        # Those the customer came back after: one semi-join, not a look-up per answer.
+        answer, later = outbox.alias("answer"), inbound_tweets.alias("later")
         came_back = exists().where(
-            later.c.conversation_id == o.conversation_id, later.c.ticket_id.is_not(None),
-            later.c.fetched_at > o.created_at,
+            later.c.conversation_id == answer.c.conversation_id, later.c.ticket_id.is_not(None),
+            later.c.fetched_at > answer.c.created_at,
         )  # fmt: skip
-        back = func.sum(case((came_back, 1), else_=0))
-        query = select(func.count(), back).where(
-            o.kind == "faq_answer", o.author == "bot", o.state == "sent", self._within(o.created_at, span)
+        back = select(answer.c.id).where(sent_answers(answer.c), came_back).subquery("back")
+        o = outbox.c
+        label = (self._bucket(conn, o.created_at, span) if key == "bucket" else o.faq_slug).label("k")
+        query = (
+            select(func.count(), func.count(back.c.id), label)
+            .select_from(outbox.outerjoin(back, back.c.id == o.id))
+            .where(sent_answers(o))
+            .group_by(literal_column_label("k"))
         )
-        if key == "bucket":
-            label = self._bucket(conn, o.created_at, span).label("k")
-            query = query.add_columns(label).group_by(literal_column_label("k"))
-        else:
-            asked = inbound_tweets.alias("asked")
-            label = asked.c.decision[("decision", "faq", "slug")].as_string().label("k")
-            query = (
-                query.add_columns(label)
-                .select_from(outbox.join(asked, asked.c.tweet_id == o.target_tweet_id))
-                .group_by(literal_column_label("k"))
-            )
         answers: dict[Any, int] = {}
         backs: dict[Any, int] = {}
         for count, returned, label_value in conn.execute(query):
-            answers[label_value] = int(count)
-            backs[label_value] = int(returned or 0)
+            answers[_label(label_value)] = int(count)
+            backs[_label(label_value)] = int(returned or 0)
         return answers, backs
 
     def _first_response(self, conn: Connection, span: Period) -> Chart:
@@ -491,17 +574,10 @@ class ReportService:
         return chart
 
     def _resolutions(self, conn: Connection, span: Period) -> Any:
-        done = audit_events.alias("done")
-        began = self._arrival_at(done, ARRIVALS).label("began")
-        inner = (
-            select(self._bucket(conn, done.c.at, span).label("key"), done.c.at.label("at"), began)
-            .where(done.c.action == "resolved", self._within(done.c.at, span))
-            .offset(0)  # computed once per row, not again in the outer query's filter
-            .subquery()
-        )
-        return select(inner.c.key, self._seconds(conn, inner.c.at, inner.c.began).label("duration")).where(
-            inner.c.began.is_not(None)
-        )
+        done = self._events(conn, span, ("resolved",))
+        return select(self._bucket(conn, done.c.at, span).label("key"),
+                      self._seconds(conn, done.c.at, done.c.began_at).label("duration")
+                      ).where(done.c.began_at.is_not(None))  # fmt: skip
 
     def _resolution(self, conn: Connection, span: Period) -> Chart:
         figures, whole = self._durations(conn, self._resolutions(conn, span))
@@ -529,17 +605,17 @@ class ReportService:
         return chart
 
     def _reopens(self, conn: Connection, span: Period) -> Chart:
-        done = audit_events.alias("done")
-        again = audit_events.alias("again")
-        reopened = exists().where(again.c.ticket_id == done.c.ticket_id, again.c.id > done.c.id,
-                                  again.c.action == "reopened")  # fmt: skip
+        # A resolution was reopened when its ticket has a "reopened" event after it (the ticket's last one is).
+        done = self._events(conn, span, ("resolved",))
+        again = self._events(conn, span, ("reopened",), ranged=False)
+        last = select(again.c.ticket_id, func.max(again.c.id).label("last")).group_by(again.c.ticket_id).subquery()
         rows = conn.execute(
             select(self._bucket(conn, done.c.at, span).label("b"), func.count(),
-                   func.sum(case((reopened, 1), else_=0)))
-            .where(done.c.action == "resolved", self._within(done.c.at, span))
+                   func.sum(case((last.c.last > done.c.id, 1), else_=0)))
+            .select_from(done.outerjoin(last, last.c.ticket_id == done.c.ticket_id))
             .group_by(literal_column_label("b"))
         ).all()  # fmt: skip
-        found = {label: (int(n), int(r or 0)) for label, n, r in rows}
+        found = {_label(key): (int(n), int(r or 0)) for key, n, r in rows}
         columns = [ChartColumn("bucket", "Time (UTC)"), ChartColumn("resolved", "resolved"),
                    ChartColumn("reopened", "reopened later"), ChartColumn("rate", "reopen rate (%)")]  # fmt: skip
         chart = Chart(
@@ -555,13 +631,13 @@ class ReportService:
         return chart
 
     def _agents(self, conn: Connection, span: Period) -> Chart:
-        a = audit_events.c
         roster = {row.username: row for row in conn.execute(select(agents.c.username, agents.c.display_name,
                                                                     agents.c.initials))}  # fmt: skip
+        a = self._events(conn, span, ("resolved", "replied")).c
         counted = conn.execute(
             select(a.actor, func.sum(case((a.action == "resolved", 1), else_=0)),
                    func.sum(case((a.action == "replied", 1), else_=0)))
-            .where(a.action.in_(("resolved", "replied")), self._within(a.at, span), a.actor.in_(list(roster) or [""]))
+            .where(a.actor.in_(list(roster) or [""]))
             .group_by(a.actor)
         ).all()  # fmt: skip
         work = {actor: (int(resolved or 0), int(replies or 0)) for actor, resolved, replies in counted}
@@ -635,7 +711,7 @@ class ReportService:
             select(self._bucket(conn, s.answered_at, span).label("b"), func.count(), func.sum(s.score), happy)
             .where(answered).group_by(literal_column_label("b"))
         ).all()  # fmt: skip
-        found = {label: (int(n), int(total or 0), int(h or 0)) for label, n, total, h in rows}
+        found = {_label(key): (int(n), int(total or 0), int(h or 0)) for key, n, total, h in rows}
         columns = [ChartColumn("bucket", "Time (UTC)"), ChartColumn("answered", "answers"),
                    ChartColumn("average", "average score (1-5)"), ChartColumn("happy", "share of 4-5 (%)")]  # fmt: skip
         chart = Chart(
@@ -661,7 +737,7 @@ class ReportService:
                 .where(self._within(column, span))
                 .group_by(literal_column_label("b"))
             ).all()
-            return {label: int(n) for label, n in rows}  # fmt: skip
+            return {_label(key): int(n) for key, n in rows}  # fmt: skip
 
         opened, resolved, linked = per_bucket(i.created_at), per_bucket(i.resolved_at), per_bucket(link.linked_at)
         columns = [
@@ -680,6 +756,26 @@ class ReportService:
                                "linked": linked.get(label, 0)})  # fmt: skip
         chart.totals = {k: sum(r[k] for r in chart.rows) for k in ("opened", "resolved", "linked")}
         return chart
+
+
+def _label(key: Any) -> Any:
+    """A bucket as its label ("2026-12-02", "2026-12-02T13:00"); an agent or an FAQ entry as it is."""
+    if isinstance(key, datetime):
+        return key.strftime("%Y-%m-%dT%H:00")
+    if isinstance(key, date):
+        return key.isoformat()
+    return key
+
+
+def _labelled(rows: Iterable[Any]) -> dict[Any, Any]:
+    return {_label(key): value for key, value in rows}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A stored time as UTC (SQLite gives it back without its zone)."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def literal_column_label(name: str) -> Any:

@@ -9,6 +9,7 @@ the audit events are the ones carebot writes: two days ago, day D, with tickets 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import itertools
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 try:
     from web_support import WebDesk, web_desk
@@ -26,10 +27,25 @@ except ImportError:  # imported by the browser test, from tests/
 
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.replies import queue_agent_reply
+from bot.db import MIGRATIONS_DIR
 from bot.web.report_pages import chart_csv
 from bot.web.reports import CHARTS, ReportError, ReportService, percentile_cont, period
 from handoff import Escalation, Handoff, transaction
-from handoff.models import audit_events, csat_surveys, incident_tickets, incidents
+from handoff.models import (
+    REPORT_ACTIONS,
+    audit_events,
+    csat_surveys,
+    incident_tickets,
+    incidents,
+    report_events,
+    report_rollup,
+    tickets,
+)
+
+_spec = importlib.util.spec_from_file_location("report_rollups", MIGRATIONS_DIR / "versions" / "0014_report_rollups.py")
+assert _spec is not None and _spec.loader is not None
+migration = importlib.util.module_from_spec(_spec)  # migration 0014: its fill of old rows
+_spec.loader.exec_module(migration)
 
 _ids = itertools.count(1_890_000_000_000_000_000)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -69,6 +85,7 @@ class History:
             conn.execute(insert(outbox).values(
                 target_tweet_id=question, conversation_id=question, kind="faq_answer", author="bot",
                 text=f"The answer from {slug} ^bot", state="sent", attempts=1, posted_tweet_id=question + "9",
+                faq_slug=slug,  # as the worker writes it (bot/channel/processing.py)
                 created_at=when + timedelta(minutes=1), updated_at=when + timedelta(minutes=1),
                 sent_at=when + timedelta(minutes=1),
             ))  # fmt: skip
@@ -322,6 +339,68 @@ def test_percentiles_in_sql_equal_those_in_python(desk: WebDesk) -> None:
         assert in_sql.chart(name, day(in_sql)).rows == in_python.chart(name, day(in_python)).rows, name
     assert percentile_cont([], 0.5) is None and percentile_cont([7.0], 0.9) == 7.0
     assert percentile_cont([1, 2, 3, 4], 0.5) == 2.5 and percentile_cont([0, 10], 0.9) == 9.0
+
+
+def _same_figures(rolled: ReportService, raw: ReportService, span: Any) -> None:
+    for spec in CHARTS:
+        a, b = rolled.chart(spec.name, span), raw.chart(spec.name, span)
+        assert (a.rows, a.totals) == (b.rows, b.totals), spec.name
+
+
+def test_the_rollup_equals_the_audit_log_also_after_late_events(desk: WebDesk) -> None:
+    ids = seed(desk)
+    rolled, raw = service_of(desk), service_of(desk, rollups=False)
+    copied = rolled.refresh()  # day D and the day after are closed: copied once
+    with desk.engine.connect() as conn:
+        charted = conn.execute(select(func.count()).where(audit_events.c.action.in_(REPORT_ACTIONS))).scalar_one()
+        assert conn.execute(select(func.count()).select_from(report_events)).scalar_one() == copied == charted
+    assert rolled.refresh() == 0
+    week = rolled.period("7d")
+    _same_figures(rolled, raw, week)
+    # Today, after D was rolled up: A (resolved on D at 15:00) is reopened, answered and resolved; B (answered
+    # on D) is resolved. D's resolution of A is now one that was reopened; today's figures are read live.
+    h = History(desk)
+    with desk.engine.connect() as conn:
+        conversation = conn.execute(select(tickets.c.conversation_id).where(tickets.c.id == ids["a"])).scalar_one()
+    h.now = TODAY + timedelta(minutes=5)
+    assert h.escalate(TODAY + timedelta(minutes=5), conversation=conversation) == ids["a"]
+    h.claim(TODAY + timedelta(minutes=10), ids["a"], "AB")
+    h.reply(TODAY + timedelta(minutes=25), ids["a"], "AB", "The engineer is on the way now.")
+    h.resolve(TODAY + timedelta(minutes=40), ids["a"], "AB")
+    h.resolve(TODAY + timedelta(minutes=45), ids["b"], "AB")
+    _same_figures(rolled, raw, week)
+    reopens = rolled.chart("reopens", day(rolled, "day"))
+    assert reopens.totals == {"resolved": 3, "reopened": 2, "rate": round(200 / 3, 1)}
+    resolution = rolled.chart("resolution", rolled.period("today"))
+    assert resolution.totals["resolved"] == 2  # B: from 10:30 on D, two days and more
+    # Tomorrow today is closed too: copied once, and the figures stay the same.
+    tomorrow = service_of(desk, clock=lambda: TODAY + timedelta(days=1, hours=2))
+    assert tomorrow.refresh() == 5 and tomorrow.refresh() == 0  # reopened, replied, answered, resolved twice
+    both = tomorrow.period("custom", "day", D.date(), TODAY.date())
+    _same_figures(tomorrow, service_of(desk, rollups=False, clock=tomorrow.clock), both)
+    _same_figures(tomorrow, raw, week)
+
+
+def test_the_migration_fills_the_rollup_and_the_faq_entries_of_old_rows(desk: WebDesk) -> None:
+    seed(desk)
+    raw = service_of(desk, rollups=False)
+    expected = {spec.name: raw.chart(spec.name, day(raw)) for spec in CHARTS}
+    # As a database was before migration 0014: no FAQ entries on the outbox rows, nothing copied.
+    with transaction(desk.engine) as conn:
+        conn.execute(update(outbox).values(faq_slug=None))
+        conn.execute(delete(report_events))
+        conn.execute(delete(report_rollup))
+        migration.fill(conn)
+    with desk.engine.connect() as conn:
+        slugs = conn.execute(select(outbox.c.faq_slug).where(outbox.c.kind == "faq_answer")).scalars().all()
+        assert sorted(slugs) == ["pay-bill", "reset-hub", "reset-hub", "reset-hub"]
+        charted = conn.execute(select(func.count()).where(audit_events.c.action.in_(REPORT_ACTIONS))).scalar_one()
+        assert conn.execute(select(func.count()).select_from(report_events)).scalar_one() == charted
+    rolled = service_of(desk)
+    assert rolled.refresh() == 0  # the migration copied every closed day
+    for name, chart in expected.items():
+        again = rolled.chart(name, day(rolled))
+        assert (again.rows, again.totals) == (chart.rows, chart.totals), name
 
 
 def test_periods() -> None:
