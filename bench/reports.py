@@ -287,8 +287,6 @@ def seed(engine: Engine, tweets: int, now: datetime) -> dict[str, int]:
                 c.write_row((n // 20 + 1, ticket_id, "lead",
                              now - timedelta(days=365) + timedelta(days=6 * (n // 20) + 1, hours=1)))  # fmt: skip
         raw.commit()
-        cur.execute("ANALYZE")
-        raw.commit()
         return {"x_inbound_tweets": inbound.count, "x_outbox": out.count, "handoff_tickets": tickets_c.count,
                 "handoff_messages": messages_c.count, "handoff_audit_events": audit.count,
                 "handoff_csat": csat.count, "handoff_incident_tickets": len(linked)}  # fmt: skip
@@ -359,6 +357,12 @@ def _ticket(
                  resolved_at + timedelta(hours=2) if answered else None)  # fmt: skip
 
 
+def vacuum(engine: Engine) -> None:
+    """What autovacuum keeps up on a live database: statistics, and the visibility map for index-only scans."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+
+
 def time_charts(engine: Engine, runs: int, now: datetime) -> dict[str, Any]:
     service = ReportService(engine, sla_minutes=60, clock=lambda: now)
     ranges = {
@@ -415,6 +419,12 @@ def main() -> None:
             started = time.perf_counter()
             counts = seed(engine, args.tweets, now)
             report["seed_s"] = round(time.perf_counter() - started, 1)
+            # The closed days' audit events copied for the reports, as migration 0014 does for an existing database.
+            started = time.perf_counter()
+            moment = now
+            report["rollup_rows"] = ReportService(engine, clock=lambda: moment).refresh()
+            report["rollup_s"] = round(time.perf_counter() - started, 1)
+            vacuum(engine)
             with engine.begin() as conn:
                 conn.execute(text("CREATE TABLE bench_reports_seeded (value text)"))
                 conn.execute(text("INSERT INTO bench_reports_seeded VALUES (:v)"), {"v": json.dumps(counts)})

@@ -280,6 +280,8 @@ class ReportService:
             if self._is_pg(conn):
                 # These are large one-off scans: compiling them (JIT) costs more than it saves.
                 conn.exec_driver_sql("SET LOCAL jit = off")
+                # A year's durations are sorted for their percentiles and its answers hashed: in memory, not on disk.
+                conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
             chart: Chart = build(conn, span)
         return chart
 
