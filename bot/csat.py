@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -370,15 +370,24 @@ class ResolutionFollowUp:
         """The public tickets whose thread moved to a DM ticket resolved in the last RESOLVED_WITHIN, still without a
         public close. Matched by: the same customer; a `dm_handover` reply of ours posted in the public thread at
         most HANDOVER_WINDOW before the DM ticket's resolution; a message from the customer in the DM ticket after
-        that handover; the customer has not opted out. One query, led by the few recent handover replies (the
-        outbox's (kind, created_at) index)."""
+        that handover; the customer has not opted out. A public ticket the customer's DM joined (handoff's
+        join_dm) is its own DM ticket: its resolution, with a DM of the customer's after the handover, counts.
+        One query, led by the few recent handover replies (the outbox's (kind, created_at) index)."""
         handovers, closes = outbox.alias("handovers"), outbox.alias("closes")
         public, private = tickets.alias("public"), tickets.alias("private")
         rows = conn.execute(
             select(public, handovers.c.sent_at.label("handed_over_at"), private.c.resolved_at.label("dm_resolved_at"))
             .select_from(
                 handovers.join(public, public.c.id == handovers.c.ticket_id).join(
-                    private, and_(private.c.customer_id == public.c.customer_id, private.c.source == "dm")
+                    private,
+                    and_(
+                        private.c.customer_id == public.c.customer_id,
+                        # a DM ticket of its own, or the public ticket itself once the customer's DM joined it
+                        or_(
+                            private.c.source == "dm",
+                            and_(private.c.id == public.c.id, public.c.dm_conversation_id.is_not(None)),
+                        ),
+                    ),
                 )
             )
             .where(
@@ -393,6 +402,7 @@ class ResolutionFollowUp:
                     messages.c.ticket_id == private.c.id,
                     messages.c.direction == "in",
                     messages.c.created_at >= handovers.c.sent_at,
+                    or_(private.c.source == "dm", messages.c.channel == "dm"),
                 ),
                 ~exists().where(closes.c.conversation_id == public.c.conversation_id, closes.c.kind == CLOSE_KIND),
                 ~exists().where(opt_outs.c.author_id == public.c.customer_id),  # no automated reply after "stop"
@@ -487,7 +497,10 @@ def absorb_survey_reply(engine: Engine, row: Row[Any], now: datetime) -> bool:
             return False  # written before the question arrived
         conversation = row.conversation_id or row.tweet_id
         held = conn.execute(
-            select(tickets.c.id).where(tickets.c.conversation_id == conversation, tickets.c.state.in_(OPEN_STATES))
+            select(tickets.c.id).where(
+                or_(tickets.c.conversation_id == conversation, tickets.c.dm_conversation_id == conversation),
+                tickets.c.state.in_(OPEN_STATES),
+            )
         ).first()
         if held is not None:
             return False  # a person is talking with the customer: the message is theirs

@@ -87,6 +87,9 @@ tickets = Table(
     Column("first_response_at", DateTime(timezone=True), nullable=True),
     Column("resolved_at", DateTime(timezone=True), nullable=True),
     Column("version", Integer, nullable=False),  # bumped by every update: optimistic concurrency
+    # The customer's DM conversation that joined this public ticket (handoff.service: a DM joins the customer's open
+    # ticket); its DMs are the ticket's messages and the agent may answer there (migration 0015).
+    Column("dm_conversation_id", TWEET_ID, nullable=True),
     CheckConstraint("source IN ('mention', 'search', 'dm')", name="source"),
     CheckConstraint(
         "state IN ('queued', 'claimed', 'answered', 'resolved', 'returned_to_bot', 'reopened')", name="state"
@@ -117,6 +120,7 @@ tickets = Table(
     Index("ix_handoff_tickets_customer", "customer_id", "created_at"),
     Index("ix_handoff_tickets_agent", "agent_id", "state"),
     Index("ix_handoff_tickets_first_response", "band", "first_response_at"),  # the reports (migration 0012)
+    Index("ix_handoff_tickets_dm_conversation", "dm_conversation_id"),  # a joined DM finds its ticket (0015)
     Index(
         "uq_handoff_tickets_open_conversation",
         "conversation_id",
@@ -138,6 +142,7 @@ messages = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("outbox_id", Integer, nullable=True),  # x_outbox.id of an outbound reply
     Column("delivery", String(16), nullable=False),  # pending | sent | failed
+    Column("channel", String(8), nullable=True),  # dm | public; None (before migration 0015): the ticket's source
     CheckConstraint("direction IN ('in', 'out')", name="direction"),
     CheckConstraint("delivery IN ('pending', 'sent', 'failed')", name="delivery"),
     Index("ix_handoff_messages_ticket", "ticket_id", "created_at"),

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, func, insert, select, true, update
+from sqlalchemy import Connection, Engine, Row, case, func, insert, or_, select, true, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
@@ -42,6 +42,7 @@ BANDS = ("human", "approve")
 KINDS = ("core", "on_call")
 AGENT_STATUSES = ("online", "away", "offline")
 DELIVERIES = ("pending", "sent", "failed")
+CHANNELS = ("public", "dm")  # where a message was written: in the public thread or by DM
 MOST_URGENT, ROUTINE = 1, 4
 VIEWER_WINDOW = timedelta(minutes=1)  # an agent who looked at a ticket this recently is "viewing" it
 MAX_ATTEMPTS = 20  # lost races retried (by "take next", or while filing a tweet) before giving up
@@ -103,6 +104,7 @@ class Ticket:
     first_response_at: datetime | None
     resolved_at: datetime | None
     version: int
+    dm_conversation_id: str | None = None  # the customer's DM conversation that joined this public ticket
 
     @property
     def is_open(self) -> bool:
@@ -124,6 +126,7 @@ class Message:
     created_at: datetime
     outbox_id: int | None
     delivery: str  # pending | sent | failed
+    channel: str = "public"  # public | dm
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ def _ticket(row: Row[Any]) -> Ticket:
         agent_id=row.agent_id, sla_due_at=_utc(row.sla_due_at), waiting_since=_utc_or_none(row.waiting_since),
         created_at=_utc(row.created_at), updated_at=_utc(row.updated_at), claimed_at=_utc_or_none(row.claimed_at),
         first_response_at=_utc_or_none(row.first_response_at), resolved_at=_utc_or_none(row.resolved_at),
+        dm_conversation_id=row.dm_conversation_id,
         version=row.version,
     )  # fmt: skip
 
@@ -247,6 +251,7 @@ def _message(row: Row[Any]) -> Message:
     return Message(
         id=row.id, ticket_id=row.ticket_id, direction=row.direction, tweet_id=row.tweet_id, author=row.author,
         text=row.text, created_at=_utc(row.created_at), outbox_id=row.outbox_id, delivery=row.delivery,
+        channel=row.channel or "public",
     )  # fmt: skip
 
 
@@ -333,7 +338,7 @@ class Handoff:
                 self._insert_customer_message(
                     conn, ticket_id, tweet_id=escalation.tweet_id,
                     author=escalation.customer_handle or escalation.customer_id, text=escalation.text,
-                    created_at=escalation.created_at,
+                    created_at=escalation.created_at, channel="dm" if escalation.source == "dm" else "public",
                 )  # fmt: skip
                 return ticket_id
         raise Conflict(f"conversation {escalation.conversation_id} kept changing while its tweet was filed")
@@ -361,8 +366,9 @@ class Handoff:
             self._audit(conn, "bot", "escalated", open_row.id, details)
             return int(open_row.id)
 
+        # The conversation's latest ticket, or the public ticket its DMs joined: a customer is one conversation.
         latest = conn.execute(
-            select(tickets).where(tickets.c.conversation_id == e.conversation_id)
+            select(tickets).where(self._of_conversation(e.conversation_id))
             .order_by(tickets.c.created_at.desc(), tickets.c.id.desc()).limit(1)
         ).first()  # fmt: skip
         if latest is not None:
@@ -412,10 +418,12 @@ class Handoff:
         }  # fmt: skip
 
     def add_customer_message(
-        self, conn: Connection, conversation_id: str, *, tweet_id: str, author: str, text: str, created_at: datetime
+        self, conn: Connection, conversation_id: str, *, tweet_id: str, author: str, text: str, created_at: datetime,
+        channel: str = "public",
     ) -> int | None:
-        """Append the customer's tweet to the conversation's open ticket and return the ticket's id; None when no
-        ticket of the conversation is open (nothing is stored then)."""
+        """Append the customer's tweet (or DM: `channel`) to the conversation's open ticket and return the ticket's
+        id; None when no ticket of the conversation is open (nothing is stored then). A DM conversation's open
+        ticket may be the public ticket its DMs joined (join_dm)."""
         _text_field("tweet_id", tweet_id, limit=24)
         _text_field("author", author, limit=64)
         filed = self._ticket_of_tweet(conn, tweet_id)
@@ -429,7 +437,7 @@ class Handoff:
             follow_up = _follow_up_state(row)
             if self._update_if_unchanged(conn, row, waiting_since=waiting_since, updated_at=self._now(), **follow_up):
                 self._insert_customer_message(
-                    conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at
+                    conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel=channel
                 )
                 if follow_up:
                     event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
@@ -437,25 +445,73 @@ class Handoff:
                 return int(row.id)
         raise Conflict(f"conversation {conversation_id} kept changing while a message was added")
 
+    def join_dm(
+        self, conn: Connection, ticket_id: int, *, dm_conversation_id: str, tweet_id: str, author: str, text: str,
+        created_at: datetime,
+    ) -> int | None:
+        """A DM from the customer of open ticket `ticket_id` (a public ticket) joins it: the ticket keeps the DM
+        conversation (its later DMs join it too, and the agent may answer there), the DM is one of its messages,
+        the holder keeps it, and a customer reply's rules apply (an answered ticket is the holder's again). The
+        join is audited (dm_joined). None when the ticket is no longer open, or already joined another DM
+        conversation (nothing is stored then)."""
+        _text_field("tweet_id", tweet_id, limit=24)
+        _text_field("author", author, limit=64)
+        _text_field("dm_conversation_id", dm_conversation_id, limit=24)
+        filed = self._ticket_of_tweet(conn, tweet_id)
+        if filed is not None:
+            return filed
+        for _ in range(MAX_ATTEMPTS):
+            row = self._ticket_row(conn, ticket_id)
+            if row.state not in sm.OPEN_STATES or row.dm_conversation_id not in (None, dm_conversation_id):
+                return None
+            waiting_since = row.waiting_since if row.waiting_since is not None else _utc(created_at)
+            follow_up = _follow_up_state(row)
+            if not self._update_if_unchanged(
+                conn, row, dm_conversation_id=dm_conversation_id, waiting_since=waiting_since, updated_at=self._now(),
+                **follow_up,
+            ):  # fmt: skip
+                continue
+            self._insert_customer_message(
+                conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel="dm"
+            )
+            if row.dm_conversation_id is None:
+                details: dict[str, Any] = {"dm_conversation_id": dm_conversation_id, "tweet_id": tweet_id}
+                self._audit(conn, author, "dm_joined", row.id, details)
+            if follow_up:
+                event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
+                self._audit(conn, author, "customer_replied", row.id, event)
+            return int(row.id)
+        raise Conflict(f"ticket {ticket_id} kept changing while a DM joined it")
+
     def open_ticket_for(self, conn: Connection, conversation_id: str) -> Ticket | None:
-        """The conversation's open ticket: while there is one, a human owns the thread."""
+        """The conversation's open ticket: while there is one, a human owns the thread. For a DM conversation it
+        may be the public ticket the DMs joined."""
         row = self._open_row(conn, conversation_id)
         return None if row is None else _ticket(row)
 
     def record_outbound(
-        self, conn: Connection, ticket_id: int, *, author: str, text: str, outbox_id: int | None, kind: str
+        self, conn: Connection, ticket_id: int, *, author: str, text: str, outbox_id: int | None, kind: str,
+        channel: str | None = None,
     ) -> int:
-        """Record a reply to the ticket's customer (queued in the outbox as `outbox_id`); returns the message id."""
+        """Record a reply to the ticket's customer (queued in the outbox as `outbox_id`); returns the message id.
+        `channel` (public | dm): where it goes; by default a DM ticket's replies are DMs, the others public."""
         _text_field("author", author, limit=64)
-        self._ticket_row(conn, ticket_id)
+        row = self._ticket_row(conn, ticket_id)
+        channel = channel or ("dm" if row.source == "dm" else "public")
+        if channel not in CHANNELS:
+            raise InvalidInput(f"channel must be one of {', '.join(CHANNELS)}, not {channel!r}")
         message_id = conn.execute(
             insert(messages).values(
                 ticket_id=ticket_id, direction="out", tweet_id=None, author=author, text=text,
                 created_at=self._now(), outbox_id=outbox_id, delivery="pending" if outbox_id is not None else "sent",
+                channel=channel,
             ).returning(messages.c.id)
         ).scalar_one()  # fmt: skip
         actor = conn.execute(select(agents.c.username).where(agents.c.initials == author)).scalar() or author
-        details = {"kind": kind, "author": author, "text": text, "outbox_id": outbox_id, "message_id": message_id}
+        details = {
+            "kind": kind, "author": author, "text": text, "outbox_id": outbox_id, "message_id": message_id,
+            "channel": channel,
+        }  # fmt: skip
         self._audit(conn, actor, "replied", ticket_id, details)
         return int(message_id)
 
@@ -856,19 +912,28 @@ class Handoff:
             raise AgentNotFound(f"There is no agent {agent_id} on the roster.")
         return row
 
+    def _of_conversation(self, conversation_id: str) -> ColumnElement[bool]:
+        """The conversation's tickets: its own, and the public ticket its DMs joined (a DM conversation's)."""
+        return or_(tickets.c.conversation_id == conversation_id, tickets.c.dm_conversation_id == conversation_id)
+
     def _open_row(self, conn: Connection, conversation_id: str) -> Row[Any] | None:
-        return conn.execute(select(tickets).where(tickets.c.conversation_id == conversation_id, _OPEN)).first()
+        own_first = case((tickets.c.conversation_id == conversation_id, 0), else_=1)
+        return conn.execute(
+            select(tickets).where(self._of_conversation(conversation_id), _OPEN)
+            .order_by(own_first, tickets.c.created_at.desc(), tickets.c.id.desc()).limit(1)
+        ).first()  # fmt: skip
 
     def _ticket_of_tweet(self, conn: Connection, tweet_id: str) -> int | None:
         return conn.execute(select(messages.c.ticket_id).where(messages.c.tweet_id == tweet_id)).scalar()
 
     def _insert_customer_message(
-        self, conn: Connection, ticket_id: int, *, tweet_id: str, author: str, text: str, created_at: datetime
+        self, conn: Connection, ticket_id: int, *, tweet_id: str, author: str, text: str, created_at: datetime,
+        channel: str = "public",
     ) -> None:
         conn.execute(
             insert(messages).values(
                 ticket_id=ticket_id, direction="in", tweet_id=tweet_id, author=author, text=text,
-                created_at=_utc(created_at), outbox_id=None, delivery="sent",
+                created_at=_utc(created_at), outbox_id=None, delivery="sent", channel=channel,
             )
         )  # fmt: skip
 

@@ -28,7 +28,9 @@ from bot.db import as_utc
 from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
 from bot.desk import Desk, Question
+from handoff.models import tickets
 from handoff.service import Escalation, Handoff
+from handoff.states import OPEN_STATES
 from knowledge_base.errors import KbError
 
 log = logging.getLogger(__name__)
@@ -126,7 +128,8 @@ class TweetProcessor:
         return Context(
             addressed_to_us=row.source != "search",
             from_our_account=row.author_id == self.account_id,
-            human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None,
+            human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None
+            or self.ticket_to_join(conn, row) is not None,
             bot_already_replied_in_interaction=bool(bot_rows),
             in_thread_after_bot_answer=in_reply_to is not None and in_reply_to in answered_ids,
             in_thread_after_agent_reply=in_reply_to is not None and in_reply_to in agent_ids,
@@ -136,6 +139,33 @@ class TweetProcessor:
             opted_out=opted_out is not None,
             duplicate_of=self._duplicate_of(conn, row, now),
         )
+
+    def ticket_to_join(self, conn: Connection, row: Row[Any]) -> int | None:
+        """The open public ticket a customer's DM joins (a customer is one conversation across a public thread and
+        DMs), when the DM's conversation has no open ticket of its own: of the customer's open public tickets not
+        joined by another DM conversation, the one we most recently moved to DM (a `dm_handover` reply, the
+        agent's "Move to DM" or the bot's), else the most recently created. None: the DM is handled on its own (a
+        DM ticket, as before)."""
+        if row.source != "dm":
+            return None
+        conversation = row.conversation_id or row.tweet_id
+        if self.handoff.open_ticket_for(conn, conversation) is not None:
+            return None
+        handed_over = (
+            select(func.max(outbox.c.created_at))
+            .where(outbox.c.ticket_id == tickets.c.id, outbox.c.kind == "dm_handover")
+            .scalar_subquery()
+        )
+        found = conn.execute(
+            select(tickets.c.id)
+            .where(
+                tickets.c.customer_id == row.author_id, tickets.c.source != "dm", tickets.c.state.in_(OPEN_STATES),
+                or_(tickets.c.dm_conversation_id.is_(None), tickets.c.dm_conversation_id == conversation),
+            )
+            .order_by(handed_over.is_(None), handed_over.desc(), tickets.c.created_at.desc(), tickets.c.id.desc())
+            .limit(1)
+        ).scalar()  # fmt: skip
+        return None if found is None else int(found)
 
     def _duplicate_of(self, conn: Connection, row: Row[Any], now: datetime) -> str | None:
         """An earlier tweet of this customer's, in the last day, with the same words, that the bot answered or
@@ -224,11 +254,21 @@ class TweetProcessor:
         if decision.opt_out_request:
             record_opt_out(conn, row.author_id, row.tweet_id)
         open_ticket = self.handoff.open_ticket_for(conn, conversation)
-        if open_ticket is not None and (band not in ("human", "approve") or decision.position == "held_by_person"):
+        join = None if open_ticket is not None else self.ticket_to_join(conn, row)
+        if join is not None:
+            # The customer's DM joins their open public ticket: its holder keeps it and the bot stays silent.
+            ticket_id = self.handoff.join_dm(
+                conn, join, dm_conversation_id=conversation, tweet_id=row.tweet_id,
+                author=row.author_username or row.author_id, text=row.text, created_at=as_utc(row.created_at) or now,
+            )  # fmt: skip
+        if ticket_id is not None:
+            pass
+        elif open_ticket is not None and (band not in ("human", "approve") or decision.position == "held_by_person"):
             # A person owns the thread: the customer's message joins the ticket and the bot stays silent.
             ticket_id = self.handoff.add_customer_message(
                 conn, conversation, tweet_id=row.tweet_id, author=row.author_username or row.author_id,
                 text=row.text, created_at=as_utc(row.created_at) or now,
+                channel="dm" if row.source == "dm" else "public",
             )  # fmt: skip
         elif band in ("human", "approve"):
             ticket_id = self.handoff.escalate(
@@ -244,7 +284,7 @@ class TweetProcessor:
                 ),
             )  # fmt: skip
         reply = result.reply
-        if reply and result.bot_posts and decision.reply is not None:
+        if reply and result.bot_posts and decision.reply is not None and (join is None or ticket_id is None):
             values = {
                 "target_tweet_id": row.tweet_id, "conversation_id": conversation, "kind": decision.reply,
                 "author": "bot", "text": reply, "state": "pending", "attempts": 0, "ticket_id": ticket_id,

@@ -5,7 +5,8 @@ reconciled after crashes).
 row and records the outbound message on the ticket, all in the caller's transaction. The reply goes under the
 customer's newest tweet that has no reply of ours yet; when we have answered all of them (the bot acknowledged
 the last one, say), under our own newest reply in the thread, so the thread stays one conversation and no tweet
-ever gets two replies from us. DM tickets are answered by DM.
+ever gets two replies from us. DM tickets are answered by DM; a public ticket that a customer's DM joined
+(`dm_conversation_id`) is answered by DM by default (`channel`), or in the public thread when the agent chooses.
 """
 
 from __future__ import annotations
@@ -69,6 +70,19 @@ def reply_target(conn: Connection, conversation_id: str, *, dm: bool, ticket_id:
     raise ReplyError("Our last reply in this thread is still being posted. Send yours again in a moment.")
 
 
+def reply_channels(source: str, dm_conversation_id: str | None) -> tuple[str, ...]:
+    """Where an agent may answer a ticket: a DM ticket by DM; a public ticket in public, and also by DM once the
+    customer's DM joined it."""
+    if source == "dm":
+        return ("dm",)
+    return ("dm", "public") if dm_conversation_id else ("public",)
+
+
+def default_channel(source: str, dm_conversation_id: str | None) -> str:
+    """By DM once the customer has written by DM (a DM ticket, or a public ticket their DM joined); else public."""
+    return reply_channels(source, dm_conversation_id)[0]
+
+
 def recent_reply_texts(conn: Connection) -> list[str]:
     """The texts of our latest replies (bot and agents): X refuses a text identical to a recent one."""
     return list(conn.execute(select(outbox.c.text).order_by(outbox.c.id.desc()).limit(RECENT)).scalars())
@@ -84,30 +98,41 @@ def queue_agent_reply(
     kind: str = "agent_reply",
     guide: ToneGuide | None = None,
     now: datetime | None = None,
+    channel: str | None = None,
 ) -> QueuedReply:
-    """Queue `text` (already signed with the agent's initials by the server) as the agent's reply to a ticket."""
+    """Queue `text` (already signed with the agent's initials by the server) as the agent's reply to a ticket.
+    `channel` (dm | public; None: reply_channel's default) says where it goes."""
     ticket = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
     if ticket is None:
         raise ReplyError(f"There is no ticket {ticket_id}.")
+    channel = channel or default_channel(ticket.source, ticket.dm_conversation_id)
+    if channel not in reply_channels(ticket.source, ticket.dm_conversation_id):
+        raise ReplyError("This ticket has no DM conversation: the reply goes in public." if channel == "dm" else
+                         "A DM ticket has no public thread: the reply goes by DM.")  # fmt: skip
+    dm = channel == "dm"
     recent = recent_reply_texts(conn)
     # A public reply may carry no personal data; a DM may (never card details): bot.decision.tone.check.
-    problems = check(text, Author.agent(agent.initials), recent_replies=recent, guide=guide, dm=ticket.source == "dm")
+    problems = check(text, Author.agent(agent.initials), recent_replies=recent, guide=guide, dm=dm)
     if problems:
         raise ReplyError(" ".join(problem.message for problem in problems))
     now = now or utcnow()
-    target = reply_target(conn, ticket.conversation_id, dm=ticket.source == "dm", ticket_id=ticket_id)
+    # A joined ticket's DMs go to the customer's DM conversation (the sender finds the recipient from it).
+    conversation = ticket.dm_conversation_id if dm and ticket.source != "dm" else ticket.conversation_id
+    target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id)
     try:
         with conn.begin_nested():  # a reply racing ours to the same tweet must not abort the caller's transaction
             outbox_id = conn.execute(
                 insert(outbox)
                 .values(
-                    target_tweet_id=target, conversation_id=ticket.conversation_id, kind=kind, author=agent.initials,
+                    target_tweet_id=target, conversation_id=conversation, kind=kind, author=agent.initials,
                     text=text, state="pending", attempts=0, ticket_id=ticket_id, created_at=now, updated_at=now,
                 )  # fmt: skip
                 .returning(outbox.c.id)
             ).scalar_one()
     except IntegrityError as exc:
         raise ReplyError("Someone else has just replied to this tweet. Reload the ticket to see it.") from exc
-    handoff.record_outbound(conn, ticket_id, author=agent.initials, text=text, outbox_id=outbox_id, kind=kind)
+    handoff.record_outbound(
+        conn, ticket_id, author=agent.initials, text=text, outbox_id=outbox_id, kind=kind, channel=channel
+    )
     handoff.mark_answered(conn, ticket_id, agent.id)
     return QueuedReply(outbox_id, target)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
@@ -74,12 +74,18 @@ def _console(request: Request) -> ConsoleService:
 
 class ReplyIn(BaseModel):
     text: str = Field(max_length=MAX_REPLY_CHARS, description="The reply's body; the server adds your ^initials.")
+    channel: Literal["dm", "public"] | None = Field(
+        default=None, description="By DM or in public; by default by DM once the customer has written by DM."
+    )
 
 
 class ToneCheckIn(BaseModel):
     text: str = Field(max_length=MAX_REPLY_CHARS * 2)
     ticket_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Also check against this ticket's earlier replies."
+    )
+    channel: Literal["dm", "public"] | None = Field(
+        default=None, description="Checked as a DM or a public reply; by default where a reply to the ticket goes."
     )
 
 
@@ -141,13 +147,15 @@ def tone_check(request: Request, viewer: AgentViewer, payload: ToneCheckIn) -> d
     if payload.ticket_id is not None:
         ticket = console.ticket(payload.ticket_id)
         recent = [m.text for m in ticket.messages if m.direction == "out"]
-        dm = ticket.source == "dm"
+        dm = (payload.channel or ticket.reply_channels[0]) == "dm"
+    elif payload.channel is not None:
+        dm = payload.channel == "dm"
     return console.tone_check(payload.text, viewer.account, recent_replies=recent, dm=dm).to_dict()
 
 
 @router.post("/tickets/{ticket_id}/reply", summary="Queue a reply (tone-checked, signed by the server)")
 def reply(request: Request, viewer: AgentViewer, ticket_id: PathId, payload: ReplyIn) -> dict[str, Any]:
-    report = _console(request).reply(ticket_id, viewer.account, payload.text)
+    report = _console(request).reply(ticket_id, viewer.account, payload.text, channel=payload.channel)
     return {"queued": True, "text": report.text}
 
 

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, case, func, literal, select
 
 from bot.channel.models import inbound_tweets, outbox
-from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_texts
+from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_texts, reply_channels
 from bot.db import as_utc
 from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
@@ -58,7 +58,8 @@ class KnowledgeBaseProvider(Protocol):
     def __call__(self) -> Any: ...  # a bot.kb.KnowledgeBase (service, searcher), opened on first use
 
 
-ReplyQueue = Callable[[Any, Any, int, Any, str], Any]  # (conn, handoff, ticket_id, agent, text) -> outbox id
+# (conn, handoff, ticket_id, agent, text, *, channel, kind) -> the queued reply
+ReplyQueue = Callable[..., Any]
 
 
 # ---------------------------------------------------------------- view objects
@@ -98,6 +99,7 @@ class MessageItem:
     created_at: datetime
     tweet_id: str | None
     delivery: str | None
+    channel: str = "public"  # public | dm: where it was written
 
     def to_dict(self) -> dict[str, Any]:
         data = self.__dict__.copy()
@@ -192,10 +194,21 @@ class TicketView:
     # The thread before this ticket: the customer's earlier tweets in the conversation and our replies to them
     # (a "that didn't help" under the bot's answer needs the question and the answer).
     thread_before: list[MessageItem] = field(default_factory=list)
+    dm_conversation_id: str | None = None  # the customer's DM conversation that joined this public ticket
 
     @property
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
+
+    @property
+    def reply_channels(self) -> tuple[str, ...]:
+        """Where the agent may answer, the default first: by DM once the customer has written by DM."""
+        return reply_channels(self.source, self.dm_conversation_id)
+
+    @property
+    def joined_dm(self) -> bool:
+        """A public ticket the customer's DM joined: its thread mixes public tweets and DMs."""
+        return self.source != "dm" and self.dm_conversation_id is not None
 
     @property
     def last_customer_text(self) -> str:
@@ -238,6 +251,7 @@ class TicketView:
             "messages": [m.to_dict() for m in self.messages], "audit": [a.to_dict() for a in self.audit],
             "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers, "fingerprint": self.fingerprint,
             "thread_before": [m.to_dict() for m in self.thread_before],
+            "dm_conversation_id": self.dm_conversation_id, "reply_channels": list(self.reply_channels),
         }  # fmt: skip
 
 
@@ -513,6 +527,7 @@ class ConsoleService:
                 MessageItem(
                     id=m.id, direction=m.direction, author=m.author, text=m.text,
                     created_at=as_utc(m.created_at) or self.clock(), tweet_id=m.tweet_id, delivery=m.delivery,
+                    channel="dm" if ticket.source == "dm" else getattr(m, "channel", "public"),
                 )  # fmt: skip
                 for m in detail.messages
             ],
@@ -529,6 +544,7 @@ class ConsoleService:
             ],
             viewers=list(detail.viewers),
             thread_before=self._thread_before(ticket.conversation_id, ticket.id, detail.messages),
+            dm_conversation_id=getattr(ticket, "dm_conversation_id", None),
         )  # fmt: skip
 
     def _thread_before(self, conversation_id: str, ticket_id: int, messages: list[Any]) -> list[MessageItem]:
@@ -666,8 +682,11 @@ class ConsoleService:
     def _recent_replies(self, ticket: TicketView) -> list[str]:
         return [m.text for m in ticket.messages if m.direction == "out"]
 
-    def reply(self, ticket_id: int, account: Account, body: str) -> ToneReport:
-        """Queue the agent's reply (signed by the server) to go out through the outbox.
+    def reply(
+        self, ticket_id: int, account: Account, body: str, *, channel: str | None = None, kind: str = "agent_reply"
+    ) -> ToneReport:
+        """Queue the agent's reply (signed by the server) to go out through the outbox, by DM or in public
+        (`channel`; None: the ticket's default, by DM once the customer has written by DM).
 
         Refused with the tone violations when the check finds any; the ticket must be held by this agent.
         """
@@ -678,10 +697,14 @@ class ConsoleService:
             raise ConsoleError(f"Ticket {ticket_id} is {ticket.state.replace('_', ' ')}; it takes no reply.")
         if not ticket.held_by(account):
             raise ConsoleError("Claim the ticket before replying: nobody else should answer it at the same time.")
-        report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket), dm=ticket.source == "dm")
+        channel = channel or ticket.reply_channels[0]
+        if channel not in ticket.reply_channels:
+            where = " or ".join("by DM" if c == "dm" else "in public" for c in ticket.reply_channels)
+            raise ConsoleError(f"This ticket is answered {where}.")
+        report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket), dm=channel == "dm")
         if not report.ok:
             raise ConsoleError("Not sent: " + " ".join(v.message for v in report.violations))
-        self._queue_reply(ticket_id, account, report.text)
+        self._queue_reply(ticket_id, account, report.text, channel=channel, kind=kind)
         return report
 
     def approve_draft(self, ticket_id: int, account: Account) -> ToneReport:
@@ -710,15 +733,21 @@ class ConsoleService:
         """Ask the customer, in public, to continue in a direct message (the tone guide's words)."""
         if self.ticket(ticket_id).source == "dm":
             raise ConsoleError("This conversation is already a direct message: there is nothing to move.")
-        return self.reply(ticket_id, account, self.dm_handover_text(ticket_id, account))
+        return self.reply(
+            ticket_id, account, self.dm_handover_text(ticket_id, account), channel="public", kind="dm_handover"
+        )
 
-    def _queue_reply(self, ticket_id: int, account: Account, text: str) -> None:
+    def _queue_reply(
+        self, ticket_id: int, account: Account, text: str, *, channel: str | None = None, kind: str = "agent_reply"
+    ) -> None:
         """The one place a reply enters the outbox: bot.channel.replies.queue_agent_reply in one transaction
         (it re-checks the tone against recent replies, picks the tweet to answer, records the message and marks
         the ticket answered)."""
         agent = self._call(lambda: self.handoff.agent(self._agent_id(account)))
         try:
             with self._transaction_for() as conn:
-                (self._reply_queue or queue_agent_reply)(conn, self.handoff, ticket_id, agent, text)
+                (self._reply_queue or queue_agent_reply)(
+                    conn, self.handoff, ticket_id, agent, text, channel=channel, kind=kind
+                )
         except (HandoffError, ReplyError) as exc:
             raise ConsoleError(str(exc)) from exc

@@ -187,7 +187,7 @@ def take_next(request: Request, viewer: AgentViewer) -> Response:
 
 def _ticket_page(
     request: Request, viewer: AgentViewer, ticket_id: int, *, body: str = "", error: str | None = None,
-    status_code: int = 200, insert: int | None = None,
+    status_code: int = 200, insert: int | None = None, channel: str | None = None,
 ) -> Response:  # fmt: skip
     console = _console(request)
     ticket = console.ticket(ticket_id, viewer.account)
@@ -196,7 +196,8 @@ def _ticket_page(
         suggestions = console.suggestions(ticket.last_customer_text, viewer.account, seed=ticket.id)
     if insert is not None and not body:
         body = next((s.insert_text for s in suggestions if s.entry_id == insert), "")
-    tone = console.tone_check(body, viewer.account, dm=ticket.source == "dm") if body else None
+    channel = channel if channel in ticket.reply_channels else ticket.reply_channels[0]
+    tone = console.tone_check(body, viewer.account, dm=channel == "dm") if body else None
     agent = first_name(viewer.account)
     macros = [
         (macro, fill(macro.body, customer=ticket.customer_handle, agent=agent))
@@ -205,7 +206,7 @@ def _ticket_page(
     return render(
         request, "ticket.html", viewer, status_code=status_code, ticket=ticket, suggestions=suggestions,
         body=body, error=error, tone=tone, mine=ticket.held_by(viewer.account),
-        signature=console.signature(viewer.account), macros=macros,
+        signature=console.signature(viewer.account), macros=macros, channel=channel,
     )  # fmt: skip
 
 
@@ -223,12 +224,16 @@ def ticket_page(
 
 @router.post("/tickets/{ticket_id}/reply")
 def reply(
-    request: Request, viewer: AgentViewer, ticket_id: PathId, body: Annotated[str, Form(max_length=4000)] = ""
+    request: Request, viewer: AgentViewer, ticket_id: PathId, body: Annotated[str, Form(max_length=4000)] = "",
+    channel: Annotated[str, Form(max_length=16)] = "",
 ) -> Response:
+    """The reply goes by DM or in public (`channel`, the reply box's choice; empty: the ticket's default)."""
     try:
-        _console(request).reply(ticket_id, viewer.account, body)
+        _console(request).reply(ticket_id, viewer.account, body, channel=channel or None)
     except ConsoleError as exc:
-        return _ticket_page(request, viewer, ticket_id, body=body, error=str(exc), status_code=409)
+        return _ticket_page(
+            request, viewer, ticket_id, body=body, error=str(exc), status_code=409, channel=channel or None
+        )
     response = _redirect(f"/tickets/{ticket_id}")
     set_notice(response, "Reply queued. It goes out through the outbox; its delivery shows in the thread.", "success")
     return response

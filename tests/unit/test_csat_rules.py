@@ -443,3 +443,46 @@ def test_no_public_close_for_a_customer_who_opted_out(scene: Scene) -> None:
     with transaction(scene.engine) as conn:
         conn.execute(opt_outs.delete())
     assert scene.follow_up.run_once().closed == 1
+
+
+# ---------------------------------------------------------------------------------------------- a joined DM
+def _joined(scene: Scene, customer: str) -> int:
+    """A public ticket moved to DM, whose customer's DM joined it (as triage joins it: handoff's join_dm)."""
+    public = scene.ticket(customer, f"@KestrelCare my account {customer} is locked")
+    handover = "Happy to look into this. Please send us a DM and we'll take it from there."
+    scene.reply(public, handover, kind="dm_handover")
+    dm = scene.inbound(customer, "hi, about my locked account", dm=True)
+    with transaction(scene.engine) as conn:
+        joined = scene.handoff.join_dm(
+            conn, public, dm_conversation_id=dm.conversation_id, tweet_id=dm.tweet_id, author=f"user{customer}",
+            text=dm.text, created_at=scene.now,
+        )  # fmt: skip
+    assert joined == public
+    scene.reply(public, "Unlocked now, you can log in again.")  # by DM: the customer has written by DM
+    return public
+
+
+def test_a_joined_ticket_gets_one_public_close_and_one_survey_in_the_dm(scene: Scene) -> None:
+    public = _joined(scene, "841")
+    [answer] = scene.rows(outbox, outbox.c.kind == "agent_reply")
+    assert answer.target_tweet_id.startswith("dm-") and answer.conversation_id == "dm-841"
+    assert scene.follow_up.run_once().closed == 0  # still open: a person owns the thread
+    scene.resolve(public)
+    assert scene.follow_up.run_once().closed == 1
+    [close] = scene.rows(outbox, outbox.c.kind == CLOSE_KIND)
+    [handover] = scene.rows(outbox, outbox.c.kind == "dm_handover")
+    [thread] = scene.rows(tickets, tickets.c.id == public)
+    assert close.conversation_id == thread.conversation_id and close.target_tweet_id == handover.posted_tweet_id
+    assert scene.follow_up.run_once().closed == 0
+    survey = scene.survey(public)
+    assert survey is not None and survey.state in ("pending", "asked")  # once per ticket
+    [question] = scene.rows(outbox, outbox.c.kind == QUESTION_KIND)
+    assert question.ticket_id == public and question.conversation_id == "dm-841"
+
+
+def test_while_a_joined_ticket_is_open_a_number_by_dm_is_the_agents(scene: Scene) -> None:
+    earlier, _ = _asked(scene, "851")
+    _joined(scene, "851")
+    answer = scene.inbound("851", "5", dm=True, state="new")
+    assert absorb_survey_reply(scene.engine, answer, scene.now) is False  # a person is talking with them by DM
+    assert scene.survey(earlier).state == "asked"

@@ -62,8 +62,9 @@ def test_filing_a_tweet_finds_the_conversations_tickets_by_index(desk: Desk) -> 
             desk.handoff.escalate(conn, desk.escalation("c-7"))
 
     plans = ticket_plans(desk, escalate)
-    # The open ticket by the partial unique index, the latest closed one by the conversation index: no scans.
-    assert [plan.split(" (")[0] for plan in plans] == [
-        "SEARCH handoff_tickets USING INDEX uq_handoff_tickets_open_conversation",
-        "SEARCH handoff_tickets USING INDEX ix_handoff_tickets_conversation",
-    ]
+    # The open ticket by the partial unique index, the latest closed one by the conversation index, each with the
+    # ticket a DM conversation joined by its index (handoff_tickets.dm_conversation_id): no scans.
+    assert len(plans) == 2 and all("SCAN handoff_tickets" not in plan for plan in plans), plans
+    assert "USING INDEX uq_handoff_tickets_open_conversation" in plans[0], plans
+    assert "USING INDEX ix_handoff_tickets_conversation" in plans[1], plans
+    assert all("USING INDEX ix_handoff_tickets_dm_conversation" in plan for plan in plans), plans

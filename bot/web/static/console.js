@@ -66,13 +66,26 @@
       });
     }
 
+    // Where the reply goes (a ticket the customer's DM joined offers both): the check follows the choice.
+    function replyChannel() {
+      var chosen = form.querySelector('input[name="channel"]:checked');
+      return chosen ? chosen.value : null;
+    }
+    form.querySelectorAll('input[name="channel"]').forEach(function (option) {
+      option.addEventListener("change", function () {
+        var label = form.querySelector(".reply-label-text");
+        if (label) label.textContent = option.value === "dm" ? "Reply by DM" : "Reply in public";
+        check();
+      });
+    });
+
     function check() {
       var mine = ++sequence;
       fetch("/api/tone-check", {
         method: "POST",
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken },
-        body: JSON.stringify({ text: box.value, ticket_id: ticketId })
+        body: JSON.stringify({ text: box.value, ticket_id: ticketId, channel: replyChannel() })
       }).then(function (response) {
         return response.ok ? response.json() : null;
       }).then(function (result) {
