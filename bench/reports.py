@@ -19,7 +19,9 @@ The year, in the proportions of a care desk (seeded with COPY, ids and times mad
   rejected; each step an audit event, each reply an outbox row and a message;
 - a CSAT question for 30 % of resolutions, 40 % of them answered; 60 incidents of 20 linked tickets each.
 
-Each chart is computed through bot.web.reports.ReportService (the page's code) `--runs` times per range after one
+After seeding, the closed days' audit events are copied for the reports (ReportService.refresh, as migration 0014
+does for an existing database; `rollup_s`) and the tables vacuumed (what autovacuum does on a live database). Each
+chart is computed through bot.web.reports.ReportService (the page's code) `--runs` times per range after one
 warm-up; the report has p50 and p95 in milliseconds, and the row counts of every table.
 """
 
