@@ -529,25 +529,15 @@ class ReportService:
             return and_(o.kind == "faq_answer", o.author == "bot", o.state == "sent", self._within(o.created_at, span))
 
         # Those the customer came back after: one semi-join, not a look-up per answer.
-        answer, later = outbox.alias("answer"), inbound_tweets.alias("later")
+        o, later = outbox.c, inbound_tweets.alias("later")
         came_back = exists().where(
-            later.c.conversation_id == answer.c.conversation_id, later.c.ticket_id.is_not(None),
-            later.c.fetched_at > answer.c.created_at,
+            later.c.conversation_id == o.conversation_id, later.c.ticket_id.is_not(None),
+            later.c.fetched_at > o.created_at,
         )  # fmt: skip
-        back = select(answer.c.id).where(sent_answers(answer.c), came_back).subquery("back")
-        o = outbox.c
         label = (self._bucket(conn, o.created_at, span) if key == "bucket" else o.faq_slug).label("k")
-        query = (
-            select(func.count(), func.count(back.c.id), label)
-            .select_from(outbox.outerjoin(back, back.c.id == o.id))
-            .where(sent_answers(o))
-            .group_by(literal_column_label("k"))
-        )
-        answers: dict[Any, int] = {}
-        backs: dict[Any, int] = {}
-        for count, returned, label_value in conn.execute(query):
-            answers[_label(label_value)] = int(count)
-            backs[_label(label_value)] = int(returned or 0)
+        counted = select(label, func.count()).where(sent_answers(o)).group_by(literal_column_label("k"))
+        answers = _labelled(conn.execute(counted))
+        backs = _labelled(conn.execute(counted.where(came_back)))
         return answers, backs
 
     def _first_response(self, conn: Connection, span: Period) -> Chart:
