@@ -433,15 +433,9 @@ class Handoff:
             row = self._open_row(conn, conversation_id)
             if row is None:
                 return None
-            waiting_since = row.waiting_since if row.waiting_since is not None else _utc(created_at)
-            follow_up = _follow_up_state(row)
-            if self._update_if_unchanged(conn, row, waiting_since=waiting_since, updated_at=self._now(), **follow_up):
-                self._insert_customer_message(
-                    conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel=channel
-                )
-                if follow_up:
-                    event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
-                    self._audit(conn, author, "customer_replied", row.id, event)
+            if self._append_customer_message(
+                conn, row, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel=channel
+            ):
                 return int(row.id)
         raise Conflict(f"conversation {conversation_id} kept changing while a message was added")
 
@@ -464,24 +458,37 @@ class Handoff:
             row = self._ticket_row(conn, ticket_id)
             if row.state not in sm.OPEN_STATES or row.dm_conversation_id not in (None, dm_conversation_id):
                 return None
-            waiting_since = row.waiting_since if row.waiting_since is not None else _utc(created_at)
-            follow_up = _follow_up_state(row)
-            if not self._update_if_unchanged(
-                conn, row, dm_conversation_id=dm_conversation_id, waiting_since=waiting_since, updated_at=self._now(),
-                **follow_up,
+            details: dict[str, Any] = {"dm_conversation_id": dm_conversation_id, "tweet_id": tweet_id}
+            if self._append_customer_message(
+                conn, row, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel="dm",
+                dm_conversation_id=dm_conversation_id,
+                audit=("dm_joined", details) if row.dm_conversation_id is None else None,
             ):  # fmt: skip
-                continue
-            self._insert_customer_message(
-                conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel="dm"
-            )
-            if row.dm_conversation_id is None:
-                details: dict[str, Any] = {"dm_conversation_id": dm_conversation_id, "tweet_id": tweet_id}
-                self._audit(conn, author, "dm_joined", row.id, details)
-            if follow_up:
-                event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
-                self._audit(conn, author, "customer_replied", row.id, event)
-            return int(row.id)
+                return int(row.id)
         raise Conflict(f"ticket {ticket_id} kept changing while a DM joined it")
+
+    def _append_customer_message(
+        self, conn: Connection, row: Row[Any], *, tweet_id: str, author: str, text: str, created_at: datetime,
+        channel: str, audit: tuple[str, dict[str, Any]] | None = None, **values: Any,
+    ) -> bool:
+        """Store a customer message on the open ticket `row` as one customer reply (the waiting time starts, an
+        answered ticket is its holder's again, audited as customer_replied), with further column `values` and
+        an `audit` event of its own; False when the ticket changed meanwhile (nothing is stored then)."""
+        waiting_since = row.waiting_since if row.waiting_since is not None else _utc(created_at)
+        follow_up = _follow_up_state(row)
+        if not self._update_if_unchanged(
+            conn, row, waiting_since=waiting_since, updated_at=self._now(), **follow_up, **values
+        ):
+            return False
+        self._insert_customer_message(
+            conn, row.id, tweet_id=tweet_id, author=author, text=text, created_at=created_at, channel=channel
+        )
+        if audit is not None:
+            self._audit(conn, author, audit[0], row.id, audit[1])
+        if follow_up:
+            event = {"from": row.state, "to": follow_up["state"], "tweet_id": tweet_id}
+            self._audit(conn, author, "customer_replied", row.id, event)
+        return True
 
     def open_ticket_for(self, conn: Connection, conversation_id: str) -> Ticket | None:
         """The conversation's open ticket: while there is one, a human owns the thread. For a DM conversation it
