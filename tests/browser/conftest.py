@@ -11,16 +11,24 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
 
 pytest.importorskip("playwright")
-from browser_support import PageProblems, Served  # noqa: E402
+from browser_support import PageProblems, Served, worker_on_sandbox  # noqa: E402
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright  # noqa: E402
 from unit.web_support import web_desk  # noqa: E402
 
+from bot.channel.worker import Worker  # noqa: E402
+from bot.decision.policy import load_policy  # noqa: E402
+from bot.decision.tone import ToneGuide  # noqa: E402
+from bot.desk import Desk  # noqa: E402
+from bot.sandbox.testing import running_sandbox  # noqa: E402
+
 CHROMIUM = Path("/usr/bin/chromium")
+TEST_POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,3 +112,19 @@ def page(browser: Browser, problems: PageProblems, request: pytest.FixtureReques
     finally:
         context.close()
     problems.assert_none()
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[str]:
+    """A sandbox X of the test's own, by its URL (a module may define its own `sandbox`)."""
+    with running_sandbox(tmp_path / "sandbox-x.db") as running:
+        yield running.url
+
+
+@pytest.fixture
+def worker(served: Served, sandbox: str, rasa_server: Any) -> Iterator[Worker]:
+    """The real worker on `sandbox` with the real Rasa and the served desk's knowledge base, stepped by the test."""
+    with rasa_server.client() as nlu:
+        desk = Desk(nlu, served.desk.kb, load_policy(TEST_POLICY), ToneGuide.load(), parse_threads=1)
+        with worker_on_sandbox(served, sandbox, desk) as running:
+            yield running

@@ -6,41 +6,19 @@ not a public reply."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from browser_support import PageProblems, Served, log_in, step_until, worker_on_sandbox
+from browser_support import PageProblems, Served, log_in, step_until
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from bot.channel.models import inbound_tweets
 from bot.channel.worker import Worker
-from bot.decision.policy import load_policy
-from bot.decision.tone import ToneGuide
-from bot.desk import Desk
-from bot.sandbox.testing import running_sandbox
 from handoff.models import tickets
 
-POLICY = Path(__file__).resolve().parent.parent / "data" / "policy.yml"
-
 pytestmark = pytest.mark.rasa
-
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[str]:
-    with running_sandbox(tmp_path / "sandbox-x.db") as running:
-        yield running.url
-
-
-@pytest.fixture
-def worker(served: Served, sandbox: str, rasa_server: Any) -> Iterator[Worker]:
-    with rasa_server.client() as nlu:
-        desk = Desk(nlu, served.desk.kb, load_policy(POLICY), ToneGuide.load(), parse_threads=1)
-        with worker_on_sandbox(served, sandbox, desk) as running:
-            yield running
 
 
 def test_the_dm_joins_the_public_ticket_and_is_answered_by_dm(
