@@ -1,6 +1,7 @@
-"""The worker killed with SIGKILL at each named point, twice, over real HTTP (tweepy against the sandbox X), the real
-Rasa and the real MiniLM, on SQLite and on PostgreSQL. After a restart every customer tweet is stored once and
-triaged, no tweet has two public replies from us, and every reply is sent or failed (DESIGN.md invariants 1, 2)."""
+"""The worker killed with SIGKILL at each named point, mid-way through its tweets, over real HTTP (tweepy against the
+sandbox X), the real Rasa and the real MiniLM, on SQLite and on PostgreSQL. After a restart every customer tweet is
+stored once and triaged, no tweet has two public replies from us, and every reply is sent or failed (DESIGN.md
+invariants 1, 2); a tweet arriving after the restart is taken up too."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from bot.channel.failpoints import POINTS
 from bot.sandbox.testing import running_sandbox
 
 pytestmark = pytest.mark.rasa
-ROUNDS = 2
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -53,39 +53,36 @@ def test_a_worker_killed_at_any_point_loses_nothing_and_never_replies_twice(
         training_dir=small_training_data(tmp_path / "training"),
     )  # fmt: skip
     log = tmp_path / "worker.log"
-    customer_tweets: set[str] = set()
-    for round_ in range(ROUNDS):
-        for n, text in enumerate(CUSTOMER_TWEETS):
-            customer_tweets.add(tweet(sandbox.url, f"cust{round_}x{n}", text)["id"])
-        # The first round dies the first time the point is reached; the second, with small triage batches, the
-        # second time (mid-way through the tweets), except at the fetch, where the second read finds nothing new.
-        nth = 1 if round_ == 0 or point == "after_fetch" else 2
-        crashing = start_worker(
-            {**env, "CAREBOT_FAILPOINT": f"{point}@{nth}", "CAREBOT_WORKER_BATCH_SIZE": "64" if round_ == 0 else "3"},
-            log,
-        )
-        try:
-            assert crashing.wait(timeout=180) == -9, f"the worker did not die at {point}:\n{log.read_text()[-3000:]}"
-        finally:
-            stop_worker(crashing)
-        worker = start_worker(env, log)
-        try:
-            expected = len(customer_tweets)
-            wait_for(
-                lambda n=expected: settled(worker_database, n), 180, "the worker to settle", log, worker_database
-            )
-        finally:
-            stop_worker(worker)
+    customer_tweets = {tweet(sandbox.url, f"cust{n}", text)["id"] for n, text in enumerate(CUSTOMER_TWEETS)}
+    # Small triage batches, and death the second time the point is reached: mid-way through the tweets, with some
+    # already past the point. At the fetch it is the first time: the second read finds nothing new.
+    nth = 1 if point == "after_fetch" else 2
+    crashing = start_worker({**env, "CAREBOT_FAILPOINT": f"{point}@{nth}", "CAREBOT_WORKER_BATCH_SIZE": "3"}, log)
+    try:
+        assert crashing.wait(timeout=180) == -9, f"the worker did not die at {point}:\n{log.read_text()[-3000:]}"
+    finally:
+        stop_worker(crashing)
+    worker = start_worker(env, log)
+    try:
+        expected = len(customer_tweets)
+        wait_for(lambda: settled(worker_database, expected), 180, "the worker to settle", log, worker_database)
+        # A tweet arriving after the restart is taken up from where the dead worker left off.
+        customer_tweets.add(tweet(sandbox.url, "after", CUSTOMER_TWEETS[0])["id"])
+        expected = len(customer_tweets)
+        wait_for(lambda: settled(worker_database, expected), 180, "a new tweet to settle", log, worker_database)
+    finally:
+        stop_worker(worker)
     counts = check_invariants(worker_database, sandbox.url, customer_tweets)
     assert counts["stored"] == len(customer_tweets)
     faq_questions = sum("?" in text or "how do" in text for text in CUSTOMER_TWEETS)
-    assert counts["sent"] >= ROUNDS * faq_questions // 2, counts  # the bot did answer, crash or not
+    assert counts["sent"] >= faq_questions // 2, counts  # the bot did answer, crash or not
 
 
 def test_a_fault_storm_on_every_endpoint_is_ridden_out_without_a_hot_loop(
-    worker_database: str, sandbox: Any, rasa_server: Any, tmp_path: Path
+    sandbox: Any, rasa_server: Any, tmp_path: Path
 ) -> None:
-    database = worker_database
+    # The storm tests the worker's handling of X, which is the same on both databases: SQLite only.
+    database = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
     env = worker_environment(
         data_dir=tmp_path / "var", database_url=database, sandbox_url=sandbox.url, rasa=rasa_server,
         training_dir=small_training_data(tmp_path / "training"), CAREBOT_X_TIMEOUT_S="1", CAREBOT_X_MAX_RETRIES="1",
