@@ -41,6 +41,8 @@ from bot.processes import ChildProcessError
 from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings, unknown_variables
 from bot.traffic import TrafficFileError
+from bot.training.cli import training_app
+from bot.training.session import TrainingError
 from bot.triage_cli import triage_app
 from bot.web.cli import users_app, web_command
 from knowledge_base.errors import KbError
@@ -55,13 +57,14 @@ app.add_typer(triage_app, name="triage")
 app.add_typer(eval_app, name="eval")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(users_app, name="users")
+app.add_typer(training_app, name="training")
 app.command("web")(web_command)
 app.command("worker")(worker_command)
 
 console = Console(stderr=True)
 USER_ERRORS = (
     SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, KbError,
-    PolicyError, ToneError, CalibrationError, TrafficFileError, ChildProcessError, OSError,
+    PolicyError, ToneError, CalibrationError, TrafficFileError, ChildProcessError, TrainingError, OSError,
 )  # fmt: skip
 
 class _Context:

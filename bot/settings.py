@@ -124,6 +124,9 @@ class Settings(BaseSettings):
     web_port: int = Field(default=8080, ge=1, le=65535)
     web_secure_cookies: bool = Field(default=False, description="Mark the session cookie Secure (behind HTTPS).")
     web_session_hours: float = Field(default=12.0, gt=0)
+    web_banner: str | None = Field(
+        default=None, max_length=200, description="A banner across every web page; a training desk's says TRAINING."
+    )
     web_trusted_proxies: list[str] = Field(
         default_factory=list,
         description=(

@@ -645,6 +645,12 @@ class Handoff:
             self._audit(conn, agent.username, "draft_rejected", ticket_id, {"draft": row.draft_reply})
             return self._ticket_by_id(conn, ticket_id)
 
+    def record_refused_reply(self, ticket_id: int, actor: str, *, violations: Sequence[str], channel: str) -> None:
+        """An agent's reply the tone check refused, audited as reply_refused with the violation codes (not the
+        text, which may hold the personal data it was refused for): what a lead coaches, and a trainee's score."""
+        with self._engine.begin() as conn:
+            self._audit(conn, actor, "reply_refused", ticket_id, {"violations": list(violations), "channel": channel})
+
     def record_view(self, ticket_id: int, agent_id: int) -> None:
         """The agent has the ticket open now (the queue shows who is viewing what)."""
         with self._engine.begin() as conn:

@@ -703,6 +703,9 @@ class ConsoleService:
             raise ConsoleError(f"This ticket is answered {where}.")
         report = self.tone_check(body, account, recent_replies=self._recent_replies(ticket), dm=channel == "dm")
         if not report.ok:
+            codes = [v.code for v in report.violations]
+            self._call(lambda: self.handoff.record_refused_reply(ticket_id, account.username, violations=codes,
+                                                                 channel=channel))  # fmt: skip
             raise ConsoleError("Not sent: " + " ".join(v.message for v in report.violations))
         self._queue_reply(ticket_id, account, report.text, channel=channel, kind=kind)
         return report

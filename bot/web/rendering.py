@@ -119,7 +119,8 @@ def render(
         template,
         {
             "viewer": viewer, "csrf_token": viewer.csrf_token if viewer else "", "nav": nav, "notice": notice,
-            "path": request.url.path, **context,
+            "path": request.url.path, "banner": getattr(request.app.state, "settings", None) and
+            request.app.state.settings.web_banner, **context,
         },  # fmt: skip
         status_code=status_code,
     )

@@ -1,0 +1,151 @@
+"""`carebot training start|stop|report`: run a training session on a closed copy of the desk, end it, print
+or export its scorecard."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from bot.settings import Settings
+from bot.training.scorecard import build_scorecard, render_csv, render_text
+from bot.training.session import (
+    POSTED_FILE,
+    REFERENCES_FILE,
+    SessionInfo,
+    TrainingError,
+    free_port,
+    run_session,
+    session_dir,
+    stop_current,
+    training_root,
+)
+
+training_app = typer.Typer(
+    help="Training mode: a closed practice desk with a replayed scenario, and each trainee's scorecard.",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    from bot.cli import STATE  # the root command's --settings option
+
+    return STATE.settings
+
+
+def _nlu(live: Settings, stack_push: list[object]) -> tuple[str, str]:
+    """The live desk's Rasa when it answers; else one started for the session (stopped with it)."""
+    from bot.nlu.client import NluClient
+    from bot.nlu.server import NluServer
+
+    with NluClient(live.effective_nlu_url, live.effective_nlu_token, timeout_s=1, retries=0) as probe:
+        if probe.model_file() is not None:
+            console.print(f"Using the desk's NLU server at {live.effective_nlu_url}.")
+            return live.effective_nlu_url, live.effective_nlu_token
+    from bot.cli import _ensure_model
+
+    own = live.model_copy(update={"nlu_port": free_port(), "nlu_url": None})
+    server = NluServer(own, _ensure_model(own))
+    with console.status("Starting Rasa for the training session (loading TensorFlow and the model)…"):
+        server.start()
+    stack_push.append(server)
+    return server.url, own.effective_nlu_token
+
+
+@training_app.command("start")
+def start(
+    scenario: Annotated[Path, typer.Argument(help="A traffic file (training_data/traffic/ format), optionally with "
+                                                  "reference replies.")],  # fmt: skip
+    speed: Annotated[float, typer.Option(help="How many times faster than recorded the scenario runs.")] = 1.0,
+    trainee: Annotated[list[str] | None, typer.Option(help="A trainee's user name (repeat; default trainee1, "
+                                                           "trainee2).")] = None,  # fmt: skip
+) -> None:
+    """Start a training session isolated from the live desk and replay SCENARIO into it; runs until
+    `carebot training stop` or Ctrl-C. Its scorecard is kept."""
+    import signal
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # `carebot training stop`: stop like Ctrl-C
+
+    live = _settings()
+    signal.signal(signal.SIGTERM, on_sigterm)
+    servers: list[object] = []
+    try:
+        nlu = _nlu(live, servers)
+        with run_session(live, scenario, speed=speed, trainees=trainee, nlu=nlu, say=console.print) as running:
+            console.print(f"\nTraining session [bold]{running.info.id}[/]: replaying {scenario.name} at {speed:g}x.")
+            console.print(f"  The training desk:   {running.info.web_url}/  (every page says TRAINING)")
+            console.print(f"  Its sandbox X:       {running.info.sandbox_url}/")
+            for username, password in running.passwords.items():
+                console.print(f"    log in as {username:<10} password {password}")
+            console.print("  `carebot training stop` (or Ctrl-C) ends it; "
+                          f"`carebot training report {running.info.id}` prints the scorecard.\n")  # fmt: skip
+            try:
+                while True:
+                    problems = running.problems()
+                    if problems:
+                        raise TrainingError(problems[0])
+                    time.sleep(1.0)
+            except KeyboardInterrupt:
+                console.print("Stopping the training session…")
+    finally:
+        for server in servers:
+            server.stop()  # type: ignore[attr-defined]
+
+
+@training_app.command("stop")
+def stop() -> None:
+    """End the running training session; its database and scorecard stay."""
+    info = stop_current(_settings())
+    console.print(f"Stopped training session {info.id}; `carebot training report {info.id}` prints its scorecard.")
+
+
+@training_app.command("list")
+def list_sessions() -> None:
+    """The training sessions kept here, newest first."""
+    root = training_root(_settings())
+    for folder in sorted(root.glob("*"), reverse=True):
+        if (folder / "session.json").is_file():
+            info = SessionInfo.load(folder)
+            state = f"stopped {info.stopped_at[:16]}" if info.stopped_at else "running"
+            typer.echo(f"{info.id}  {info.scenario}  x{info.speed:g}  {state}")
+
+
+def _json(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@training_app.command("report")
+def report(
+    session: Annotated[str, typer.Argument(help="The session's id (see `carebot training list`).")],
+    csv: Annotated[bool, typer.Option("--csv", help="Print the scorecard as CSV.")] = False,
+) -> None:
+    """Print a session's scorecard per trainee: first-response times against the SLA, tone-check refusals,
+    personal data echoed or not moved to DM, the FAQ entry used against the reference."""
+    from bot.db import make_engine
+    from bot.training.session import SESSION_FILE
+
+    live = _settings()
+    folder = session_dir(live, session)
+    info = SessionInfo.load(folder)
+    database = folder / "carebot.db"
+    if not database.is_file() or not (folder / SESSION_FILE).is_file():
+        raise TrainingError(f"the session {session} has no database")
+    engine = make_engine(f"sqlite:///{database}")
+    try:
+        card = build_scorecard(
+            engine, session=info.id, sla_minutes=live.sla_first_response_minutes, trainees=info.trainees,
+            references=_json(folder / REFERENCES_FILE), posted=_json(folder / POSTED_FILE),  # type: ignore[arg-type]
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+    typer.echo(render_csv(card) if csv else render_text(card), nl=False)
