@@ -266,3 +266,46 @@ report_rollup = Table(
     Column("name", String(32), primary_key=True),
     Column("rolled_until", DateTime(timezone=True), nullable=True),
 )
+
+# What agents' and customers' actions say about the bot's decisions (handoff/labels.py, migration 0016): one row per
+# action, for the decided tweet, the FAQ entry the bot chose or suggested, its score and the kind of message.
+# `correct`: whether the action says that entry was the right answer. The text is the customer's, stripped of
+# personal data, mentions and links; who gave the label is an agent's username or "customer".
+LABELS = ("approved", "edited", "rejected", "suggestion_sent", "own_reply", "didnt_help", "thanks")
+labels = Table(
+    "handoff_labels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("label", String(24), nullable=False),
+    Column("correct", Boolean, nullable=False),
+    Column("tweet_id", TWEET_ID, nullable=True),
+    Column("ticket_id", Integer, ForeignKey("handoff_tickets.id"), nullable=True),
+    Column("faq_entry_id", Integer, nullable=True),
+    Column("score", Float, nullable=True),
+    Column("kind", String(64), nullable=True),  # the kind of message (the intent); None when unclear
+    Column("text", Text, nullable=False),
+    Column("edit_distance", Integer, nullable=True),  # edited: characters changed in the draft
+    CheckConstraint(f"label IN ({', '.join(repr(name) for name in LABELS)})", name="label"),
+    Index("ix_handoff_labels_entry", "faq_entry_id", "at"),
+    Index("ix_handoff_labels_kind", "kind", "at"),
+    Index("ix_handoff_labels_ticket", "ticket_id"),
+)
+
+# Shadow mode: a kind of message or an FAQ entry whose automatic answers are drafts for agents instead (shadow), or
+# posted (automatic). No row: as the policy says. Every switch is an audit event (automation_switched).
+AUTOMATION_SCOPES = ("kind", "entry")
+AUTOMATION_MODES = ("shadow", "automatic")
+automation = Table(
+    "handoff_automation",
+    metadata,
+    Column("scope", String(8), primary_key=True),  # kind | entry
+    Column("key", String(64), primary_key=True),  # the intent, or the FAQ entry's id
+    Column("mode", String(16), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    CheckConstraint("scope IN ('kind', 'entry')", name="scope"),
+    CheckConstraint("mode IN ('shadow', 'automatic')", name="mode"),
+)

@@ -28,6 +28,7 @@ from bot.db import as_utc
 from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
 from bot.desk import Desk, Question
+from bot.learning import label_follow_up, label_store, shadowed
 from handoff.models import tickets
 from handoff.service import Escalation, Handoff
 from handoff.states import OPEN_STATES
@@ -69,6 +70,7 @@ class TweetProcessor:
         self.batch_size = batch_size
         self.nlu_wait = timedelta(seconds=nlu_wait_s)
         self.clock = clock
+        self.labels = label_store(engine)  # customers' follow-ups label the answers; shadow mode per kind and entry
         self.nlu_failures = 0  # consecutive steps in which the NLU could not be asked
         self.nlu_retry_at: datetime | None = None
         self.recent = RecentReplies(guide=desk.guide)  # our wordings so far: loaded once, then kept up to date
@@ -247,7 +249,9 @@ class TweetProcessor:
 
     def apply(self, conn: Connection, row: Row[Any], result: Assessment, now: datetime) -> str:
         """Carry out one decision inside the caller's transaction; returns the band."""
+        result = shadowed(conn, self.labels, result)
         decision = result.decision
+        label_follow_up(conn, self.labels, row, decision)
         band: str = decision.band
         conversation = row.conversation_id or row.tweet_id
         ticket_id: int | None = None
