@@ -631,8 +631,11 @@ class Handoff:
                 raise self._lost_race(conn, ticket_id)
             return ticket
 
-    def reject_draft(self, ticket_id: int, agent_id: int) -> Ticket:
-        """The holder throws away the bot's drafted reply and will write one: the ticket becomes human-band."""
+    def reject_draft(
+        self, ticket_id: int, agent_id: int, *, also: Callable[[Connection, Ticket], None] | None = None
+    ) -> Ticket:
+        """The holder throws away the bot's drafted reply and will write one: the ticket becomes human-band.
+        `also` runs in the same transaction with the ticket as it was (it records the rejection as a label)."""
         with self._engine.begin() as conn:
             agent = self._agent_row(conn, agent_id)
             row = self._ticket_row(conn, ticket_id)
@@ -643,6 +646,8 @@ class Handoff:
             if not self._update_if_unchanged(conn, row, draft_reply=None, band="human", updated_at=self._now()):
                 raise self._lost_race(conn, ticket_id)
             self._audit(conn, agent.username, "draft_rejected", ticket_id, {"draft": row.draft_reply})
+            if also is not None:
+                also(conn, _ticket(row))
             return self._ticket_by_id(conn, ticket_id)
 
     def record_refused_reply(self, ticket_id: int, actor: str, *, violations: Sequence[str], channel: str) -> None:

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
@@ -27,8 +27,10 @@ from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_text
 from bot.db import as_utc
 from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
+from bot.learning import decision_of_ticket, label_store
 from bot.web.accounts import Account
 from handoff import HandoffError, TicketNotFound, transaction
+from handoff.labels import LabelledDecision, Labels, edit_distance
 from handoff.models import agents, messages, tickets
 from handoff.states import CLAIMABLE_STATES, CLOSED_STATES, HELD_STATES, OPEN_STATES, STATES
 from knowledge_base.errors import KbError
@@ -314,9 +316,11 @@ class ConsoleService:
         transaction: Callable[[Engine], AbstractContextManager[Any]] | None = None,
         guide: ToneGuide | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        labels: Labels | None = None,
     ) -> None:
         self.handoff = handoff
         self.engine = engine
+        self.labels = labels or label_store(engine, clock=clock)  # what agents' actions say about the bot
         self._knowledge_base = knowledge_base
         self._reply_queue = reply_queue
         self._transaction = transaction
@@ -676,8 +680,46 @@ class ConsoleService:
         self._call(lambda: self.handoff.return_to_bot(ticket_id, agent_id))
 
     def reject_draft(self, ticket_id: int, account: Account) -> None:
+        """Throw the draft away; the rejection is a label against the draft's FAQ entry."""
         agent_id = self._agent_id(account)
-        self._call(lambda: self.handoff.reject_draft(ticket_id, agent_id))
+
+        def label(conn: Any, ticket: Any) -> None:
+            decision = self._labelled_decision(conn, ticket.id, ticket.faq_entry_id, None)
+            self.labels.record(conn, "rejected", decision, actor=account.username)
+
+        self._call(lambda: self.handoff.reject_draft(ticket_id, agent_id, also=label))
+
+    def _labelled_decision(
+        self, conn: Any, ticket_id: int, entry_id: int | None, score: float | None, text: str = ""
+    ) -> LabelledDecision:
+        """The decision of the ticket's latest tweet, about `entry_id` (the draft's or the suggestion's; the
+        score is the decision's own when it is about its entry)."""
+        found = decision_of_ticket(conn, ticket_id) or LabelledDecision(text=text, ticket_id=ticket_id)
+        if entry_id is None or entry_id == found.faq_entry_id:
+            return replace(found, score=found.score if score is None else score)
+        return replace(found, faq_entry_id=entry_id, score=score)
+
+    def _reply_label(self, ticket: TicketView, account: Account, body: str, kind: str) -> dict[str, Any] | None:
+        """What this reply says about the bot: a draft approved unchanged or edited (with the edit distance), a
+        suggestion sent, or a reply of the agent's own while the top suggestion was another entry (a negative
+        for it). None for replies that are not answers (a move to DM)."""
+        if kind != "agent_reply":
+            return None
+        sent = " ".join(body.split())
+        if ticket.draft_pending and ticket.draft_reply:
+            draft = " ".join(self.guide.signature_pattern.sub("", ticket.draft_reply).split())
+            distance = edit_distance(draft, sent)
+            return {"label": "approved" if distance == 0 else "edited", "entry": None, "score": None,
+                    "edit_distance": distance}  # fmt: skip
+        suggestions = self.suggestions(ticket.last_customer_text, account, seed=ticket.id)
+        for suggestion in suggestions:
+            inserted = " ".join(suggestion.insert_text.split())
+            if inserted and (inserted in sent or edit_distance(inserted, sent) <= len(inserted) // 5):
+                return {"label": "suggestion_sent", "entry": suggestion.entry_id, "score": suggestion.score,
+                        "edit_distance": edit_distance(inserted, sent)}  # fmt: skip
+        top = suggestions[0] if suggestions else None
+        return {"label": "own_reply", "entry": top.entry_id if top else None, "score": top.score if top else None,
+                "edit_distance": None}  # fmt: skip
 
     def _recent_replies(self, ticket: TicketView) -> list[str]:
         return [m.text for m in ticket.messages if m.direction == "out"]
@@ -707,7 +749,9 @@ class ConsoleService:
             self._call(lambda: self.handoff.record_refused_reply(ticket_id, account.username, violations=codes,
                                                                  channel=channel))  # fmt: skip
             raise ConsoleError("Not sent: " + " ".join(v.message for v in report.violations))
-        self._queue_reply(ticket_id, account, report.text, channel=channel, kind=kind)
+        label = self._reply_label(ticket, account, self.strip_own_signature(body, account), kind)
+        self._queue_reply(ticket_id, account, report.text, channel=channel, kind=kind, label=label,
+                          customer_text=ticket.last_customer_text)  # fmt: skip
         return report
 
     def approve_draft(self, ticket_id: int, account: Account) -> ToneReport:
@@ -741,7 +785,8 @@ class ConsoleService:
         )
 
     def _queue_reply(
-        self, ticket_id: int, account: Account, text: str, *, channel: str | None = None, kind: str = "agent_reply"
+        self, ticket_id: int, account: Account, text: str, *, channel: str | None = None, kind: str = "agent_reply",
+        label: dict[str, Any] | None = None, customer_text: str = "",
     ) -> None:
         """The one place a reply enters the outbox: bot.channel.replies.queue_agent_reply in one transaction
         (it re-checks the tone against recent replies, picks the tweet to answer, records the message and marks
@@ -752,5 +797,10 @@ class ConsoleService:
                 (self._reply_queue or queue_agent_reply)(
                     conn, self.handoff, ticket_id, agent, text, channel=channel, kind=kind
                 )
+                if label is not None:  # the reply and what it says about the bot are stored together
+                    decision = self._labelled_decision(conn, ticket_id, label["entry"], label["score"], customer_text)
+                    self.labels.record(
+                        conn, label["label"], decision, actor=account.username, edit_distance=label["edit_distance"]
+                    )
         except (HandoffError, ReplyError) as exc:
             raise ConsoleError(str(exc)) from exc
