@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +35,7 @@ from bot.nlu.evaluation import TrainingDataError
 from bot.nlu.server import NluServer, NluServerError
 from bot.nlu.service import evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
-from bot.processes import ChildProcessError
+from bot.processes import ChildProcessError, until_stopped
 from bot.sandbox.cli import sandbox_app
 from bot.settings import Settings, SettingsError, load_settings, unknown_variables
 from bot.traffic import TrafficFileError
@@ -58,8 +56,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(users_app, name="users")
 app.add_typer(training_app, name="training")
-app.command("web")(web_command)
-app.command("worker")(worker_command)
+app.command("web")(until_stopped(web_command))
+app.command("worker")(until_stopped(worker_command))
 
 console = Console(stderr=True)
 USER_ERRORS = (
@@ -134,14 +132,8 @@ def nlu_validate() -> None:
     console.print("Training data is valid.")
 
 
-def _stop_on_sigterm() -> None:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, handler)
-
-
 @nlu_app.command("serve")
+@until_stopped
 def nlu_serve(
     port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: CAREBOT_NLU_PORT).")] = None,
 ) -> None:
@@ -150,7 +142,6 @@ def nlu_serve(
     if port is not None:
         settings = settings.model_copy(update={"nlu_port": port, "nlu_url": None})
     model = _ensure_model(settings)
-    _stop_on_sigterm()
     server = NluServer(settings, model)
     try:
         with console.status("Starting Rasa (loading TensorFlow and the model)…"):
@@ -224,6 +215,7 @@ def demo_reset() -> None:
 
 
 @app.command()
+@until_stopped
 def up(
     demo: Annotated[bool, typer.Option(help="Also replay recorded customer traffic into the sandbox X.")] = False,
     demo_speed: Annotated[float, typer.Option(help="How much faster than recorded the replay runs.")] = 20.0,
@@ -232,11 +224,37 @@ def up(
     Ctrl-C stops them all."""
     from bot.up import run_up
 
-    _stop_on_sigterm()
     run_up(
         STATE.settings, console, ensure_model=_ensure_model, settings_file=STATE.settings_file, demo=demo,
         demo_speed=demo_speed,
     )  # fmt: skip
+
+
+@app.command()
+def health(
+    processes: Annotated[
+        list[str] | None, typer.Argument(help="nlu, worker, web, sandbox (default: all that are in use).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per check.")] = False,
+) -> None:
+    """Ask each running carebot process whether it is healthy: exit code 0 when all are, else 1.
+
+    For a process manager's health probe: the NLU servers (a model loaded), the worker (a heartbeat in the last
+    minute), the web app (/healthz) and the sandbox X.
+    """
+    from bot.health import PROCESSES, check
+
+    unknown = [name for name in processes or () if name not in PROCESSES]
+    if unknown:
+        raise SettingsError(f"no such process: {', '.join(unknown)} (one of {', '.join(PROCESSES)})")
+    results = check(STATE.settings, tuple(processes or ()))
+    for result in results:
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            typer.echo(f"{'ok' if result.ok else 'FAIL':<4}  {result.process:<7}  {result.target}  ({result.detail})")
+    if not all(result.ok for result in results):
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

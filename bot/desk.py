@@ -36,7 +36,7 @@ from knowledge_base.search import FaqSearcher, SearchResult
 
 def nlu_client(settings: Settings) -> NluClient:
     return NluClient(
-        settings.effective_nlu_url, settings.effective_nlu_token, timeout_s=settings.nlu_timeout_s,
+        settings.effective_nlu_urls, settings.effective_nlu_token, timeout_s=settings.nlu_timeout_s,
         retries=settings.nlu_retries, max_chars=settings.nlu_max_chars,
     )  # fmt: skip
 

@@ -1,12 +1,17 @@
-"""carebot's own child processes for `carebot up`: the sandbox X, the worker, the web app and the replay driver.
+"""carebot's own child processes for `carebot up`, and how every long-running command stops.
 
-Each runs as `python -m bot …` in its own process group with its output in a log file under $DATA_DIR/logs;
+Each child runs as `python -m bot …` in its own process group with its output in a log file under $DATA_DIR/logs;
 `ChildProcess` starts one, waits until it is ready (an HTTP answer, or simply still alive) and stops it
 (SIGTERM to its group, SIGKILL after a grace period).
+
+`until_stopped` makes a command stop on SIGTERM (what systemd and other process managers send) exactly as on
+Ctrl-C: KeyboardInterrupt in the main thread, so the same clean-up runs and its child processes stop with it;
+either way the command then ends with exit code 0.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -15,8 +20,35 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
+from typing import ParamSpec
 
 import httpx
+
+P = ParamSpec("P")
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def interrupt_on_sigterm() -> None:
+    """From now on SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def until_stopped(command: Callable[P, None]) -> Callable[P, None]:
+    """A long-running command that SIGTERM stops as Ctrl-C does; a stop by either is a normal end (exit code 0)."""
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> None:
+        interrupt_on_sigterm()
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            pass
+
+    return run
 
 
 def stop_process_group(process: subprocess.Popen[bytes] | None, grace_s: float = 10.0) -> None:
@@ -85,18 +117,21 @@ class ChildProcess:
                 start_new_session=True, env={**os.environ, **(self.env or {})},
             )  # fmt: skip
         deadline = started + timeout_s
-        while True:
-            if self.process.poll() is not None:
-                raise ChildProcessError(
-                    f"{self.name} exited with code {self.process.returncode} while starting. "
-                    f"Last lines of {self.log_file}:\n{self.log_tail()}"
-                )
-            if self.ready is None or self.ready():
-                return time.monotonic() - started
-            if time.monotonic() > deadline:
-                self.stop()
-                raise ChildProcessError(f"{self.name} was not ready within {timeout_s:.0f} s; see {self.log_file}")
-            time.sleep(0.2)
+        try:
+            while True:
+                if self.process.poll() is not None:
+                    raise ChildProcessError(
+                        f"{self.name} exited with code {self.process.returncode} while starting. "
+                        f"Last lines of {self.log_file}:\n{self.log_tail()}"
+                    )
+                if self.ready is None or self.ready():
+                    return time.monotonic() - started
+                if time.monotonic() > deadline:
+                    raise ChildProcessError(f"{self.name} was not ready within {timeout_s:.0f} s; see {self.log_file}")
+                time.sleep(0.2)
+        except BaseException:  # a stop (Ctrl-C, SIGTERM) while it starts takes it down too
+            self.stop()
+            raise
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None

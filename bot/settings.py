@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     nlu_host: str = "127.0.0.1"
     nlu_port: int = Field(default=5005, ge=1, le=65535)
     nlu_url: str | None = Field(default=None, description="Default: http://NLU_HOST:NLU_PORT")
+    nlu_urls: list[str] = Field(
+        default_factory=list, description="Several Rasa servers (a JSON list of URLs); default: [NLU_URL]."
+    )
     nlu_token: str | None = Field(
         default=None, description="Rasa's auth token; default: a random one kept in the data directory."
     )
@@ -168,6 +171,16 @@ class Settings(BaseSettings):
             "or https://"
         )
 
+    @field_validator("nlu_urls")
+    @classmethod
+    def _tokens_stay_private(cls, value: list[str]) -> list[str]:
+        urls = [url.strip().rstrip("/") for url in value]
+        for url in urls:
+            cls._token_stays_private(url)
+        if len(set(urls)) != len(urls):
+            raise ValueError("an NLU URL is named twice")
+        return urls
+
     @field_validator("web_trusted_proxies")
     @classmethod
     def _proxy_addresses(cls, value: list[str]) -> list[str]:
@@ -209,6 +222,11 @@ class Settings(BaseSettings):
             return self.nlu_url.rstrip("/")
         host = f"[{self.nlu_host}]" if ":" in self.nlu_host else self.nlu_host
         return f"http://{host}:{self.nlu_port}"
+
+    @property
+    def effective_nlu_urls(self) -> list[str]:
+        """The Rasa servers the NLU client spreads its parses over."""
+        return list(self.nlu_urls) or [self.effective_nlu_url]
 
     @property
     def models_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""`carebot up`: every carebot service on one machine, stopped together by one Ctrl-C.
+"""`carebot up`: every carebot service on one machine, stopped together by one Ctrl-C or SIGTERM.
 
 Starts the Rasa NLU server, the sandbox X (when no X credentials are set), the worker and the web app, and
 with --demo the replay of recorded traffic into the sandbox. While they run it prints what the worker decides
@@ -190,9 +190,9 @@ def run_up(
     use_sandbox = not settings.x_credentials_set and not settings.x_api_url
     with ExitStack() as stack:
         server = NluServer(settings, model)
+        stack.callback(server.stop)  # before it starts: a stop while Rasa loads takes it down too
         with console.status("Starting Rasa (loading TensorFlow and the model)…"):
             server.start()
-        stack.callback(server.stop)
         console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
 
         with console.status("Opening the knowledge base (the first time: embedding the default FAQ)…"):
@@ -207,9 +207,9 @@ def run_up(
         children: list[ChildProcess] = []
 
         def start(child: ChildProcess, what: str, timeout_s: float = 120.0) -> None:
+            stack.callback(child.stop)
             with console.status(f"Starting {what}…"):
                 took = child.start(timeout_s)
-            stack.callback(child.stop)
             children.append(child)
             console.print(f"[green]{what} ready[/] in {took:.1f} s (log: {child.log_file}).")
 
@@ -252,8 +252,8 @@ def run_up(
                 "replay", ["sandbox", "replay", str(traffic), "--speed", str(demo_speed)], logs / "replay.log",
                 settings_file=settings_file,
             )  # fmt: skip
-            replay.start()
             stack.callback(replay.stop)
+            replay.start()
             replayed.write_text(f"{traffic.name}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n", "utf-8")
             console.print(f"Replaying {traffic.name} into the sandbox X at {demo_speed:g}x speed.")
         console.print()

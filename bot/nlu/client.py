@@ -1,4 +1,5 @@
-"""The one module that talks to the Rasa NLU server: `POST /model/parse`, with timeouts and bounded retries.
+"""The one module that talks to the Rasa NLU servers: `POST /model/parse`, with timeouts and bounded retries,
+spread over one or more servers (CAREBOT_NLU_URLS) with failover.
 
 Errors (all `NluError`, so callers catch one thing):
 
@@ -13,7 +14,9 @@ Nothing is auto-answered without a parse: callers treat any NluError as "no NLU"
 from __future__ import annotations
 
 import math
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,31 +149,71 @@ def parse_response(payload: Any, text: str, truncated: bool = False) -> NluResul
         raise NluBadResponse(f"Rasa answered with something that is not a parse result: {exc}") from exc
 
 
+@dataclass
+class Replica:
+    """One Rasa server of the client's list, and what the client knows of its health."""
+
+    url: str
+    http: httpx.Client
+    up: bool = True
+    next_check_at: float = 0.0  # when a server that is down is asked again (GET /status)
+    check_interval_s: float = 0.0
+    parses: int = 0  # parse results it gave
+    failures: int = 0  # requests that failed (timeouts, connection errors, 5xx)
+
+
 class NluClient:
-    """Parses texts with a running Rasa server. Thread-safe; reuse one per process."""
+    """Parses texts with one or more running Rasa servers. Thread-safe; reuse one per process.
+
+    With several URLs it spreads the parses over them in turn. A server that times out, refuses the connection
+    or answers 5xx is taken out and the parse tried on the next one; a server that is out is asked for its
+    status after `recheck_s`, then at doubling intervals up to `recheck_max_s`, and put back once it answers
+    with a model loaded. While every server is out, a parse fails at once with NluUnavailable (the worker
+    keeps such tweets waiting and tries again); nothing waits on a dead server's timeout over and over.
+    """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         token: str | None,
         *,
         timeout_s: float = 5.0,
         retries: int = 2,
         max_chars: int = 2000,
         backoff_s: float = 0.2,
+        recheck_s: float = 1.0,
+        recheck_max_s: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("the NLU client needs at least one URL")
         self._token = token
         self._retries = retries
         self._max_chars = max_chars
         self._backoff_s = backoff_s
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
-            transport=transport,
-            headers={"Accept": "application/json"},
+        self._recheck_s = recheck_s
+        self._recheck_max_s = recheck_max_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._turn = 0
+        self.replicas = tuple(
+            Replica(
+                url.rstrip("/"),
+                httpx.Client(
+                    base_url=url.rstrip("/"),
+                    timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 2.0)),
+                    transport=transport,
+                    headers={"Accept": "application/json"},
+                ),
+            )
+            for url in urls
         )
+
+    @property
+    def base_url(self) -> str:
+        return ", ".join(replica.url for replica in self.replicas)
 
     def __enter__(self) -> NluClient:
         return self
@@ -179,11 +222,57 @@ class NluClient:
         self.close()
 
     def close(self) -> None:
-        self._http.close()
+        for replica in self.replicas:
+            replica.http.close()
 
     @property
     def _params(self) -> dict[str, str]:
         return {"token": self._token} if self._token else {}
+
+    def _next(self, tried: set[int]) -> Replica | None:
+        """The next server in turn that is up and not yet tried for this text, after asking the servers that are
+        out and due for a check. None when no server is left."""
+        with self._lock:
+            now = self._clock()
+            due = [r for i, r in enumerate(self.replicas) if i not in tried and not r.up and r.next_check_at <= now]
+            for replica in due:  # claimed: other threads do not check the same server at once
+                replica.next_check_at = now + replica.check_interval_s
+        for replica in due:
+            self._check(replica)
+        n = len(self.replicas)
+        with self._lock:
+            start, self._turn = self._turn, (self._turn + 1) % n
+            for i in ((start + k) % n for k in range(n)):
+                if i not in tried and self.replicas[i].up:
+                    return self.replicas[i]
+        return None
+
+    def _check(self, replica: Replica) -> bool:
+        """Ask a server that is out for its status; put it back when it has a model loaded."""
+        try:
+            response = replica.http.get("/status", params=self._params, timeout=1.0)
+            ready = response.status_code == 200 and bool(response.json().get("model_file"))
+        except (httpx.HTTPError, ValueError, AttributeError):
+            ready = False
+        with self._lock:
+            if ready:
+                replica.up, replica.check_interval_s = True, 0.0
+            else:
+                self._take_out(replica)
+        return ready
+
+    def _take_out(self, replica: Replica) -> None:
+        """Mark a server down (the lock held); its next check after a doubling interval."""
+        longer = max(self._recheck_s, 2 * replica.check_interval_s)
+        interval = self._recheck_s if replica.up else min(self._recheck_max_s, longer)
+        replica.up, replica.check_interval_s = False, interval
+        replica.next_check_at = self._clock() + interval
+
+    def _failed(self, replica: Replica) -> None:
+        with self._lock:
+            replica.failures += 1
+            if len(self.replicas) > 1:  # a single server stays in use: its retries and backoff are the wait
+                self._take_out(replica)
 
     def parse(self, text: str) -> NluResult:
         """Classify one text. Raises NluInputError, NluUnavailable or NluBadResponse."""
@@ -192,47 +281,60 @@ class NluClient:
         except InvalidText as exc:
             raise NluInputError(str(exc)) from exc
 
-        last_problem = ""
-        for attempt in range(self._retries + 1):
+        problems: list[tuple[str, str]] = []  # (server, what went wrong)
+        rounds = self._retries + 1 if len(self.replicas) == 1 else 1  # several: each server once, no waiting
+        for attempt in range(rounds):
             if attempt:
                 time.sleep(self._backoff_s * 2 ** (attempt - 1))
-            try:
-                response = self._http.post("/model/parse", params=self._params, json={"text": cleaned})
-            except httpx.TimeoutException:
-                last_problem = "timed out"
-                continue
-            except httpx.TransportError as exc:
-                last_problem = f"cannot connect ({type(exc).__name__})"
-                continue
-            if response.status_code >= 500:
-                last_problem = f"HTTP {response.status_code}"
-                continue
-            if response.status_code in (401, 403):
-                raise NluBadResponse(f"Rasa at {self.base_url} refused the auth token (HTTP {response.status_code})")
-            if response.status_code != 200:
-                raise NluBadResponse(f"Rasa at {self.base_url} answered HTTP {response.status_code}")
-            try:
-                payload = response.json()
-            except ValueError as exc:
-                raise NluBadResponse(f"Rasa at {self.base_url} answered with invalid JSON") from exc
-            return parse_response(payload, cleaned, truncated)
-        raise NluUnavailable(
-            f"the NLU server at {self.base_url} is unavailable: {last_problem} "
-            f"after {self._retries + 1} attempts (is `carebot nlu serve` running?)"
-        )
+            tried: set[int] = set()
+            while (replica := self._next(tried)) is not None:
+                tried.add(self.replicas.index(replica))
+                try:
+                    response = replica.http.post("/model/parse", params=self._params, json={"text": cleaned})
+                except httpx.TimeoutException:
+                    problems.append((replica.url, "timed out"))
+                    self._failed(replica)
+                    continue
+                except httpx.TransportError as exc:
+                    problems.append((replica.url, f"cannot connect ({type(exc).__name__})"))
+                    self._failed(replica)
+                    continue
+                if response.status_code >= 500:
+                    problems.append((replica.url, f"HTTP {response.status_code}"))
+                    self._failed(replica)
+                    continue
+                if response.status_code in (401, 403):
+                    raise NluBadResponse(f"Rasa at {replica.url} refused the auth token (HTTP {response.status_code})")
+                if response.status_code != 200:
+                    raise NluBadResponse(f"Rasa at {replica.url} answered HTTP {response.status_code}")
+                try:
+                    payload = response.json()
+                except ValueError as exc:
+                    raise NluBadResponse(f"Rasa at {replica.url} answered with invalid JSON") from exc
+                result = parse_response(payload, cleaned, truncated)
+                with self._lock:
+                    replica.parses += 1
+                return result
+        if len(self.replicas) == 1:
+            raise NluUnavailable(
+                f"the NLU server at {self.base_url} is unavailable: {problems[-1][1]} "
+                f"after {self._retries + 1} attempts (is `carebot nlu serve` running?)"
+            )
+        detail = "; ".join(f"{url} {problem}" for url, problem in problems) or "every one is out, checked again soon"
+        raise NluUnavailable(f"none of the {len(self.replicas)} NLU servers answers: {detail}")
 
     def is_ready(self) -> bool:
-        """True when the server answers and has a model loaded."""
-        try:
-            response = self._http.get("/status", params=self._params, timeout=2.0)
-            return response.status_code == 200 and bool(response.json().get("model_file"))
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return False
+        """True when a server answers and has a model loaded."""
+        return self.model_file() is not None
 
     def model_file(self) -> str | None:
-        try:
-            response = self._http.get("/status", params=self._params, timeout=2.0)
-            value = response.json().get("model_file") if response.status_code == 200 else None
-            return str(value) if value else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return None
+        """The model of the first server that answers with one loaded."""
+        for replica in self.replicas:
+            try:
+                response = replica.http.get("/status", params=self._params, timeout=2.0)
+                value = response.json().get("model_file") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                continue
+            if value:
+                return str(value)
+        return None

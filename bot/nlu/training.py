@@ -124,17 +124,21 @@ def _run_streaming(
     ) as process:
         assert process.stdout is not None
         buffer = b""
-        while chunk := process.stdout.read1(4096):  # type: ignore[attr-defined]
-            buffer += chunk
-            *complete, buffer = re.split(rb"[\r\n]", buffer)
-            for raw in complete:
-                line = raw.decode("utf-8", "replace").strip()
-                if not line:
-                    continue
-                lines.append(line)
-                match = _EPOCH_PROGRESS.search(line)
-                if match and on_progress:
-                    on_progress(int(match.group(1)))
+        try:
+            while chunk := process.stdout.read1(4096):  # type: ignore[attr-defined]
+                buffer += chunk
+                *complete, buffer = re.split(rb"[\r\n]", buffer)
+                for raw in complete:
+                    line = raw.decode("utf-8", "replace").strip()
+                    if not line:
+                        continue
+                    lines.append(line)
+                    match = _EPOCH_PROGRESS.search(line)
+                    if match and on_progress:
+                        on_progress(int(match.group(1)))
+        except BaseException:  # Ctrl-C or SIGTERM while training: Rasa stops with us
+            process.kill()
+            raise
         returncode = process.wait()
     if returncode != 0:
         tail = "\n".join(lines[-15:])

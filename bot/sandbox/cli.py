@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from bot.ports import port_in_use
+from bot.processes import until_stopped
 from bot.sandbox.faults import ENDPOINTS, KINDS
 from bot.sandbox.replay import ReplayError, TrafficLine, replay
 from bot.settings import Settings
@@ -40,6 +41,7 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+@until_stopped  # uvicorn stops on SIGTERM itself, then raises it again once the server has shut down
 def _serve(host: str | None, port: int | None, store: Path | None) -> None:
     import uvicorn
 
