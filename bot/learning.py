@@ -126,8 +126,11 @@ class Evidence:
 def evidence(labels: Labels, target: float) -> list[Evidence]:
     """Per kind and per entry: count, measured precision, its lower bound, the target and the mode."""
     modes = labels.modes()
+    tallies = labels.tallies()
+    labelled = {(t.scope, t.key) for t in tallies}
+    tallies += [Tally(scope, key, 0, 0, 0) for scope, key in sorted(modes) if (scope, key) not in labelled]
     rows = []
-    for tally in labels.tallies():
+    for tally in tallies:
         mode = modes.get((tally.scope, tally.key))
         rows.append(Evidence(
             tally=tally, lower_bound=precision_lower_bound(tally.correct, tally.count), target=target,

@@ -28,7 +28,7 @@ from bot.db import as_utc
 from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
 from bot.desk import Desk, Question
-from bot.learning import label_follow_up, label_store, shadowed
+from bot.learning import label_follow_up, label_store, shadowed, watch
 from handoff.models import tickets
 from handoff.service import Escalation, Handoff
 from handoff.states import OPEN_STATES
@@ -42,6 +42,7 @@ CONTACT_WINDOW = timedelta(days=30)
 DUPLICATE_WINDOW = timedelta(days=1)
 NLU_RETRY = timedelta(seconds=5)
 NLU_PROBE_MAX = timedelta(seconds=60)
+PRECISION_WATCH = timedelta(minutes=1)  # how often automatic kinds and entries are checked against their labels
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class TweetProcessor:
         self.nlu_wait = timedelta(seconds=nlu_wait_s)
         self.clock = clock
         self.labels = label_store(engine)  # customers' follow-ups label the answers; shadow mode per kind and entry
+        self._watched_at: datetime | None = None
         self.nlu_failures = 0  # consecutive steps in which the NLU could not be asked
         self.nlu_retry_at: datetime | None = None
         self.recent = RecentReplies(guide=desk.guide)  # our wordings so far: loaded once, then kept up to date
@@ -201,6 +203,9 @@ class TweetProcessor:
         if not self._warmed:
             self.warm_up()
         now = self.clock()
+        if self._watched_at is None or now - self._watched_at >= PRECISION_WATCH:
+            self._watched_at = now  # automatic kinds and entries whose live precision fell go back to shadow
+            watch(self.engine, self.labels, self.desk.policy.target_precision)
         with self.engine.connect() as conn:
             rows = self.due(conn, now)
             # A DM answering a customer-satisfaction question is stored as the answer, never triaged (bot/csat.py).

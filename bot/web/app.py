@@ -190,6 +190,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     from bot.web.incident_api import router as incident_api_router
     from bot.web.incident_pages import router as incident_pages_router
     from bot.web.lead import LeadService, SurgeLevels
+    from bot.web.learning_pages import router as learning_router
     from bot.web.report_pages import router as reports_router
 
     owned = services is None
@@ -238,6 +239,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(macro_pages.api)
     app.include_router(editor_pages.router)
     app.include_router(lead_pages.router)
+    app.include_router(learning_router)
     app.include_router(csat_router)
     app.include_router(editor_api.router)
     app.include_router(lead_api.router)
