@@ -154,14 +154,14 @@ def build_scorecard(
                 if "personal_data" in codes and details.get("channel", "public") == "public":
                     score.personal_data_attempts += 1
             continue
+        channel = details.get("channel") or "public"
+        if event.ticket_id is not None and (details.get("kind") == "dm_handover" or channel == "dm"):
+            moved.add(event.ticket_id)  # by a trainee or by the bot: the customer was asked to continue by DM
         score = by_initials.get(str(details.get("author")))
         if score is None or event.ticket_id is None:
             continue  # the bot's replies, and people outside the session's trainees
         score.replies += 1
-        channel = details.get("channel") or "public"
-        if details.get("kind") == "dm_handover" or channel == "dm":
-            moved.add(event.ticket_id)
-        elif channel == "public":
+        if channel == "public" and details.get("kind") != "dm_handover":
             public_by.setdefault(event.ticket_id, set()).add(score.username)
             if personal_data_kinds(str(details.get("text", ""))):
                 score.personal_data_echoed += 1
