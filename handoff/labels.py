@@ -143,12 +143,11 @@ class Labels:
             raise InvalidInput(f"label must be one of {', '.join(LABELS)}, not {label!r}")
         if not isinstance(actor, str) or not actor.strip() or len(actor) > 64:
             raise InvalidInput("actor must be a non-empty text of at most 64 characters")
-        if decision.kind is not None and len(decision.kind) > 64:
-            raise InvalidInput("kind is longer than 64 characters")
         values = {
             "at": _utc(self._clock()), "actor": actor, "label": label, "correct": CORRECT[label],
             "tweet_id": decision.tweet_id, "ticket_id": decision.ticket_id, "faq_entry_id": decision.faq_entry_id,
-            "score": None if decision.score is None else float(decision.score), "kind": decision.kind,
+            "score": None if decision.score is None else float(decision.score),
+            "kind": None if decision.kind is None else decision.kind[:64],
             "text": self.clean(decision.text or ""), "edit_distance": edit_distance,
         }  # fmt: skip
         return int(conn.execute(insert(labels).values(values).returning(labels.c.id)).scalar_one())

@@ -21,6 +21,7 @@ from bot.learning import (
     switch_to_automatic,
     watch,
 )
+from handoff.errors import InvalidInput
 from handoff.labels import LabelledDecision, Labels, edit_distance
 from handoff.models import audit_events
 
@@ -59,6 +60,11 @@ def test_edit_distance_and_the_lower_bound() -> None:
 
 def test_switch_to_automatic_needs_the_bound_and_a_falling_entry_goes_back_to_shadow(desk: WebDesk) -> None:
     labels = label_store(desk.engine)
+    for scope, key, mode in (("team", "7", "shadow"), ("entry", "7", "sometimes"), ("entry", "", "shadow")):
+        with pytest.raises(InvalidInput):
+            labels.switch(scope, key, mode, by="lee", reason="")
+    with desk.engine.begin() as conn, pytest.raises(InvalidInput):
+        labels.record(conn, "liked", LabelledDecision(text="hi"), actor="ann")
     _label(desk, labels, "approved", 50)
     with pytest.raises(SwitchRefused, match="below the target"):
         switch_to_automatic(labels, "entry", "7", target=TARGET, by="lee")
