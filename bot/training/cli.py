@@ -40,13 +40,17 @@ def _settings() -> Settings:
 
 def _nlu(live: Settings, stack_push: list[object]) -> tuple[str, str]:
     """The live desk's Rasa when it answers; else one started for the session (stopped with it)."""
-    from bot.nlu.client import NluClient
+    from bot.nlu.client import NluClient, NluError
     from bot.nlu.server import NluServer
 
-    with NluClient(live.effective_nlu_url, live.effective_nlu_token, timeout_s=1, retries=0) as probe:
-        if probe.model_file() is not None:
-            console.print(f"Using the desk's NLU server at {live.effective_nlu_url}.")
-            return live.effective_nlu_url, live.effective_nlu_token
+    try:
+        with NluClient(live.effective_nlu_url, live.effective_nlu_token, timeout_s=1, retries=0) as probe:
+            answering = probe.model_file() is not None
+    except NluError:
+        answering = False  # something else on that port, or another token: not the desk's Rasa
+    if answering:
+        console.print(f"Using the desk's NLU server at {live.effective_nlu_url}.")
+        return live.effective_nlu_url, live.effective_nlu_token
     from bot.cli import _ensure_model
 
     own = live.model_copy(update={"nlu_port": free_port(), "nlu_url": None})
