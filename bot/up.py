@@ -1,8 +1,9 @@
 """`carebot up`: every carebot service on one machine, stopped together by one Ctrl-C or SIGTERM.
 
-Starts the Rasa NLU server, the sandbox X (when no X credentials are set), the worker and the web app, and
-with --demo the replay of recorded traffic into the sandbox. While they run it prints what the worker decides
-for each tweet, so a newcomer sees the bot answer and escalate.
+Starts the Rasa NLU server (unless CAREBOT_NLU_URLS names servers of their own), the sandbox X (when no X
+credentials are set), the worker and the web app, and with --demo the replay of recorded traffic into the
+sandbox. While they run it prints what the worker decides for each tweet, so a newcomer sees the bot answer and
+escalate.
 """
 
 from __future__ import annotations
@@ -185,15 +186,18 @@ def run_up(
     demo_speed: float = DEMO_SPEED,
 ) -> None:
     upgrade(settings.effective_database_url)
-    model = ensure_model(settings)
     logs = settings.data_dir / "logs"
     use_sandbox = not settings.x_credentials_set and not settings.x_api_url
     with ExitStack() as stack:
-        server = NluServer(settings, model)
-        stack.callback(server.stop)  # before it starts: a stop while Rasa loads takes it down too
-        with console.status("Starting Rasa (loading TensorFlow and the model)…"):
-            server.start()
-        console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
+        server: NluServer | None = None
+        if settings.nlu_urls:  # NLU servers of their own (`carebot nlu serve` elsewhere): none started here
+            console.print(f"Using the NLU servers at {', '.join(settings.nlu_urls)} (CAREBOT_NLU_URLS).")
+        else:
+            server = NluServer(settings, ensure_model(settings))
+            stack.callback(server.stop)  # before it starts: a stop while Rasa loads takes it down too
+            with console.status("Starting Rasa (loading TensorFlow and the model)…"):
+                server.start()
+            console.print(f"[green]NLU server ready[/] at {server.url} in {server.started_in_s:.1f} s.")
 
         with console.status("Opening the knowledge base (the first time: embedding the default FAQ)…"):
             from bot.desk import load_default_faq
@@ -269,7 +273,7 @@ def run_up(
         try:
             while True:
                 feed.poll()
-                if not server.is_running():
+                if server is not None and not server.is_running():
                     raise ChildProcessError(
                         f"Rasa stopped unexpectedly. Last lines of {server.log_file}:\n{server.log_tail()}"
                     )
