@@ -106,3 +106,13 @@ def test_every_page_of_a_training_desk_carries_the_banner(tmp_path: Path) -> Non
         for path in ("/queue", "/nowhere"):
             page = client.get(path)
             assert 'class="site-banner"' in page.text and "TRAINING" in page.text, path
+
+
+def test_the_bundled_outage_storm_scenario_reads_and_names_real_faq_entries() -> None:
+    from knowledge_base.io import read_file
+
+    root = Path(__file__).resolve().parents[2] / "training_data"
+    scenario = read_scenario(root / "scenarios" / "outage_storm.jsonl")
+    slugs = {record.content.slug for record in read_file(root / "faq.yml")}
+    named = {ref.faq for ref in scenario.references.values() if ref.faq}
+    assert len(scenario.lines) >= 10 and named and named <= slugs
