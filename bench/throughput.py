@@ -190,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         "CAREBOT_DATA_DIR": str(run_dir), "CAREBOT_DATABASE_URL": database_url, "CAREBOT_X_API_URL": sandbox_url,
         "CAREBOT_NLU_URL": settings.effective_nlu_url, "CAREBOT_NLU_TOKEN": settings.effective_nlu_token,
         "CAREBOT_X_POLL_INTERVAL_S": str(args.poll), "CAREBOT_X_RECONCILE_AFTER_S": "2",
+        "CAREBOT_X_TIER": "unmetered",  # CPU per tweet at rates above what X's read limits let one account poll
     }  # fmt: skip
     os.environ.update(env)
     logs = run_dir / "logs"

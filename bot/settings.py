@@ -99,9 +99,10 @@ class Settings(BaseSettings):
     x_reconcile_after_s: float = Field(
         default=5.0, ge=0, description="How long a reply in doubt waits before we look for it on X."
     )
-    x_tier: Literal["pay-per-use", "basic"] = Field(
+    x_tier: Literal["pay-per-use", "basic", "unmetered"] = Field(
         default="pay-per-use",
-        description="The care account's X API access tier: its posting limits (bot/channel/x_limits.py) are kept.",
+        description="The care account's X API access tier: its posting and read limits (bot/channel/x_limits.py) "
+        "are kept. `unmetered` (no read limits) is for the sandbox X in tests and benchmarks.",
     )
 
     sandbox_host: str = "127.0.0.1"

@@ -65,7 +65,7 @@ class XReader(Protocol):
         start_time: datetime | None = None,
         max_pages: int = 5,
     ) -> list[Any]: ...
-    def dm_events(self, *, max_pages: int = 3) -> list[Any]: ...
+    def dm_events(self, *, max_pages: int = 3, stop_at: str | None = None) -> list[Any]: ...
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,9 @@ class Intake:
     def read_dms(self) -> IntakeReport:
         """Received DMs, stored as inbound messages of source "dm" (a DM conversation per customer)."""
         me = self.client.me()
-        events = self.client.dm_events()
+        with self.engine.connect() as conn:
+            newest_stored = get_checkpoint(conn, DMS)
+        events = self.client.dm_events(stop_at=newest_stored)
         now = utcnow()
         rows = [
             inbound_row(

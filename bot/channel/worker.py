@@ -1,7 +1,10 @@
 """`carebot worker`: the loop that reads X, triages, and posts, restartable at any point.
 
 One step: read mentions (and, less often, keyword searches and DMs) when their poll is due; triage the stored
-tweets that are due; settle replies in doubt; post the pending replies. Rate limits and outages of X pause only
+tweets that are due; settle replies in doubt; post the pending replies. Polls are paced by X's read limits for the
+account's tier (bot.channel.x_limits): each endpoint's regular polls use a share of its window, and every request
+the reads make (pages, retries, gap backfills) is counted in a sliding window, so a read waits rather than meet
+X's 429. Rate limits and outages of X pause only
 the endpoint concerned; a dead NLU makes tweets wait (see processing.py). On start the sender first settles rows
 that a previous run left in flight (sender.py).
 
@@ -17,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -30,7 +34,15 @@ from bot.channel.models import worker_heartbeats
 from bot.channel.processing import TweetProcessor
 from bot.channel.sender import Sender
 from bot.channel.store import add_alert, utcnow
-from bot.channel.x_limits import limits_for
+from bot.channel.x_limits import (
+    DM_POLL_SHARE,
+    READ_ENDPOINTS,
+    READ_POLL_SHARE,
+    Window,
+    limits_for,
+    poll_spacing_s,
+    read_limits_for,
+)
 from bot.csat import ResolutionFollowUp
 from bot.db import as_utc, make_engine, upgrade
 from bot.desk import Desk, open_desk
@@ -68,6 +80,31 @@ class _Poll:
 
 
 @dataclass
+class _ReadBudget:
+    """The requests made to one read endpoint within X's sliding window, against its limit."""
+
+    window: Window
+    spent: deque[tuple[float, int]] = field(default_factory=deque)
+
+    def used(self, now: float) -> int:
+        start = now - self.window.length.total_seconds()
+        while self.spent and self.spent[0][0] <= start:
+            self.spent.popleft()
+        return sum(count for _, count in self.spent)
+
+    def has_room(self, now: float) -> bool:
+        return self.used(now) < self.window.limit
+
+    def record(self, now: float, requests: int) -> None:
+        if requests > 0:
+            self.spent.append((now, requests))
+
+
+def _endpoint_of(poll_key: str) -> str:
+    return "search" if poll_key.startswith("search:") else "dm_events" if poll_key == "dms" else poll_key
+
+
+@dataclass
 class Worker:
     engine: Engine
     intake: Intake
@@ -80,20 +117,41 @@ class Worker:
     monotonic: Callable[[], float] = time.monotonic
     polls: dict[str, _Poll] = field(default_factory=dict)
     follow_up: Callable[[], object] | None = None  # after triage: CSAT questions and public closes (bot/csat.py)
+    # X's read limits by endpoint (x_limits.read_limits_for); empty: polls are not paced (the sandbox unmetered)
+    read_limits: dict[str, Window] = field(default_factory=dict)
+    budgets: dict[str, _ReadBudget] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.polls["mentions"] = _Poll(self.poll_interval_s)
-        self.polls["dms"] = _Poll(self.poll_interval_s * SEARCH_EVERY)
+        def spacing(endpoint: str, share: float, readers: int = 1) -> float:
+            window = self.read_limits.get(endpoint)
+            return 0.0 if window is None else poll_spacing_s(window, share, readers)
+
+        readers = max(1, len(self.search_queries))
+        self.polls["mentions"] = _Poll(max(self.poll_interval_s, spacing("mentions", READ_POLL_SHARE)))
+        self.polls["dms"] = _Poll(max(self.poll_interval_s * SEARCH_EVERY, spacing("dm_events", DM_POLL_SHARE)))
         for query in self.search_queries:
-            self.polls[f"search:{query}"] = _Poll(self.poll_interval_s * SEARCH_EVERY)
+            self.polls[f"search:{query}"] = _Poll(
+                max(self.poll_interval_s * SEARCH_EVERY, spacing("search", READ_POLL_SHARE, readers))
+            )
+        self.budgets = {endpoint: _ReadBudget(window) for endpoint, window in self.read_limits.items()}
+
+    def _requests_made(self) -> dict[str, int]:
+        if not self.budgets:
+            return {}
+        client = self.intake.client
+        return {endpoint: client.requests_made(endpoint) for endpoint in READ_ENDPOINTS}  # type: ignore[attr-defined]
 
     def _read(self, key: str, read: Callable[[], object]) -> None:
         poll = self.polls[key]
         now = self.monotonic()
         if not poll.due(now):
             return
+        budget = self.budgets.get(_endpoint_of(key))
+        if budget is not None and not budget.has_room(now):
+            return  # X's window for this endpoint is spent: read once it frees a request
+        before = self._requests_made()
         try:
-            read()
+            self._budgeted(key, read, before)
         except XRateLimited as exc:
             wait = max(0.0, exc.reset_at - time.time())
             poll.rate_limited(now + wait, now)
@@ -118,6 +176,21 @@ class Worker:
             log.exception("%s: unexpected error (retry in %.1f s)", key, poll.next_at - now)
         else:
             poll.done(now)
+
+    def _budgeted(self, key: str, read: Callable[[], object], before: dict[str, int]) -> None:
+        """`read()`, with the requests it made (whatever its outcome) recorded in the endpoints' budgets."""
+        try:
+            read()
+        finally:
+            now = self.monotonic()
+            for endpoint, count in self._requests_made().items():
+                if endpoint in self.budgets:
+                    self.budgets[endpoint].record(now, count - before.get(endpoint, 0))
+
+    def budget_used(self) -> dict[str, tuple[int, Window]]:
+        """Requests used now in each paced read endpoint's window, with the window."""
+        now = self.monotonic()
+        return {endpoint: (budget.used(now), budget.window) for endpoint, budget in self.budgets.items()}
 
     def step(self) -> bool:
         """One pass over everything that is due. Returns True when there may be more work right away."""
@@ -240,6 +313,7 @@ def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worke
                 ),  # fmt: skip
                 search_queries=tuple(settings.x_search_queries),
                 poll_interval_s=settings.x_poll_interval_s,
+                read_limits=read_limits_for(settings.x_tier),
                 backoff_max_s=settings.x_backoff_max_s,
                 follow_up=ResolutionFollowUp(engine, handoff, guide=opened.guide).step,
             )

@@ -328,6 +328,21 @@ def _page_data(page: object) -> list[Any]:
     return data
 
 
+def _reaches(stop_at: str | None, page: object) -> bool:
+    """True when a page holds an item with an id at or below `stop_at` (ids are decimal snowflakes)."""
+    if stop_at is None or not stop_at.isdecimal():
+        return False
+    try:
+        items = _page_data(page)
+    except TypeError:
+        return False  # parsing the page names what is wrong with it
+    for item in items:
+        item_id = item.get("id") if isinstance(item, dict) else None
+        if isinstance(item_id, str) and item_id.isdecimal() and int(item_id) <= int(stop_at):
+            return True
+    return False
+
+
 def _usernames(page: dict[str, Any]) -> dict[str, str]:
     """User id → username from a page's `includes.users` (the author_id or sender_id expansion); users without
     an id or a username are left out."""
@@ -463,6 +478,8 @@ class XClient:
         self._clock = clock
         self._rng = rng or random.Random()
         self._me: XUser | None = None
+        self._requests_lock = threading.Lock()
+        self._requests: dict[str, int] = {}
         self._skipped_lock = threading.Lock()
         self._skipped_seen: set[str] = set()
         self._skipped_order: deque[str] = deque()
@@ -526,6 +543,21 @@ class XClient:
 
     def close(self) -> None:
         self._tweepy.session.close()
+
+    def requests_made(self, endpoint: str) -> int:
+        """How many read requests this client has sent to an endpoint (every page and retry X saw), for the
+        worker's read budget (bot.channel.worker)."""
+        with self._requests_lock:
+            return self._requests.get(endpoint, 0)
+
+    def _counting(self, endpoint: str, call: Callable[[], Any]) -> Any:
+        """`call()`, counted as a request to `endpoint` if it left this machine, whatever came back."""
+        try:
+            return call()
+        finally:
+            if self._adapter.sent():
+                with self._requests_lock:
+                    self._requests[endpoint] = self._requests.get(endpoint, 0) + 1
 
     # reads
 
@@ -622,8 +654,10 @@ class XClient:
         pages, _ = self._pages("user_tweets", page, max_pages)
         return _by_id(self._items("user_tweets", functools.partial(_tweets_of, pages)).items)
 
-    def dm_events(self, *, max_pages: int = 3) -> list[XDirectMessage]:
-        """Direct messages received by the care account (the most recent ones), oldest first."""
+    def dm_events(self, *, max_pages: int = 3, stop_at: str | None = None) -> list[XDirectMessage]:
+        """Direct messages received by the care account (the most recent ones), oldest first. The endpoint has no
+        since_id: with `stop_at` (the newest event already stored) paging ends at the page that reaches it, so a
+        poll with nothing new costs one request, not max_pages."""
         me = self.me()
 
         def page(token: str | None) -> dict[str, Any]:
@@ -637,7 +671,7 @@ class XClient:
                 user_auth=self._user_auth,
             )
 
-        pages, _ = self._pages("dm_events", page, max_pages)
+        pages, _ = self._pages("dm_events", page, max_pages, until=functools.partial(_reaches, stop_at))
         return _by_id(self._items("dm_events", functools.partial(_received_dms, pages, me.id)).items)
 
     # writes
@@ -680,14 +714,21 @@ class XClient:
         }
 
     def _pages(
-        self, endpoint: str, fetch: Callable[[str | None], dict[str, Any]], max_pages: int
+        self,
+        endpoint: str,
+        fetch: Callable[[str | None], dict[str, Any]],
+        max_pages: int,
+        until: Callable[[object], bool] | None = None,
     ) -> tuple[list[dict[str, Any]], bool]:
-        """Up to max_pages pages; True when the endpoint had no more (no next_token)."""
+        """Up to max_pages pages, or until a page for which `until` is true; True when the endpoint had no more
+        (no next_token)."""
         pages: list[dict[str, Any]] = []
         token: str | None = None
         for _ in range(max_pages):
             payload = self._read(endpoint, functools.partial(fetch, token))
             pages.append(payload)
+            if until is not None and until(payload):
+                return pages, False
             meta = payload.get("meta") if isinstance(payload, dict) else None
             token = meta.get("next_token") if isinstance(meta, dict) else None
             if not isinstance(token, str) or not token:
@@ -703,7 +744,7 @@ class XClient:
         for attempt in range(1, attempts + 1):
             self._adapter.begin_call()
             try:
-                return call()
+                return self._counting(endpoint, call)
             except tweepy.TooManyRequests as exc:
                 raise self._rate_limited(endpoint, exc.response) from None
             except tweepy.TwitterServerError as exc:

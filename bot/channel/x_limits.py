@@ -1,4 +1,5 @@
-"""X's published posting limits, one table per access tier, and the budget they leave for the sender.
+"""X's published limits, one table per access tier: the posting budget they leave for the sender, and the read
+budget that paces the worker's polls.
 
 X counts requests per endpoint in sliding windows; over a limit it answers 429 and the reply waits (bot.channel.
 sender pauses until X's reset). carebot would rather not reach that point: an outage storm, an incident update to
@@ -12,6 +13,15 @@ The figures (X's rate-limit tables as carebot read them on 2026-12-01; README, "
   POST /2/dm_conversations/with/:participant_id/messages 15 per 15 minutes and 1,440 per 24 hours.
 - basic: POST /2/tweets 100 per 24 hours per user and 1,667 per 24 hours per app. X's tables for basic give no
   separate DM figure that carebot could confirm, so the pay-per-use DM limits apply.
+
+Reads (X's per-user limits for 15 minutes, pay-per-use): mentions 300, recent search 300, users/me 75, DM events
+15. Basic: mentions 10 per 15 minutes, recent search 60 per 15 minutes, DM events 1 per 24 hours; for users/me
+carebot could confirm no basic figure, so pay-per-use's 75 apply (the worker asks once per start). The worker
+(bot.channel.worker) paces each read endpoint so that its regular polls use READ_POLL_SHARE of the window
+(DM_POLL_SHARE for DM events, whose limit is the tightest), and counts every request it makes (pages and retries
+too) in a sliding window, so a gap backfill's extra pages use the spare part and never run past X's limit. The
+tier `unmetered` has the pay-per-use posting limits and no read limits: it is the sandbox X's unmetered mode, for
+tests and benchmarks that poll fast; against X it would meet X's 429s.
 
 What the sender counts is its own outbox: rows sent, or in doubt (posted or not), in the window. A request X
 refused also counts against X's window but not here; the sender then meets X's 429 and pauses as before.
@@ -72,7 +82,36 @@ TIERS: Final[dict[str, PostingLimits]] = {
         dms=(Window(15, FIFTEEN_MINUTES), Window(1_440, ONE_DAY)),
     ),
 }
+TIERS["unmetered"] = PostingLimits("unmetered", TIERS["pay-per-use"].tweets, TIERS["pay-per-use"].dms)
 DEFAULT_TIER: Final = "pay-per-use"
+
+READ_ENDPOINTS: Final = ("mentions", "search", "dm_events", "users_me")
+READ_LIMITS: Final[dict[str, dict[str, Window]]] = {
+    "pay-per-use": {
+        "mentions": Window(300, FIFTEEN_MINUTES), "search": Window(300, FIFTEEN_MINUTES),
+        "dm_events": Window(15, FIFTEEN_MINUTES), "users_me": Window(75, FIFTEEN_MINUTES),
+    },
+    "basic": {
+        "mentions": Window(10, FIFTEEN_MINUTES), "search": Window(60, FIFTEEN_MINUTES),
+        "dm_events": Window(1, ONE_DAY), "users_me": Window(75, FIFTEEN_MINUTES),
+    },
+    "unmetered": {},
+}  # fmt: skip
+READ_POLL_SHARE: Final = 0.8  # of a read endpoint's window that regular polls use; the rest is for backfill pages
+DM_POLL_SHARE: Final = 0.6  # DM events: 9 of pay-per-use's 15 reads per 15 minutes, one every 100 s
+
+
+def read_limits_for(tier: str) -> dict[str, Window]:
+    """The read limits of an access tier by endpoint (none for `unmetered`)."""
+    limits_for(tier)  # an unknown tier is the same ValueError
+    return READ_LIMITS[tier]
+
+
+def poll_spacing_s(window: Window, share: float, readers: int = 1) -> float:
+    """Seconds between regular polls of one of `readers` that share an endpoint's window, so that together they
+    use `share` of it (at least one poll per window)."""
+    polls = max(1, int(window.limit * share))
+    return window.length.total_seconds() * readers / polls
 
 
 def limits_for(tier: str) -> PostingLimits:

@@ -59,11 +59,14 @@ def _serve(host: str | None, port: int | None, store: Path | None) -> None:
     # Its own address is how carebot reaches it (settings.effective_sandbox_url); other names must be configured.
     allowed = [*settings.sandbox_allowed_hosts, host]
     try:
-        app = create_app(store_path, settings.sandbox_account, allowed_hosts=allowed)
+        app = create_app(store_path, settings.sandbox_account, allowed_hosts=allowed, tier=settings.x_tier)
     except (OSError, ValueError) as exc:
         _fail(f"cannot open the sandbox store {store_path}: {exc}")
     shown = f"[{host}]" if ":" in host else host
-    console.print(f"Sandbox X for @{settings.sandbox_account} at http://{shown}:{port} (store {store_path}).")
+    limits = "no rate limits" if settings.x_tier == "unmetered" else f"X's {settings.x_tier} rate limits"
+    console.print(
+        f"Sandbox X for @{settings.sandbox_account} at http://{shown}:{port} (store {store_path}; {limits})."
+    )
     console.print("Open it in a browser to tweet as a customer. Press Ctrl-C to stop.")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
 

@@ -1,10 +1,12 @@
 """The sandbox X's HTTP server: the subset of X API v2 carebot uses, with X's JSON shapes and rules, plus
 sandbox-only endpoints under /sandbox/ and the customer page at /.
 
-`create_app(store_path, account, allowed_hosts=…)` builds the FastAPI app over its own SQLite store. Any
+`create_app(store_path, account, allowed_hosts=…, tier=…)` builds the FastAPI app over its own SQLite store. Any
 `Authorization: Bearer …` or OAuth 1.0a header acts as the care account; none gets 401. Normal answers carry
-x-rate-limit-* headers that count down per 15-minute window like X's, but the limits are not enforced: rate
-limiting happens only through faults. Faults that drop the connection need a real server (uvicorn): the client
+x-rate-limit-* headers that count down per window like X's. With an access tier (pay-per-use, basic: `carebot
+sandbox` takes CAREBOT_X_TIER) its per-user limits are enforced: over one, the endpoint answers X's 429 until its
+window resets. `unmetered` (create_app's default, for tests) announces pay-per-use's figures and enforces none;
+faults rate-limit on any tier. Faults that drop the connection need a real server (uvicorn): the client
 then gets no response at all.
 
 Sandbox-only endpoints (JSON, no authentication: a loopback tool):
@@ -48,6 +50,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from bot.channel.x_limits import FIFTEEN_MINUTES, Window, limits_for, read_limits_for
 from bot.sandbox.customers import DM_MAX_CHARS, SandboxInputError, post_customer_dm, post_customer_tweet
 from bot.sandbox.faults import Fault, FaultError, Faults, make_fault
 from bot.sandbox.page import add_page
@@ -66,12 +69,20 @@ from bot.sandbox.store import (
 )
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
-# X's per-15-minute limits (user context), announced in the x-rate-limit-* headers.
-RATE_LIMITS = {
-    "users_me": 75, "mentions": 180, "search": 180, "tweet_lookup": 900, "user_tweets": 900, "create_tweet": 200,
-    "dm_send": 200, "dm_events": 300,
-}  # fmt: skip
+# X's per-user limits by access tier (bot.channel.x_limits holds the one table of X's figures), announced in the
+# x-rate-limit-* headers. A tier other than `unmetered` is enforced: over its limit an endpoint answers 429 until
+# its window resets, as X does. `unmetered` announces pay-per-use's figures and enforces none (tests, benchmarks).
+# Lookups (tweet_lookup, user_tweets) carebot does not pace: X's pay-per-use 900 per 15 minutes, on every tier.
 RATE_WINDOW_S = 900
+LOOKUP_LIMITS = {"tweet_lookup": Window(900, FIFTEEN_MINUTES), "user_tweets": Window(900, FIFTEEN_MINUTES)}
+
+
+def rate_limits(tier: str) -> dict[str, Window]:
+    """Every endpoint's first window on `tier`: reads, lookups, and the posting endpoints' tightest window."""
+    posting = limits_for(tier)
+    figures = read_limits_for("pay-per-use" if tier == "unmetered" else tier)
+    return {**LOOKUP_LIMITS, **figures, "create_tweet": posting.tweets[0], "dm_send": posting.dms[0]}
+
 DAILY_POST_LIMIT = 2400  # announced by the 429_24h fault
 USAGE_CAPPED_TYPE = "https://api.twitter.com/2/problems/usage-capped"  # X's UsageCapExceededProblem
 # X documents 402 for spent pay-per-use credits, but its OpenAPI description (2.166, 2.167) names no 402 response
@@ -161,32 +172,50 @@ class SandboxApp(FastAPI):
 
 
 class RateWindows:
-    """The x-rate-limit-* headers: per endpoint, requests left in the current 15-minute window."""
+    """The x-rate-limit-* headers: per endpoint, requests left in its current window (15 minutes, or 24 hours for
+    a daily limit), and whether an enforced limit is spent."""
 
-    def __init__(self) -> None:
+    def __init__(self, tier: str = "unmetered") -> None:
+        self.tier = tier
+        self.enforced = tier != "unmetered"
+        self.limits = rate_limits(tier)
         self._lock = threading.Lock()
         self._windows: dict[str, tuple[float, int]] = {}
+
+    def limit(self, endpoint: str) -> int:
+        return self.limits[endpoint].limit
 
     def reset_at(self, endpoint: str) -> int:
         with self._lock:
             start, _ = self._current(endpoint)
-        return math.ceil(start + RATE_WINDOW_S)
+        return math.ceil(start + self._length_s(endpoint))
+
+    def spent(self, endpoint: str) -> bool:
+        """True when the tier is enforced and the endpoint's window has no request left."""
+        if not self.enforced:
+            return False
+        with self._lock:
+            _, used = self._current(endpoint)
+        return used >= self.limit(endpoint)
 
     def use(self, endpoint: str) -> dict[str, str]:
         with self._lock:
             start, used = self._current(endpoint)
             self._windows[endpoint] = (start, used + 1)
-        limit = RATE_LIMITS[endpoint]
+        limit = self.limit(endpoint)
         return {
             "x-rate-limit-limit": str(limit),
             "x-rate-limit-remaining": str(max(0, limit - used - 1)),
-            "x-rate-limit-reset": str(math.ceil(start + RATE_WINDOW_S)),
+            "x-rate-limit-reset": str(math.ceil(start + self._length_s(endpoint))),
         }
+
+    def _length_s(self, endpoint: str) -> float:
+        return self.limits[endpoint].length.total_seconds()
 
     def _current(self, endpoint: str) -> tuple[float, int]:
         now = time.time()
         start, used = self._windows.get(endpoint, (now, 0))
-        if now >= start + RATE_WINDOW_S:
+        if now >= start + self._length_s(endpoint):
             start, used = now, 0
         self._windows[endpoint] = (start, used)
         return start, used
@@ -206,13 +235,16 @@ def invalid_request_body(parameter: str, value: Any, message: str) -> dict[str, 
     }  # fmt: skip
 
 
-def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts: Iterable[str] = ()) -> FastAPI:
+def create_app(
+    store_path: Path, account: str = "KestrelCare", *, allowed_hosts: Iterable[str] = (), tier: str = "unmetered"
+) -> FastAPI:
     """The sandbox X over the SQLite store at `store_path` (created if missing), with `account` as the care
     account that every API credential acts as. It answers requests for loopback hosts and for `allowed_hosts`
-    (host names or addresses without a port; "*" for any host)."""
+    (host names or addresses without a port; "*" for any host), and enforces the rate limits of X's access
+    `tier` (bot.channel.x_limits; `unmetered`: none)."""
     store = Store(store_path, account)
     faults = Faults()
-    windows = RateWindows()
+    windows = RateWindows(tier)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -247,6 +279,8 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
         fault = faults.take(endpoint)
         if not _authorized(request):
             return ProblemResponse(problem(401, "Unauthorized", "Unauthorized"), status_code=401)
+        if windows.spent(endpoint):
+            return rate_limited(endpoint, Fault(endpoint=endpoint, kind="429_window"))
         if fault is None:
             return None
         if fault.kind == "hang":
@@ -269,23 +303,23 @@ def create_app(store_path: Path, account: str = "KestrelCare", *, allowed_hosts:
     def rate_limited(endpoint: str, fault: Fault) -> JSONResponse:
         now = time.time()
         window_reset = windows.reset_at(endpoint)
-        headers = {"x-rate-limit-limit": str(RATE_LIMITS[endpoint])}
+        headers = {"x-rate-limit-limit": str(windows.limit(endpoint))}
         if fault.kind == "429_24h":
-            headers["x-rate-limit-remaining"] = str(RATE_LIMITS[endpoint] - 1)
+            headers["x-rate-limit-remaining"] = str(windows.limit(endpoint) - 1)
             headers["x-rate-limit-reset"] = str(window_reset)
             headers["x-user-limit-24hour-limit"] = str(DAILY_POST_LIMIT)
             headers["x-user-limit-24hour-remaining"] = "0"
             reset_in = fault.reset_in_s if fault.reset_in_s is not None else 86_400
             headers["x-user-limit-24hour-reset"] = str(math.ceil(now + reset_in))
         elif fault.kind == "429_usage_cap":
-            headers["x-rate-limit-remaining"] = str(RATE_LIMITS[endpoint] - 1)
+            headers["x-rate-limit-remaining"] = str(windows.limit(endpoint) - 1)
             headers["x-rate-limit-reset"] = str(window_reset)
             capped = problem(429, "UsageCapExceeded", "Usage cap exceeded: Monthly product cap")
             capped.update(type=USAGE_CAPPED_TYPE, period="Monthly", scope="Product")
             return ProblemResponse(capped, status_code=429, headers=headers)
         else:
             headers["x-rate-limit-remaining"] = "0"
-            if fault.kind == "429":
+            if fault.kind in ("429", "429_window"):  # 429_window: the tier's limit is spent, not a fault
                 reset = math.ceil(now + fault.reset_in_s) if fault.reset_in_s is not None else window_reset
                 headers["x-rate-limit-reset"] = str(reset)
         body = problem(429, "Too Many Requests", "Too Many Requests")

@@ -69,8 +69,8 @@ class Desk:
             CAREBOT_X_API_URL=sandbox.url, CAREBOT_NLU_URL=f"http://127.0.0.1:{_closed_port()}",
             CAREBOT_NLU_TOKEN="no-nlu-here", CAREBOT_NLU_RETRIES="0", CAREBOT_NLU_TIMEOUT_S="1",
             CAREBOT_WORKER_NLU_WAIT_S="0", CAREBOT_TRAINING_DATA_DIR=str(small_training_data(tmp_path / "training")),
-            CAREBOT_X_POLL_INTERVAL_S="0.2", CAREBOT_X_RECONCILE_AFTER_S="0", CAREBOT_X_TIMEOUT_S="5",
-            CAREBOT_X_BACKOFF_MAX_S="2", CAREBOT_KB_REFRESH_INTERVAL_S="0.2",
+            CAREBOT_X_POLL_INTERVAL_S="0.2", CAREBOT_X_TIER="unmetered", CAREBOT_X_RECONCILE_AFTER_S="0",
+            CAREBOT_X_TIMEOUT_S="5", CAREBOT_X_BACKOFF_MAX_S="2", CAREBOT_KB_REFRESH_INTERVAL_S="0.2",
         )  # fmt: skip
         self.engine: Engine = make_engine(database_url)
         self.handoff = Handoff(self.engine, sla_minutes=60)

@@ -88,6 +88,7 @@ def worker_environment(
         CAREBOT_NLU_TOKEN=rasa.settings.effective_nlu_token,
         CAREBOT_TRAINING_DATA_DIR=str(training_dir),
         CAREBOT_X_POLL_INTERVAL_S="0.2",
+        CAREBOT_X_TIER="unmetered",  # polls every 0.2 s: the sandbox's unmetered mode, not X's read limits
         CAREBOT_X_RECONCILE_AFTER_S="0",
         CAREBOT_X_TIMEOUT_S="5",
         CAREBOT_X_BACKOFF_MAX_S="2",

@@ -75,6 +75,9 @@ class FakeX:
         """The next calls of `endpoint` raise these errors (or run these callables first), in order."""
         self.failures[endpoint].extend(errors)
 
+    def requests_made(self, endpoint: str) -> int:
+        return self.calls[endpoint]
+
     def _call(self, endpoint: str) -> None:
         self.calls[endpoint] += 1
         if self.failures[endpoint]:
@@ -138,7 +141,7 @@ class FakeX:
             key=lambda t: key(t.id),
         )  # fmt: skip
 
-    def dm_events(self, *, max_pages: int = 3) -> list[XDirectMessage]:
+    def dm_events(self, *, max_pages: int = 3, stop_at: str | None = None) -> list[XDirectMessage]:
         self._call("dm_events")
         return [dm for dm in self.dms if dm.sender_id != ACCOUNT.id]
 
