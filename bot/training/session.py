@@ -323,11 +323,12 @@ def run_session(
     if (root / CURRENT).is_file():
         current = (root / CURRENT).read_text("utf-8").strip()
         raise TrainingError(f"the training session {current} is running; `carebot training stop` ends it")
-    folder = ensure_private_dir(root / session_id)
+    folder = root / session_id
     settings = session_settings(live, folder, sandbox_port=free_port(), web_port=free_port())
     url, token = nlu or (live.effective_nlu_url, live.effective_nlu_token)
     settings = settings.model_copy(update={"nlu_url": url, "nlu_token": token})
     check_isolated(settings, live)
+    ensure_private_dir(folder)
     upgrade(settings.effective_database_url)
     say(f"Copied {copy_published_faq(live, settings)} published FAQ entries from the live desk.")
     passwords = create_accounts(settings, trainees)

@@ -114,12 +114,11 @@ def test_a_training_session_leaves_the_live_desk_untouched(
                                json={"text": "Sorry about that, I'm here now. What can I do?"}).status_code == 200
             for client in (ann, raj):
                 client.close()
-            time.sleep(2)  # the worker's sender posts the replies to the training sandbox X
+            _wait("the worker's sender to post the reply on the training sandbox X", lambda: any(
+                "Report it in the Kestrel app" in line for line in _dump(folder / "sandbox-x.db")))  # fmt: skip
 
-        posted_in_training = _dump(folder / "sandbox-x.db")
         after = _dump(live_db), _dump(live_store)
         assert after == before, "the live database or the live sandbox X changed"
-        assert any("Report it in the Kestrel app" in line for line in posted_in_training)
 
     references = json.loads((folder / REFERENCES_FILE).read_text())
     posted = json.loads((folder / POSTED_FILE).read_text())
