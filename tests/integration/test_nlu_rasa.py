@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,6 @@ import pytest
 from bot.nlu.client import NluBadResponse, NluClient, NluInputError, NluResult
 from bot.nlu.evaluation import load_examples
 from bot.nlu.server import NluServer
-from bot.nlu.service import free_port
 from bot.nlu.training import NluTrainingError, validate_data
 from bot.settings import Settings
 
@@ -187,30 +185,6 @@ def test_held_out_accuracy(rasa_model: Path, rasa_settings: Settings) -> None:
     assert report["examples"] >= 150
     assert report["intent_accuracy"] >= 0.90, report["most_confused"]
     assert len(report["per_intent"]) >= 15
-
-
-def test_serve_stops_cleanly_on_sigterm(rasa_model: Path, rasa_settings: Settings) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "nlu", "serve", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_cli_env(rasa_settings),
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 180
-        output = ""
-        while "ready" not in output and time.monotonic() < deadline and process.poll() is None:
-            output += process.stdout.readline()
-        assert "NLU server ready" in output, output
-        with NluClient(f"http://127.0.0.1:{port}", rasa_settings.effective_nlu_token) as probe:
-            assert probe.parse("hello").intent
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        with NluClient(f"http://127.0.0.1:{port}", rasa_settings.effective_nlu_token, retries=0) as probe:
-            assert not probe.is_ready()  # Rasa went down with it
-    finally:
-        if process.poll() is None:
-            process.kill()
 
 
 def _ask_json(settings: Settings, text: str) -> dict:
