@@ -656,6 +656,15 @@ class Handoff:
         with self._engine.begin() as conn:
             self._audit(conn, actor, "reply_refused", ticket_id, {"violations": list(violations), "channel": channel})
 
+    def record_review(self, ticket_id: int, reviewer: str, *, verdict: str, comment: str) -> None:
+        """A lead's review of the reply on a ticket (a training session's `good` or `needs_work`, with a comment),
+        audited as reply_reviewed; the newest review of a ticket is the one that counts."""
+        if verdict not in ("good", "needs_work"):
+            raise ValueError(f"a review is good or needs_work, not {verdict!r}")
+        with self._engine.begin() as conn:
+            self._ticket_row(conn, ticket_id)
+            self._audit(conn, reviewer, "reply_reviewed", ticket_id, {"verdict": verdict, "comment": comment})
+
     def record_view(self, ticket_id: int, agent_id: int) -> None:
         """The agent has the ticket open now (the queue shows who is viewing what)."""
         with self._engine.begin() as conn:

@@ -1,5 +1,5 @@
-"""`carebot training start|stop|report`: run a training session on a closed copy of the desk, end it, print
-or export its scorecard."""
+"""`carebot training start|stop|report|review`: run a training session on a closed copy of the desk, end it,
+print or export its scorecard, and review each trainee's reply beside the reference."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from bot.settings import Settings
-from bot.training.scorecard import build_scorecard, render_csv, render_text
+from bot.training.scorecard import Scorecard, build_scorecard, render_csv, render_review, render_text
 from bot.training.session import (
     POSTED_FILE,
     REFERENCES_FILE,
@@ -128,28 +128,74 @@ def _json(path: Path) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
+def _database(folder: Path, session: str) -> Path:
+    from bot.training.session import SESSION_FILE
+
+    database = folder / "carebot.db"
+    if not database.is_file() or not (folder / SESSION_FILE).is_file():
+        raise TrainingError(f"the session {session} has no database")
+    return database
+
+
+def _scorecard(live: Settings, session: str) -> Scorecard:
+    from bot.db import make_engine
+
+    folder = session_dir(live, session)
+    info = SessionInfo.load(folder)
+    engine = make_engine(f"sqlite:///{_database(folder, session)}")
+    try:
+        return build_scorecard(
+            engine, session=info.id, sla_minutes=live.sla_first_response_minutes, trainees=info.trainees,
+            references=_json(folder / REFERENCES_FILE), posted=_json(folder / POSTED_FILE),  # type: ignore[arg-type]
+        )  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 @training_app.command("report")
 def report(
     session: Annotated[str, typer.Argument(help="The session's id (see `carebot training list`).")],
     csv: Annotated[bool, typer.Option("--csv", help="Print the scorecard as CSV.")] = False,
 ) -> None:
     """Print a session's scorecard per trainee: first-response times against the SLA, tone-check refusals,
-    personal data echoed or not moved to DM, the FAQ entry used against the reference."""
+    personal data echoed or not moved to DM, the FAQ entry used against the reference, the lead's review."""
+    card = _scorecard(_settings(), session)
+    typer.echo(render_csv(card) if csv else render_text(card), nl=False)
+
+
+@training_app.command("review")
+def review(
+    session: Annotated[str, typer.Argument(help="The session's id (see `carebot training list`).")],
+    ticket: Annotated[int | None, typer.Option(help="The ticket whose reply is reviewed (see the list).")] = None,
+    good: Annotated[bool, typer.Option("--good", help="Mark the reply good.")] = False,
+    needs_work: Annotated[bool, typer.Option("--needs-work", help="Mark the reply as needing work.")] = False,
+    comment: Annotated[str, typer.Option(help="What the trainee should hear about it.")] = "",
+    by: Annotated[str, typer.Option(help="The reviewing lead's name.")] = "lead",
+) -> None:
+    """Without --ticket: list every trainee's first reply beside the reference reply, with its review. With
+    --ticket and --good or --needs-work: record the lead's review of that reply (the newest counts)."""
     from bot.db import make_engine
-    from bot.training.session import SESSION_FILE
+    from handoff import Handoff
+    from handoff.errors import HandoffError
 
     live = _settings()
-    folder = session_dir(live, session)
-    info = SessionInfo.load(folder)
-    database = folder / "carebot.db"
-    if not database.is_file() or not (folder / SESSION_FILE).is_file():
-        raise TrainingError(f"the session {session} has no database")
-    engine = make_engine(f"sqlite:///{database}")
+    if ticket is None:
+        if good or needs_work or comment:
+            raise TrainingError("a review needs --ticket")
+        typer.echo(render_review(_scorecard(live, session)), nl=False)
+        return
+    if good == needs_work:
+        raise TrainingError("a review is either --good or --needs-work")
+    if len(comment) > 1000:
+        raise TrainingError("a review's comment is at most 1,000 characters")
+    card = _scorecard(live, session)
+    if not any(check.ticket_id == ticket for score in card.trainees for check in score.checks):
+        raise TrainingError(f"no trainee answered ticket {ticket} in session {session}")
+    engine = make_engine(f"sqlite:///{_database(session_dir(live, session), session)}")
     try:
-        card = build_scorecard(
-            engine, session=info.id, sla_minutes=live.sla_first_response_minutes, trainees=info.trainees,
-            references=_json(folder / REFERENCES_FILE), posted=_json(folder / POSTED_FILE),  # type: ignore[arg-type]
-        )  # fmt: skip
+        Handoff(engine).record_review(ticket, by, verdict="good" if good else "needs_work", comment=comment)
+    except HandoffError as exc:
+        raise TrainingError(str(exc)) from None
     finally:
         engine.dispose()
-    typer.echo(render_csv(card) if csv else render_text(card), nl=False)
+    console.print(f"Reviewed ticket {ticket}: {'good' if good else 'needs work'}.")

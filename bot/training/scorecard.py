@@ -1,7 +1,8 @@
 """A training session's scorecard per trainee, read from the session's own database (the handoff audit log, its
 tickets and messages, the knowledge base) and the scenario's references: first-response times against the SLA,
-tone-check refusals, personal data echoed in public or not moved to DM, and the FAQ entry used against the
-reference. Printed by `carebot training report`, exported as CSV.
+tone-check refusals, personal data echoed in public or not moved to DM, the FAQ entry used against the
+reference, and the lead's review of each reply (good, or needs work, with a comment: `carebot training review`).
+Printed by `carebot training report`, exported as CSV.
 """
 
 from __future__ import annotations
@@ -33,6 +34,15 @@ _COMMON = frozenset(
 
 
 @dataclass(frozen=True)
+class Review:
+    """A lead's verdict on a trainee's reply: good, or needs_work, with a comment."""
+
+    verdict: str
+    comment: str
+    by: str
+
+
+@dataclass(frozen=True)
 class ReplyCheck:
     """One ticket a trainee answered first, against the scenario's reference where it has one."""
 
@@ -43,6 +53,9 @@ class ReplyCheck:
     reference_faq: str | None
     used_faq: str | None  # the FAQ entry whose answer the trainee's reply contains, if any
     reference_similarity: float | None  # word overlap with the reference reply, 0…1
+    reply: str = ""  # the trainee's first reply
+    reference_reply: str | None = None
+    review: Review | None = None  # the lead's newest review of it
 
     @property
     def right_faq(self) -> bool | None:
@@ -77,6 +90,15 @@ class TraineeScore:
     @property
     def right_faq(self) -> int:
         return sum(1 for check in self.checks if check.right_faq)
+
+    @property
+    def reviewed(self) -> int:
+        return sum(1 for check in self.checks if check.review is not None)
+
+    @property
+    def flagged(self) -> int:
+        """Replies the lead marked as needing work."""
+        return sum(1 for check in self.checks if check.review is not None and check.review.verdict == "needs_work")
 
 
 @dataclass
@@ -123,7 +145,7 @@ def build_scorecard(
     with engine.connect() as conn:
         roster = conn.execute(select(agents.c.username, agents.c.initials).order_by(agents.c.id)).all()
         events = conn.execute(
-            select(audit_events).where(audit_events.c.action.in_(["replied", "reply_refused"]))
+            select(audit_events).where(audit_events.c.action.in_(["replied", "reply_refused", "reply_reviewed"]))
             .order_by(audit_events.c.id)
         ).all()  # fmt: skip
         ticket_rows = {row.id: row for row in conn.execute(select(tickets))}
@@ -144,8 +166,14 @@ def build_scorecard(
     first_reply: dict[int, Any] = {}  # ticket → its first agent reply event
     moved: set[int] = set()  # tickets moved to DM, or answered by DM
     public_by: dict[int, set[str]] = {}  # ticket → trainees who answered it in public
+    reviews: dict[int, Review] = {}  # ticket → the newest review
     for event in events:
         details = event.details or {}
+        if event.action == "reply_reviewed":
+            if event.ticket_id is not None:
+                reviews[event.ticket_id] = Review(str(details.get("verdict")), str(details.get("comment", "")),
+                                                  event.actor)  # fmt: skip
+            continue
         if event.action == "reply_refused":
             score = scores.get(event.actor)
             if score is not None:
@@ -179,9 +207,10 @@ def build_scorecard(
         key = key_of.get(first_in.get(ticket_id) or "")
         reference = references.get(key or "") or {}
         text = str(event.details.get("text", ""))
+        reference_reply = str(reference["reply"]) if reference.get("reply") else None
         score.checks.append(ReplyCheck(
             ticket_id, key, seconds, within, reference.get("faq"), used_entry(text, answers),
-            overlap(text, str(reference["reply"])) if reference.get("reply") else None,
+            overlap(text, reference_reply) if reference_reply else None, text, reference_reply, reviews.get(ticket_id),
         ))  # fmt: skip
     for ticket_id, usernames in public_by.items():
         ticket = ticket_rows.get(ticket_id)
@@ -214,24 +243,60 @@ def render_text(card: Scorecard) -> str:
             f"  personal data: {s.personal_data_echoed} echoed in public, {s.personal_data_attempts} echo(es) "
             f"refused, {s.not_moved_to_dm} ticket(s) not moved to DM",
             f"  FAQ entry against the reference: {s.right_faq}/{s.with_reference} right",
+            f"  the lead's review: {s.reviewed}/{len(s.checks)} replies reviewed, {s.flagged} flagged as needing work",
         ]
         for check in s.checks:
-            if check.reference_faq is None and check.reference_similarity is None:
+            if check.reference_faq is None and check.reference_similarity is None and check.review is None:
                 continue
             verdict = {True: "right", False: "wrong", None: "-"}[check.right_faq]
             similar = "-" if check.reference_similarity is None else f"{check.reference_similarity:.0%}"
-            out.append(
+            line = (
                 f"    #{check.ticket_id} ({check.scenario_key}): reference {check.reference_faq or '-'}, "
                 f"used {check.used_faq or 'no FAQ entry'} ({verdict}); like the reference reply: {similar}"
             )
+            if check.review is not None:
+                mark = "good" if check.review.verdict == "good" else "NEEDS WORK"
+                line += f"; reviewed {mark} by {check.review.by}: {one_line(check.review.comment)}"
+            out.append(line)
     return "\n".join(out) + "\n"
 
 
 CSV_COLUMNS = (
     "session", "trainee", "initials", "tickets_answered", "replies", "median_first_response_s",
     "slowest_first_response_s", "within_sla", "tone_refusals", "tone_refusal_codes", "personal_data_echoed",
-    "personal_data_refused", "not_moved_to_dm", "with_reference", "right_faq",
+    "personal_data_refused", "not_moved_to_dm", "with_reference", "right_faq", "reviewed", "flagged_by_lead",
 )  # fmt: skip
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Text for one terminal line: control characters (customer and trainee text is untrusted) and line breaks
+    become spaces, and it is cut at `limit` characters."""
+    flat = "".join(ch if ch.isprintable() else " " for ch in text)
+    flat = " ".join(flat.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def render_review(card: Scorecard) -> str:
+    """Every trainee's first reply beside the reference reply, with the lead's review: what `carebot training
+    review SESSION` prints for the lead to go through."""
+    out = [f"Training session {card.session}: replies to review"]
+    for s in card.trainees:
+        for check in s.checks:
+            review = "not reviewed" if check.review is None else (
+                f"{'good' if check.review.verdict == 'good' else 'NEEDS WORK'} ({check.review.by}): "
+                f"{one_line(check.review.comment)}"
+            )  # fmt: skip
+            out += [
+                "",
+                f"#{check.ticket_id}  {s.username} (^{s.initials})  scenario line {check.scenario_key or '-'}",
+                f"  reply:     {one_line(check.reply)}",
+                f"  reference: {one_line(check.reference_reply) if check.reference_reply else '-'}"
+                f"  (FAQ {check.reference_faq or '-'}; used {check.used_faq or 'none'})",
+                f"  review:    {review}",
+            ]
+    if len(out) == 1:
+        out.append("No trainee has answered a ticket yet.")
+    return "\n".join(out) + "\n"
 
 
 def render_csv(card: Scorecard) -> str:
@@ -246,5 +311,6 @@ def render_csv(card: Scorecard) -> str:
             "" if median is None else round(median, 1), "" if slowest is None else round(slowest, 1), s.within_sla,
             sum(s.tone_refusals.values()), " ".join(f"{c}:{n}" for c, n in sorted(s.tone_refusals.items())),
             s.personal_data_echoed, s.personal_data_attempts, s.not_moved_to_dm, s.with_reference, s.right_faq,
+            s.reviewed, s.flagged,
         ])  # fmt: skip
     return buffer.getvalue()

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 from web_support import WebDesk, web_desk
 
-from bot.training.scorecard import build_scorecard, overlap, render_csv, render_text, used_entry
+from bot.training.scorecard import build_scorecard, overlap, render_csv, render_review, render_text, used_entry
 from bot.web.console import ConsoleError
 from handoff.models import audit_events, messages, tickets
 
@@ -139,3 +141,66 @@ def test_faq_use_is_the_answer_the_reply_contains() -> None:
     assert used_entry(reply, answers) == "pay-bill"
     assert used_entry("Sorry to hear that, we are looking into it ^AB", answers) is None
     assert overlap("", answers["pay-bill"]) == 0.0 and overlap("anything", "") == 0.0
+
+
+def test_the_leads_review_shows_beside_each_reply_and_the_newest_counts(desk: WebDesk) -> None:
+    ids = _seed(desk)
+    posted = {"k1": _inbound_tweet(desk, ids["reset"]), "k2": _inbound_tweet(desk, ids["phone"])}
+    references = {"k1": {"faq": "reset-hub", "reply": "Hold the reset button for 15 seconds ^AB"},
+                  "k2": {"faq": "pay-bill", "reply": "Sorry about that! Please DM us so we can look ^AB"}}  # fmt: skip
+    desk.handoff.record_review(ids["reset"], "lee", verdict="good", comment="Right entry, quick.")
+    desk.handoff.record_review(ids["phone"], "lee", verdict="good", comment="first look")
+    hostile = "Move a customer's number to DM.\x1b[31m\nNever answer it in public."
+    desk.handoff.record_review(ids["phone"], "lee", verdict="needs_work", comment=hostile)
+    with pytest.raises(ValueError):
+        desk.handoff.record_review(ids["phone"], "lee", verdict="meh", comment="")
+    card = build_scorecard(desk.engine, session="s1", sla_minutes=60, trainees=["ann", "bob"],
+                           references=references, posted=posted)  # fmt: skip
+    ann, bob = card.trainees
+    assert (ann.reviewed, ann.flagged, bob.reviewed, bob.flagged) == (1, 0, 1, 1)
+    assert bob.checks[0].review is not None and bob.checks[0].review.verdict == "needs_work"  # the newest counts
+
+    listing = render_review(card)
+    assert "reply:     Sorry about the double charge" in listing
+    assert "reference: Sorry about that! Please DM us" in listing
+    assert "NEEDS WORK (lee): Move a customer's number to DM. [31m Never answer it in public." in listing
+    assert "\x1b" not in listing and "good (lee): Right entry, quick." in listing
+    text = render_text(card)
+    assert "1/1 replies reviewed, 1 flagged as needing work" in text and "reviewed NEEDS WORK by lee" in text
+    rows = list(csv.DictReader(io.StringIO(render_csv(card))))
+    assert [(row["reviewed"], row["flagged_by_lead"]) for row in rows] == [("1", "0"), ("1", "1")]
+
+
+def test_carebot_training_review_lists_records_and_refuses_bad_reviews(
+    desk: WebDesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+    from bot.training.session import SessionInfo
+
+    ids = _seed(desk)
+    folder = tmp_path / "live" / "training" / "s1"
+    folder.mkdir(parents=True)
+    with sqlite3.connect(str(desk.engine.url.database)) as live, sqlite3.connect(folder / "carebot.db") as copy:
+        live.backup(copy)  # the seeded desk as the session's database (its WAL included)
+    SessionInfo("s1", "outage_storm.jsonl", 1.0, "2026-12-02T17:00:00Z", "http://127.0.0.1:1", "http://127.0.0.1:2",
+                pid=0, trainees=["ann", "bob"], stopped_at="2026-12-02T18:00:00Z").save(folder)  # fmt: skip
+    monkeypatch.setenv("CAREBOT_DATA_DIR", str(tmp_path / "live"))
+
+    def carebot(*args: str) -> Any:
+        return CliRunner().invoke(app, ["training", "review", "s1", *args])
+
+    listed = carebot()
+    assert listed.exit_code == 0, listed.output
+    assert f"#{ids['phone']}  bob (^BO)" in listed.output and "review:    not reviewed" in listed.output
+    marked = carebot("--ticket", str(ids["phone"]), "--needs-work", "--comment", "Move it to DM.", "--by", "lee")
+    assert marked.exit_code == 0, marked.output
+    assert "NEEDS WORK (lee): Move it to DM." in carebot().output
+    report = CliRunner().invoke(app, ["training", "report", "s1"])
+    assert "1 flagged as needing work" in report.output
+    for bad in (["--ticket", str(ids["phone"])], ["--ticket", str(ids["phone"]), "--good", "--needs-work"],
+                ["--ticket", "999", "--good"], ["--good"]):  # fmt: skip
+        refused = carebot(*bad)
+        assert refused.exit_code != 0 and "Traceback" not in refused.output, (bad, refused.output)
+    assert sum(1 for line in carebot().output.splitlines() if "NEEDS WORK" in line) == 1
