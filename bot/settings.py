@@ -281,6 +281,8 @@ OTHER_VARIABLES = (
     "CAREBOT_TEST_POSTGRES_URL",  # tests/conftest.py, bench/handoff.py: PostgreSQL for the tests
     "CAREBOT_TEST_CACHE",  # tests/conftest.py: trained test models
     "CAREBOT_BENCH_POSTGRES_URL",  # bench/handoff.py, bench/web.py
+    "CAREBOT_TEST_X_OPENAPI_DIR",  # tests/integration/test_sandbox_openapi.py: X's OpenAPI description
+    "CAREBOT_X_OPENAPI_DIR",  # the same, outside pytest's clean environment
 )
 # Examples for the JSON list settings' error messages; other list settings get a generic one.
 _JSON_EXAMPLES = {
