@@ -25,6 +25,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# The care account's OAuth 1.0a user context: X answers users/me, DMs and posts only with it (or OAuth 2.0 user
+# context, which carebot does not support yet), never with an app-only bearer token.
+X_USER_CONTEXT_SETTINGS = ("x_consumer_key", "x_consumer_secret", "x_access_token", "x_access_token_secret")
 
 
 def ensure_private_dir(path: Path) -> Path:
@@ -197,6 +200,24 @@ class Settings(BaseSettings):
     @property
     def x_credentials_set(self) -> bool:
         return self.x_bearer_token is not None or self.x_access_token is not None
+
+    def check_x_user_context(self) -> None:
+        """SettingsError when the X credentials are app-only: a bearer token without the OAuth 1.0a user
+        context. X refuses app-only access to users/me, DMs and posting, so the worker would wait for the care
+        account forever; it is refused at start instead, naming the settings that are missing."""
+        if self.x_bearer_token is None or not self.x_bearer_token.get_secret_value().strip():
+            return
+        missing = [
+            f"CAREBOT_{name.upper()}"
+            for name in X_USER_CONTEXT_SETTINGS
+            if not (value := getattr(self, name)) or not value.get_secret_value().strip()
+        ]
+        if missing:
+            raise SettingsError(
+                "CAREBOT_X_BEARER_TOKEN alone is app-only access, which X refuses for reading the care account, "
+                "DMs and posting: the worker needs OAuth 1.0a user context; set "
+                f"{', '.join(missing[:-1])}{' and ' if len(missing) > 1 else ''}{missing[-1]}"
+            )
 
     @property
     def effective_sandbox_url(self) -> str:

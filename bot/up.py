@@ -185,6 +185,7 @@ def run_up(
     demo: bool = False,
     demo_speed: float = DEMO_SPEED,
 ) -> None:
+    settings.check_x_user_context()  # app-only X credentials: the worker would never start
     upgrade(settings.effective_database_url)
     logs = settings.data_dir / "logs"
     use_sandbox = not settings.x_credentials_set and not settings.x_api_url

@@ -78,5 +78,6 @@ def worker_command(
     """Run the worker: read mentions, searches and DMs from X, triage them, post replies, open tickets."""
     from bot.cli import STATE
 
+    STATE.settings.check_x_user_context()  # app-only X credentials: refused before anything starts
     configure_logging(verbose)
     run_worker(STATE.settings, steps=steps)

@@ -499,7 +499,9 @@ class XClient:
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> XClient:
         """A client for settings.effective_x_api_url. Without X credentials (the sandbox X), placeholder OAuth 1.0a
-        credentials. `options` (sleep, clock, rng, backoff_base_s) are for tests."""
+        credentials. `options` (sleep, clock, rng, backoff_base_s) are for tests. App-only credentials (a bearer
+        token without OAuth 1.0a user context) raise SettingsError: X refuses them for users/me, DMs and posts."""
+        settings.check_x_user_context()
         secrets = [
             None if value is None else value.get_secret_value()
             for value in (
