@@ -13,7 +13,8 @@ Nothing but carebot's errors leaves this module: an answer tweepy itself cannot 
 object makes it raise AttributeError or TypeError) is classified by its HTTP status all the same. Items X sends
 incomplete (a tweet without author_id, a DM event without sender_id: X's schema requires neither) are skipped and
 counted in a log line; the rest of the page is kept. A recent search refused for a since_id, until_id or start_time
-older than its 7 days raises XOutsideSearchWindow, for intake to read again from inside them.
+older than its 7 days raises XOutsideSearchWindow, for intake to read again from inside them. Tweets are read with
+note_tweet: a long post's whole text, where X's `text` holds only its first 280 weighted characters.
 """
 
 from __future__ import annotations
@@ -60,7 +61,11 @@ X_HOSTS = ("https://api.twitter.com", "https://api.x.com")
 PAGE_SIZE = 100
 # X serves only the 800 most recent mentions: a read that got this many may have missed older ones.
 MENTIONS_REACHABLE = 800
-TWEET_FIELDS = ["id", "text", "author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets"]
+# note_tweet: a long post (over 280 weighted characters) has its whole text only there; its `text` is cut.
+TWEET_FIELDS = [
+    "id", "text", "author_id", "conversation_id", "created_at", "in_reply_to_user_id", "referenced_tweets",
+    "note_tweet",
+]  # fmt: skip
 USER_FIELDS = ["id", "name", "username"]
 DM_EVENT_FIELDS = ["id", "event_type", "text", "sender_id", "created_at", "dm_conversation_id"]
 # The sandbox X accepts any OAuth 1.0a credentials as the care account.
@@ -368,6 +373,9 @@ def _tweets_of(pages: Iterable[dict[str, Any]]) -> _Items:
                 parsed.skip(data, "not an object")
                 continue
             tweet_id, author_id, text = _x_id(data.get("id")), _x_id(data.get("author_id")), data.get("text")
+            note = data.get("note_tweet")
+            if isinstance(note, dict) and isinstance(note.get("text"), str) and note["text"].strip():
+                text = note["text"]  # a long post: `text` is only its first 280 weighted characters
             if tweet_id is None:
                 parsed.skip(data, "without id")
                 continue

@@ -11,6 +11,7 @@ from bot.sandbox.store import HANDLE, DmEvent, Store, Tweet, UnknownTweet, User,
 from knowledge_base.tweet_length import MAX_WEIGHTED_LENGTH, weighted_length
 
 DM_MAX_CHARS = 10_000
+LONG_POST_MAX_LENGTH = 25_000  # X Premium's long posts (note tweets), in weighted characters
 
 
 class SandboxInputError(ValueError):
@@ -22,13 +23,17 @@ class SandboxInputError(ValueError):
 
 
 def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any) -> Tweet:
-    """A customer tweets (the sandbox endpoint and the page): X's 280 rule holds for them too."""
+    """A customer tweets (the sandbox endpoint and the page). Customers may write long posts, as X Premium
+    subscribers do: over 280 weighted characters (served as X serves them, see bot.sandbox.server), up to
+    LONG_POST_MAX_LENGTH."""
     handle = customer_handle(store, username)
     if not isinstance(text, str) or not text.strip():
         raise SandboxInputError("text: a tweet needs text")
     length = weighted_length(text)
-    if length > MAX_WEIGHTED_LENGTH:
-        raise SandboxInputError(f"text: {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH}")
+    if length > LONG_POST_MAX_LENGTH:
+        raise SandboxInputError(
+            f"text: {length} weighted characters, X allows {MAX_WEIGHTED_LENGTH} (a long post: {LONG_POST_MAX_LENGTH})"
+        )
     target: int | None = None
     if in_reply_to not in (None, ""):
         if isinstance(in_reply_to, bool) or not is_snowflake(str(in_reply_to)):

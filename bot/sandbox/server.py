@@ -19,6 +19,10 @@ Sandbox-only endpoints (JSON, no authentication: a loopback tool):
   GET /sandbox/stats → {"requests": {endpoint: n}, "total": n}; DELETE /sandbox/stats sets them to zero
 Tweets from the sandbox endpoints carry every tweet field plus author_username and in_reply_to_tweet_id.
 
+Like X, a customer's long post (over 280 weighted characters, up to X Premium's 25,000) is stored whole but
+served with `text` cut to 280 weighted characters; its whole text is in `note_tweet.text`, sent only when
+tweet.fields asks for note_tweet. The sandbox endpoints and the page show it whole.
+
 Like X, recent search reaches back 7 days: a since_id, until_id or start_time from before that gets X's 400 (the
 message names the oldest time and the smallest since_id it would take), and since_id with start_time is refused.
 Every error answer is sent as application/problem+json, as X sends them.
@@ -45,6 +49,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import regex
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -123,6 +128,7 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_JSON_DEPTH = 32  # X's bodies are a few levels deep; Python's parser gives up (RecursionError) near 1000
 _HOST_HEADER = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]{1,5})?")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_GRAPHEME = regex.compile(r"\X")
 
 
 class InvalidRequest(Exception):
@@ -653,8 +659,29 @@ async def drop_connection(request: Request) -> Response:
     return Response(status_code=204)
 
 
+def cut_to_weighted(text: str, limit: int = MAX_WEIGHTED_LENGTH) -> str:
+    """The longest start of `text` (whole grapheme clusters) of at most `limit` weighted characters."""
+    graphemes = _GRAPHEME.findall(text)
+    fits, too_long = 0, len(graphemes) + 1  # a start of `fits` graphemes fits; one of `too_long` does not
+    while too_long - fits > 1:
+        middle = (fits + too_long) // 2
+        if weighted_length("".join(graphemes[:middle])) <= limit:
+            fits = middle
+        else:
+            too_long = middle
+    return "".join(graphemes[:fits])
+
+
 def tweet_json(tweet: Tweet, fields: set[str]) -> dict[str, Any]:
-    data: dict[str, Any] = {"id": str(tweet.id), "text": tweet.text, "edit_history_tweet_ids": [str(tweet.id)]}
+    """A tweet as X renders it. A long post (over 280 weighted characters) has its `text` cut to 280, and its
+    whole text only in `note_tweet.text`, sent when tweet.fields asks for note_tweet."""
+    text = tweet.text
+    long_post = weighted_length(text) > MAX_WEIGHTED_LENGTH
+    if long_post:
+        text = cut_to_weighted(text)
+    data: dict[str, Any] = {"id": str(tweet.id), "text": text, "edit_history_tweet_ids": [str(tweet.id)]}
+    if "note_tweet" in fields and long_post:
+        data["note_tweet"] = {"text": tweet.text}
     if "author_id" in fields:
         data["author_id"] = str(tweet.author_id)
     if "conversation_id" in fields:
@@ -674,6 +701,7 @@ ALL_TWEET_FIELDS = {"author_id", "conversation_id", "created_at", "in_reply_to_u
 def sandbox_tweet_json(tweet: Tweet) -> dict[str, Any]:
     """A tweet with every field, its author's handle and its reply target (the sandbox's own endpoints)."""
     data = tweet_json(tweet, ALL_TWEET_FIELDS)
+    data["text"] = tweet.text  # a long post whole, as the customer wrote it
     data["author_username"] = tweet.author_username
     data["in_reply_to_tweet_id"] = str(tweet.in_reply_to_tweet_id) if tweet.in_reply_to_tweet_id else None
     if tweet.via_api:

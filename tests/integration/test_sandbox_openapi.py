@@ -209,6 +209,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             json={"username": "bob_openapi", "text": "@KestrelCare same here", "in_reply_to_tweet_id": mention_ids[0]},
         ).json()
         mention_ids.append(reply["id"])
+        long_post = {"username": "dee_openapi", "text": "@KestrelCare " + "the router light is red again. " * 20}
+        mention_ids.append(client.post("/sandbox/customer-tweets", json=long_post).json()["id"])
         client.post("/sandbox/customer-tweets", json={"username": "cy_openapi", "text": "kestrel outage again"})
         dm_ids = [
             client.post("/sandbox/customer-dms", json={"username": "ann_openapi", "text": f"my number {n}"}).json()[
@@ -268,7 +270,8 @@ def test_mentions_pages(x: httpx.Client, world: World) -> None:
     two = x.get(path, params={**small, "max_results": "5", "until_id": world.mention_ids[2]}, headers=AUTH)
     assert "next_token" not in check(two, "/2/users/{id}/mentions", 200)["meta"]
     everything = {"tweet.fields": "author_id,created_at,conversation_id,in_reply_to_user_id,note_tweet,entities"}
-    check(x.get(path, params=everything, headers=AUTH), "/2/users/{id}/mentions", 200)
+    long_post = check(x.get(path, params=everything, headers=AUTH), "/2/users/{id}/mentions", 200)["data"][0]
+    assert long_post["id"] == world.mention_ids[-1] and long_post["note_tweet"]["text"].endswith("red again. ")
 
 
 def test_mentions_without_any(x: httpx.Client, world: World) -> None:
@@ -452,6 +455,9 @@ def test_a_broken_field_is_refused(x: httpx.Client, world: World) -> None:
     broken = copy.deepcopy(mentions)
     del broken["includes"]["users"][0]["username"]  # a user without a required field
     assert any("'username' is a required property" in line for line in problems(broken, schema))
+    broken = copy.deepcopy(mentions)
+    broken["data"][0]["note_tweet"] = {"text": ["a long post"]}
+    assert any(line.startswith("data/0/note_tweet/text:") for line in problems(broken, schema))
     broken = copy.deepcopy(mentions)
     broken["data"][0]["referenced_tweets"] = [{"type": "answered", "id": world.mention_ids[0]}]
     assert problems(broken, schema)

@@ -372,7 +372,7 @@ def test_direct_messages_both_ways(client: TestClient) -> None:
 def test_customer_tweets_are_checked(client: TestClient) -> None:
     bad = [
         {"username": "not a handle", "text": "hi"}, {"username": "KestrelCare", "text": "impersonating"},
-        {"username": "ann", "text": "  "}, {"username": "ann", "text": "x" * 281},
+        {"username": "ann", "text": "  "}, {"username": "ann", "text": "x" * 25_001},
         {"username": "ann", "text": "hi", "in_reply_to_tweet_id": "777"}, {"username": "ann", "text": "hi", "x": 1},
         {"text": "no user"},
     ]  # fmt: skip

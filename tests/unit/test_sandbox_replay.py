@@ -122,7 +122,7 @@ def test_follow_ups_thread_under_our_reply_when_it_exists(tmp_path: Path, client
 def test_refused_tweets_are_reported_and_the_replay_goes_on(tmp_path: Path, client: TestClient) -> None:
     path = traffic(
         tmp_path,
-        {"at": 0, "key": "long", "user": "ann", "text": "x" * 300},
+        {"at": 0, "key": "long", "user": "ann", "text": "x" * 25_001},
         {"at": 0, "key": "orphan", "user": "ann", "text": "and?", "reply_to": "long"},
         {"at": 0, "key": "fine", "user": "bob", "text": "@KestrelCare hi"},
     )
