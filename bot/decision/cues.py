@@ -124,6 +124,16 @@ _WONT_HELP = (
     (r"\bno (?:luck|joy|change|difference)\b", "no luck"),
     (r"\b(?:\d+|two|three|four|five|several|many) times\b|\btwice\b|\bx\s?[2-9]\b", "more than once"),
     (r"\bkeeps? (?:on )?(?:happening|doing|coming)", "keeps happening"),
+    (
+        r"\bbut (?:i|we) (?:don'?t|dont|do not|can'?t|cant|cannot|couldn'?t|have no|haven'?t(?: got)?) "
+        r"(?:know|remember|have|access|find|get|see|receive|log|use)\b",
+        "says something stops them",
+    ),
+    (
+        r"\bhack(?:ed|er|ers|ing)?\b|\bfraud|\bsomeone (?:has |have )?(?:got into|accessed|logged into|changed|used)"
+        r" (?:my|our)\b",
+        "about a hacked account or fraud",
+    ),
 )
 
 # Anything that makes a greeting or a thank-you more than that: a problem, a question, a complaint, sarcasm.

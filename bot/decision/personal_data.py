@@ -270,9 +270,19 @@ def _phones(text: str, urls: list[tuple[int, int]]) -> list[_Candidate]:
     except Exception:  # pragma: no cover - the matcher is data-driven; a surprise in it must not hide the rest
         valid, possible = [], []
     for match in valid + possible:
-        if not _in_any(match.start, match.end, urls):
+        if not _in_any(match.start, match.end, urls) and not _part_of_identifier(text, match.start, match.end):
             found.append(_Candidate("phone_number", match.start, match.end, _RANK["phone_number"]))
     return found
+
+
+def _part_of_identifier(text: str, start: int, end: int) -> bool:
+    """Digits glued to letters ("PP-006-234-348-863", "ID#0044…", "…-123-AB") are a case or order reference of some
+    other company, not a phone number."""
+    before = text[max(0, start - 2) : start]
+    after = text[end : end + 2]
+    glued_before = bool(before) and (before[-1].isalpha() or (before[-1] in "-#/_" and before[:1].isalnum()))
+    glued_after = bool(after) and (after[0].isalpha() or (after[0] in "-#/_" and after[1:2].isalnum()))
+    return glued_before or glued_after
 
 
 # ---------------------------------------------------------------- account numbers
@@ -372,9 +382,24 @@ _NOT_STREET_WORDS = frozenset(
 )
 
 
+# An address of a shop, a branch or a restaurant is no customer's personal data ("your 532 W. Broadway location",
+# "the store at 10 High Street").
+_BUSINESS_PLACE = r"location|store|shop|branch|restaurant|outlet|office|showroom|depot|site|centre|center|cafe|café"
+_BUSINESS_AFTER = re.compile(r"[\s,]+(?:" + _BUSINESS_PLACE + r")s?\b", re.IGNORECASE)
+_BUSINESS_BEFORE = re.compile(
+    r"(?:\byour\s+(?:\w+\s+)?|\b(?:" + _BUSINESS_PLACE + r")s?\s+(?:at|on|in)\s+(?:the\s+)?)$", re.IGNORECASE
+)
+
+
+def _is_business_place(text: str, start: int, end: int) -> bool:
+    return bool(_BUSINESS_AFTER.match(text, end) or _BUSINESS_BEFORE.search(text[max(0, start - 40) : start]))
+
+
 def _addresses(text: str, urls: list[tuple[int, int]]) -> list[_Candidate]:
     found = []
     for match in _ADDRESS.finditer(text):
+        if _is_business_place(text, match.start(), match.end()):
+            continue
         words = match.group("words").split()
         if any(word.casefold().strip(".'’") in _NOT_STREET_WORDS for word in words):
             continue
@@ -442,6 +467,25 @@ def _name_tokens(text: str, position: int, *, capitalised: bool, most: int = 3) 
     return (position, end) if count else None
 
 
+_WORD_BEFORE = re.compile(r"([^\W\d_][\w'’-]*)\s+$")
+# Capitalised words that stand before a title of a person ("Hi Dr Patel", "Thanks Mr Brown").
+_BEFORE_TITLES = frozenset(
+    "hi hello hey dear thanks thank cheers sorry morning afternoon evening and or to with from by for is was see "
+    "ask asked call called".split()
+)
+
+
+def _is_street_suffix(text: str, title_start: int) -> bool:
+    """"Dr" or "St" right after a capitalised name is a street ("Anthony Dr", "Mill St"), not a title."""
+    if text[title_start : title_start + 2].casefold() not in {"dr", "st"}:
+        return False
+    before = _WORD_BEFORE.search(text[max(0, title_start - 40) : title_start])
+    if before is None:
+        return False
+    word = before.group(1)
+    return word[0].isupper() and word.casefold() not in _BEFORE_TITLES
+
+
 def _names(text: str) -> list[_Candidate]:
     found = []
     rank = _RANK["name"]
@@ -456,6 +500,8 @@ def _names(text: str) -> list[_Candidate]:
         if span and _THIS_IS_AFTER.match(text, span[1]):
             found.append(_Candidate("name", span[0], span[1], rank))
     for match in _TITLED.finditer(text):
+        if _is_street_suffix(text, match.start()):
+            continue
         span = _name_tokens(text, match.end(), capitalised=True)
         if span:
             found.append(_Candidate("name", match.start(), span[1], rank))

@@ -73,6 +73,8 @@ FOUND = [
     ("my name is jane smith", "name", "jane smith"),
     ("It's Sarah here, hub is dead", "name", "Sarah"),
     ("the account is in the name of Zoë O'Brien", "name", "Zoë O'Brien"),
+    ("Hi Dr Patel, the hub is down", "name", "Dr Patel"),  # a title after a greeting is still a title
+    ("my home at 14 Acacia Avenue has no signal", "address", "14 Acacia Avenue"),
     # account numbers
     ("my account is 12345678901", "account_number", "12345678901"),
     ("12345678901 is my account", "account_number", "12345678901"),
@@ -147,6 +149,11 @@ NOTHING = [
     "reset on 20240112",  # an 8-digit date
     "Your PUK is in the app",
     "Hi Sam, I've reset your hub; give it 5 minutes. ^AB",
+    # another company's references and places
+    "PayPal case ID is PP-006-234-348-863",  # digits glued to letters are a reference, not a phone number
+    "Any word on when your 532 W. Broadway location in Vancouver will open?",  # a shop's address
+    "the shop at 10 High Street is shut again",
+    "your Anthony Dr Champaign IL location isn't helping",  # "Dr" after a street's name is Drive
 ]
 
 

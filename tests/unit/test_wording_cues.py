@@ -47,6 +47,9 @@ WONT_HELP = [
     ("landline has no dial tone, tried another handset", True), ("was told I'd get compensation", True),
     ("been charged £64 for roaming in spain", True), ("asked for a reset link x 3, no email", True),
     ("it won't work from the app", True),
+    ("it says reset my password but i dont know my date of birth", True), ("my account has been hacked", True),
+    ("someone changed my password and ordered a phone", True),
+    ("locked out after too many tries, how do i get back in", False),
     ("how do I restart my hub?", False), ("where do I find my wifi password", False),
     ("how much is roaming in spain", False),
 ]  # fmt: skip
