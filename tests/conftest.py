@@ -19,6 +19,11 @@ for _name in list(os.environ):
 # Trained test models are kept here across sessions, named by the content hash of their inputs.
 MODEL_CACHE = Path(os.environ.get("CAREBOT_TEST_CACHE", Path.home() / ".cache" / "carebot-tests"))
 
+# Every test's desk and every process a test starts share one cache of the FAQ texts' vectors (keyed by model and
+# text), so that each does not embed the default FAQ's paraphrases and the out-of-scope examples again.
+EMBEDDING_CACHE = MODEL_CACHE / "embeddings"
+os.environ["CAREBOT_KB_EMBEDDING_CACHE_DIR"] = str(EMBEDDING_CACHE)
+
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:

@@ -10,14 +10,19 @@ with a handful of paraphrases per entry, the centroid cosine ranked worse than t
 development set, so the live score is the head's probability.)
 
 `fit_answer_model` runs on every publish (the desk refits when the knowledge base's version moves on); it takes
-about a second for a hundred entries and a thousand out-of-scope examples. Pure: numpy, and torch for the fit.
+about a second for a hundred entries and a thousand out-of-scope examples. Numpy, and torch for the fit; given a
+`head_cache` directory, a fit from scratch is kept there by a hash of its training data, so the next process
+that opens the same FAQ (a worker, the web app, an evaluation) takes the same head without fitting it again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,12 +161,39 @@ class AnswerModel:
         return found
 
 
+def _head_key(training: np.ndarray, labels: Sequence[str], l2: float) -> str:
+    digest = hashlib.sha256(f"intent-head v1 {l2!r} {HEAD_ITERATIONS} {training.shape}".encode())
+    digest.update(np.ascontiguousarray(training, dtype=np.float64).tobytes())
+    digest.update("\0".join(labels).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def _cached_head(path: Path) -> IntentHead | None:
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return IntentHead(tuple(str(label) for label in stored["labels"]), stored["weights"], stored["bias"])
+    except (OSError, ValueError, KeyError):
+        return None  # none yet, or a damaged file: fit again
+
+
+def _store_head(path: Path, head: IntentHead) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        with open(temporary, "wb") as handle:
+            np.savez(handle, labels=np.asarray(head.labels), weights=head.weights, bias=head.bias)
+        temporary.replace(path)
+    except OSError:
+        pass  # no cache: the next process fits again
+
+
 def fit_answer_model(
     entries: Mapping[int, tuple[str, np.ndarray]], out_of_scope: np.ndarray, *, kb_version: int = 0,
-    l2: float = HEAD_L2, previous: AnswerModel | None = None,
+    l2: float = HEAD_L2, previous: AnswerModel | None = None, head_cache: Path | None = None,
 ) -> AnswerModel:  # fmt: skip
     """Fit on the live entries (entry id → (slug, its text vectors)) and the out-of-scope example vectors; a refit
-    starts from the `previous` model's head."""
+    starts from the `previous` model's head. Without a previous model, a head fitted on the same data before is
+    taken from `head_cache` (and a new fit is kept there)."""
     began = time.perf_counter()
     ids = tuple(sorted(entry_id for entry_id, (_, rows) in entries.items() if len(rows)))
     if not ids:
@@ -178,6 +210,12 @@ def fit_answer_model(
         labels = labels + [OUT_OF_SCOPE] * len(out_of_scope)
     if len(set(labels)) < 2:  # one entry and no out-of-scope examples: the head is sure of it
         head = IntentHead((labels[0],), np.zeros((training.shape[1], 1)), np.zeros(1))
+    elif previous is None and head_cache is not None:
+        path = head_cache / f"intent-head-{_head_key(training, labels, l2)}.npz"
+        cached = _cached_head(path)
+        head = cached if cached is not None else fit_intent_head(training, labels, l2=l2)
+        if cached is None:
+            _store_head(path, head)
     else:
         head = fit_intent_head(training, labels, l2=l2, start=previous.head if previous is not None else None)
     return AnswerModel(

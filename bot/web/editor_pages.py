@@ -59,7 +59,7 @@ def build_editor_services(services: Any) -> tuple[EditorService, UnansweredQuest
                 answer_models.append(
                     LiveAnswerModel(
                         services.knowledge_base().searcher, out_of_scope_texts(settings.training_data_dir, policy),
-                        kb_config(settings).index_dir,
+                        kb_config(settings).embedding_cache_dir,
                     )
                 )
         return answer_models[0]

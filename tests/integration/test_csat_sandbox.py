@@ -63,7 +63,8 @@ class Desk:
         self.url = database_url
         self.sandbox = sandbox
         self.log = tmp_path / "worker.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
+        shared = "CAREBOT_KB_EMBEDDING_CACHE_DIR"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_") or k == shared}
         env.update(
             CAREBOT_DATA_DIR=str(tmp_path / "var"), CAREBOT_DATABASE_URL=database_url,
             CAREBOT_X_API_URL=sandbox.url, CAREBOT_NLU_URL=f"http://127.0.0.1:{_closed_port()}",

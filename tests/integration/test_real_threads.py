@@ -319,7 +319,7 @@ CUSTOMER_TURNS = sum(turn["author"] == "customer" for c in CONVERSATIONS for tur
 
 
 def _eval_environment(rasa: Any, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_") or k == "CAREBOT_KB_EMBEDDING_CACHE_DIR"}
     env.update(
         CAREBOT_DATA_DIR=str(data_dir), CAREBOT_NLU_URL=rasa.url, CAREBOT_NLU_TOKEN=rasa.settings.effective_nlu_token
     )

@@ -82,6 +82,7 @@ def worker_environment(
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREBOT_")}
     env.update(
         CAREBOT_DATA_DIR=str(data_dir),
+        CAREBOT_KB_EMBEDDING_CACHE_DIR=os.environ["CAREBOT_KB_EMBEDDING_CACHE_DIR"],
         CAREBOT_DATABASE_URL=database_url,
         CAREBOT_X_API_URL=sandbox_url,
         CAREBOT_NLU_URL=rasa.url,

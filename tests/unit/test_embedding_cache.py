@@ -1,0 +1,63 @@
+"""The cache of FAQ texts' vectors on disk (knowledge_base.embedding.CachedEmbedder): a second process embeds only
+what the first did not, vectors come back in the texts' order, models never share vectors, and a damaged or
+unwritable cache costs time, never a wrong vector or an error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from knowledge_base.embedding import CachedEmbedder
+from knowledge_base.testing import FakeEmbedder
+
+TEXTS = ["how do i restart my hub", "where is my bill", "how do i restart my hub", "PUK code please 🙏"]
+
+
+def test_a_second_embedder_on_the_same_file_embeds_nothing_again(tmp_path: Path) -> None:
+    path = tmp_path / "cache" / "embeddings.sqlite3"
+    first, second = FakeEmbedder(), FakeEmbedder()
+    vectors = CachedEmbedder(first, path).embed(TEXTS)
+    assert first.texts_embedded == 3  # the repeated text once
+    again = CachedEmbedder(second, path).embed(TEXTS[::-1])
+    assert second.texts_embedded == 0
+    np.testing.assert_array_equal(again, vectors[::-1])
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
+    assert vectors.dtype == np.float32 and vectors.flags["C_CONTIGUOUS"]
+
+
+def test_only_the_new_texts_are_embedded(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    CachedEmbedder(FakeEmbedder(), path).embed(TEXTS[:2])
+    inner = FakeEmbedder()
+    vectors = CachedEmbedder(inner, path).embed(["a brand new question", *TEXTS[:2]])
+    assert inner.texts_embedded == 1
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed(["a brand new question", *TEXTS[:2]]), atol=1e-6)
+
+
+def test_another_model_does_not_take_the_vectors_of_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    CachedEmbedder(FakeEmbedder(name="model-a"), path).embed(TEXTS)
+    other = FakeEmbedder(dimension=32, name="model-b")
+    vectors = CachedEmbedder(other, path).embed(TEXTS)
+    assert other.texts_embedded == 3 and vectors.shape == (4, 32)
+
+
+def test_a_damaged_cache_file_is_replaced_and_the_vectors_are_still_right(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    inner = FakeEmbedder()
+    vectors = CachedEmbedder(inner, path).embed(TEXTS)
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
+    later = FakeEmbedder()
+    CachedEmbedder(later, path).embed(TEXTS)
+    assert later.texts_embedded == 0  # the damaged file was replaced by a working cache
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    inner = FakeEmbedder()
+    vectors = CachedEmbedder(inner, blocked / "embeddings.sqlite3").embed(TEXTS)  # its directory cannot exist
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
+    assert CachedEmbedder(FakeEmbedder(), blocked / "x.sqlite3").embed([]).shape == (0, 64)
