@@ -105,7 +105,11 @@ def _any(patterns: tuple[tuple[str, str], ...], text: str) -> list[str]:
 
 # Signs that the FAQ's standard answer will not help: the customer has been there already.
 _WONT_HELP = (
-    (r"\balready\b", "says they already tried"),
+    (
+        r"\balready\b(?! (?:an? (?:[\w']+ ){0,3}(?:customer|member|subscriber)"
+        r"|with (?:you|kestrel))\b)",
+        "says they already tried",
+    ),
     (r"\btried (?:that|this|it|everything|all|both|twice|again|restarting|resetting|turning)", "says they tried it"),
     (r"\bsince (?:the|your|an?) (?:update|upgrade|firmware|software|new)", "since an update"),
     (r"\btried (?:another|a different|a new|other|my|the|switching|unplugging|rebooting)\b", "says they tried it"),
@@ -177,9 +181,21 @@ _EXPLICIT_OPT_OUT = (
 )
 
 
+# "still" and "again" that ask how to do something rather than say it failed: "will it still work", "am i still
+# in contract", "how do i get it talking to the box again". These are taken out before the cues are read.
+_NOT_A_RETRY = re.compile(
+    r"\b(?:will|would|can|could|do|does|should|shall|may|might)(?: [\w']+){0,2} still\b"
+    r"|\b(?:am|are|is) (?:i|we|it|they|there|he|she) still\b"
+    r"|(?<!n't )(?<!not )(?<!didnt )(?<!dont )"
+    r"\b(?:get|getting|make|turn(?! up)|turning|switch|switching|pair|pairing|start|set|plug|flick|put|connect|link)\b"
+    r"(?: [\w']+){0,6} again\b",
+    re.IGNORECASE,
+)
+
+
 def wont_help_cues(text: str) -> list[str]:
     """Signs in the wording that an FAQ answer will not help ('says they already tried', 'still happening')."""
-    return _any(_WONT_HELP, text)
+    return _any(_WONT_HELP, _NOT_A_RETRY.sub(" ", text.replace("’", "'")))
 
 
 def not_social_cues(text: str) -> list[str]:

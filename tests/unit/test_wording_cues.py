@@ -52,6 +52,11 @@ WONT_HELP = [
     ("locked out after too many tries, how do i get back in", False),
     ("how do I restart my hub?", False), ("where do I find my wifi password", False),
     ("how much is roaming in spain", False),
+    ("already a week without internet", True), ("engineer didn't turn up again", True),
+    ("the sports channels are still locked", True), ("turned it off and on again, no change", True),
+    ("will it still work once the line goes digital", False), ("ordered yesterday, can i still cancel", False),
+    ("am i still tied in?", False), ("how do i get the remote talking to the box again", False),
+    ("im already a kestrel broadband customer, any discount on sim only", False),
 ]  # fmt: skip
 
 
