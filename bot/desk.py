@@ -6,8 +6,6 @@ search being unavailable is not an error here: the decision then says so, and no
 
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,12 +21,13 @@ from bot.decision.answer_score import AnswerEvidence, AnswerModel, fit_answer_mo
 from bot.decision.policy import Policy, load_policy
 from bot.decision.tone import RecentReplies, ToneGuide
 from bot.decision.triage import Context, FaqEntry
-from bot.kb import KnowledgeBase, kb_config, open_knowledge_base
+from bot.kb import EMBEDDING_CACHE_FILE, KnowledgeBase, kb_config, open_knowledge_base
 from bot.nlu.client import NluClient, NluError, NluInputError, NluResult
 from bot.nlu.evaluation import TrainingDataError, load_examples
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.settings import Settings
 from bot.yaml_files import read_yaml
+from knowledge_base.embedding import CachedEmbedder
 from knowledge_base.errors import KbError
 from knowledge_base.io import read_file
 from knowledge_base.search import FaqSearcher, SearchResult
@@ -58,7 +57,13 @@ class LiveAnswerModel:
 
     def out_of_scope_vectors(self) -> np.ndarray:
         if self._oos is None:
-            self._oos = embed_cached(self.searcher.embedder, self.out_of_scope, self.cache_dir)
+            embedder = self.searcher.embedder
+            if self.cache_dir is not None:
+                embedder = CachedEmbedder(embedder, self.cache_dir / EMBEDDING_CACHE_FILE)
+            if not self.out_of_scope:
+                self._oos = np.zeros((0, embedder.dimension), dtype=np.float32)
+            else:
+                self._oos = np.asarray(embedder.embed(list(self.out_of_scope)), dtype=np.float32)
         return self._oos
 
     def current(self) -> AnswerModel:
@@ -265,33 +270,6 @@ def out_of_scope_texts(training_data_dir: Path, policy: Policy) -> list[str]:
         data = read_yaml(extra, "out-of-scope file", ValueError)
         texts += [str(text) for text in (data or {}).get("examples", []) if str(text).strip()]
     return list(dict.fromkeys(texts))
-
-
-def embed_cached(embedder: Any, texts: Sequence[str], cache_dir: Path | None) -> np.ndarray:
-    """The texts' vectors, kept in `cache_dir` by a hash of the model and the texts (embedding a thousand texts
-    takes seconds; every process that opens a desk needs them)."""
-    if not texts:
-        return np.zeros((0, embedder.dimension), dtype=np.float32)
-    key = hashlib.sha256("\n".join([embedder.name, *texts]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
-    path = cache_dir / f"out-of-scope-{key}.npy" if cache_dir is not None else None
-    if path is not None and path.exists():
-        try:
-            vectors = np.load(path)
-            if vectors.shape == (len(texts), embedder.dimension):
-                return vectors
-        except (OSError, ValueError):
-            pass  # a damaged cache file is rebuilt
-    vectors = np.asarray(embedder.embed(list(texts)), dtype=np.float32)
-    if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-            with open(temporary, "wb") as handle:
-                np.save(handle, vectors)
-            temporary.replace(path)
-        except OSError:
-            pass  # no cache: the next process embeds them again
-    return vectors
 
 
 @contextmanager

@@ -165,11 +165,12 @@ class CachedEmbedder:
                     f"SELECT key, vector FROM vectors WHERE key IN ({','.join('?' * len(chunk))})", chunk
                 ).fetchall()
                 for key, blob in rows:
-                    vector = np.frombuffer(blob, dtype=np.float32)
-                    if vector.shape == (self.inner.dimension,):
-                        found[key] = vector
+                    if isinstance(blob, bytes) and blob and len(blob) % 4 == 0:
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
         finally:
             connection.close()
+        if len({vector.size for vector in found.values()}) > 1:  # a damaged row: keep the model's length only
+            found = {key: vector for key, vector in found.items() if vector.size == self.inner.dimension}
         return found
 
     def _store(self, rows: list[tuple[str, bytes]]) -> None:

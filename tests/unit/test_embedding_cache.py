@@ -4,6 +4,7 @@ unwritable cache costs time, never a wrong vector or an error."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +62,34 @@ def test_a_cache_that_cannot_be_written_only_costs_time(tmp_path: Path) -> None:
     vectors = CachedEmbedder(inner, blocked / "embeddings.sqlite3").embed(TEXTS)  # its directory cannot exist
     np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
     assert CachedEmbedder(FakeEmbedder(), blocked / "x.sqlite3").embed([]).shape == (0, 64)
+
+
+class _NoDimension(FakeEmbedder):
+    """A model whose size is only known once it is loaded: asking for it is what a full cache hit avoids."""
+
+    @property
+    def dimension(self) -> int:
+        raise AssertionError("the model was loaded for its dimension")
+
+
+def test_a_full_cache_hit_does_not_load_the_model(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    CachedEmbedder(FakeEmbedder(), path).embed(TEXTS)
+    inner = _NoDimension()
+    vectors = CachedEmbedder(inner, path).embed(TEXTS)
+    assert inner.texts_embedded == 0 and vectors.shape == (4, 64)
+
+
+def test_a_damaged_vector_is_embedded_again(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    cache = CachedEmbedder(FakeEmbedder(), path)
+    cache.embed(TEXTS)
+    connection = sqlite3.connect(path)
+    with connection:
+        connection.execute("UPDATE vectors SET vector = ? WHERE key = ?", (b"\x00" * 12, cache._key(TEXTS[0])))
+        connection.execute("UPDATE vectors SET vector = ? WHERE key = ?", (b"\x01" * 7, cache._key(TEXTS[1])))
+    connection.close()
+    inner = FakeEmbedder()
+    vectors = CachedEmbedder(inner, path).embed(TEXTS)
+    assert inner.texts_embedded == 2
+    np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
