@@ -174,7 +174,8 @@ def calibrate_on_traffic(
     least `min_examples` candidates of which at least `min_out_of_scope` wanted no answer (without those the
     bound says nothing about the answers it should not give); and a bar for unclear kinds that is never below
     the pooled one. Drafts: the lowest score at which drafts are right APPROVE_TRAFFIC_TARGET of the time.
-    Social replies and acknowledgements: a bar on Rasa's confidence each."""
+    Social replies and acknowledgements: a bar on Rasa's confidence each; acknowledgements the policy has
+    switched off (a bar of 1) stay off."""
     target = policy.target_precision if target is None else target
     faq = [c for c in candidates if c.kind == "faq"]
     clear = [c for c in faq if c.intent is not None]
@@ -207,9 +208,14 @@ def calibrate_on_traffic(
     social = [c for c in candidates if c.kind == "social"]
     acks = [c for c in candidates if c.kind == "ack"]
     social_bar = _fit(social, target, min_oos_recall, confidence)
-    ack_bar = _fit(acks, target, min_oos_recall, confidence)
+    # Acknowledgements switched off (1.0) stay off: on real care threads Rasa's confidence saturates, and a bar
+    # fitted on labelled sets acknowledged praise as a complaint. A lead who wants them sets a bar below 1.
+    acknowledging = policy.acknowledge_min_confidence < 1.0
+    ack_bar = _fit(acks, target, min_oos_recall, confidence) if acknowledging else math.inf
     report["social"] = {"candidates": len(social), "min_confidence": _num_or_none(social_bar)}
     report["acknowledge"] = {"candidates": len(acks), "min_confidence": _num_or_none(ack_bar)}
+    if not acknowledging:
+        report["acknowledge"]["switched_off"] = True
     answered = [c for c in clear if c.score >= _threshold_for(c.intent, intents, pooled)]
     info = CalibrationInfo(
         examples=len(candidates),

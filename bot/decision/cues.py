@@ -126,6 +126,13 @@ _WONT_HELP = (
     (r"\b(?:from|in|on|via|through) (?:the|your) app\b", "about the app"),
     (r"\b(?:didn'?t|did not|doesn'?t|does not|won'?t|will not) (?:work|help|fix|change)", "it did not work"),
     (r"\bno (?:luck|joy|change|difference)\b", "no luck"),
+    (
+        r"\b(?:have ?n'?t|has ?n'?t|not|never|still not) (?:yet )?"
+        r"(?:received|arrived|been delivered|come|turned up|shown up)"
+        r"|\b(?:did ?n'?t|did not|never) "
+        r"(?:arrive|come|turn up|show up|get delivered|deliver|leave (?:the|my) (?:package|parcel))\b",
+        "says it has not arrived",
+    ),
     (r"\b(?:\d+|two|three|four|five|several|many) times\b|\btwice\b|\bx\s?[2-9]\b", "more than once"),
     (r"\bkeeps? (?:on )?(?:happening|doing|coming)", "keeps happening"),
     (

@@ -4,6 +4,7 @@ often enough and, with 95% confidence, few turns that wanted no answer get one; 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,15 @@ def test_social_and_acknowledgement_bars_come_from_their_own_posts() -> None:
     assert 0.92 < fitted.policy.social_min_confidence <= 0.921
     assert fitted.policy.acknowledge_min_confidence == 1.0  # never
     assert fitted.thresholds["acknowledge"]["min_confidence"] is None
+
+
+def test_acknowledgements_switched_off_stay_off() -> None:
+    acks = [PostCandidate("ack", "complaint", 0.99 + i / 10000, True, True) for i in range(50)]  # all right
+    fitted_on = calibrate_on_traffic(right_answers(50) + acks, POLICY)
+    assert fitted_on.policy.acknowledge_min_confidence < 1.0
+    off = calibrate_on_traffic(right_answers(50) + acks, replace(POLICY, acknowledge_min_confidence=1.0))
+    assert off.policy.acknowledge_min_confidence == 1.0
+    assert off.thresholds["acknowledge"] == {"candidates": 50, "min_confidence": None, "switched_off": True}
 
 
 def test_the_result_is_a_policy_that_writes_and_reads_back() -> None:

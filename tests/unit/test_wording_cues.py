@@ -57,6 +57,8 @@ WONT_HELP = [
     ("will it still work once the line goes digital", False), ("ordered yesterday, can i still cancel", False),
     ("am i still tied in?", False), ("how do i get the remote talking to the box again", False),
     ("im already a kestrel broadband customer, any discount on sim only", False),
+    ("paid on the 21st but i havent received it yet", True), ("the driver did not leave the parcel", True),
+    ("when will my order arrive", False),
 ]  # fmt: skip
 
 
