@@ -149,7 +149,7 @@ _WONT_HELP = (
 
 # Anything that makes a greeting or a thank-you more than that: a problem, a question, a complaint, sarcasm.
 _NOT_SOCIAL = (
-    (r"\?", "a question"),
+    (r"[?？؟⁇⁈⁉]", "a question"),  # also the full-width, Arabic and doubled question marks
     (
         r"\b(?:not|no|never|nothing|nobody|none|cannot|can't|won't|don't|doesn't|didn't|isn't|wasn't|aren't|haven't"
         r"|hasn't|couldn't|wouldn't|n't)\b",
@@ -236,7 +236,7 @@ def opt_out_only(text: str) -> bool:
 
 # In an opt-out, what asks for more than silence.
 _OPT_OUT_EXTRA = (
-    (r"\?", "a question"),
+    (r"[?？؟⁇⁈⁉]", "a question"),  # also the full-width, Arabic and doubled question marks
     (
         r"\b(?:broken|down|fault|issue|problem|fix|wrong|outage|cancel|charged?|refund|bill|signal|internet|wifi"
         r"|broadband|human|person|someone|agent|manager)\b",

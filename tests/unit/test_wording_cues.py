@@ -78,7 +78,7 @@ def test_outage_words(text: str, down: bool) -> None:
 @pytest.mark.parametrize(("text", "maybe"), [
     ("Tf is wrong with my keyboard", True), ("When’s season 3 going to be on?", True),
     ("Give me and the 50,000 other people our bags", True), ("crypto giveaway click here", False),
-    ("who else thinks bake off has gone downhill", False),
+    ("who else thinks bake off has gone downhill", False), ("なんかAmazon支払い方法変わりました？？", True),
 ])  # fmt: skip
 def test_spam_is_dropped_only_without_a_sign_of_a_problem(text: str, maybe: bool) -> None:
     assert bool(problem_cues(text)) is maybe
