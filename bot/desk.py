@@ -21,13 +21,12 @@ from bot.decision.answer_score import AnswerEvidence, AnswerModel, fit_answer_mo
 from bot.decision.policy import Policy, load_policy
 from bot.decision.tone import RecentReplies, ToneGuide
 from bot.decision.triage import Context, FaqEntry
-from bot.kb import EMBEDDING_CACHE_FILE, KnowledgeBase, kb_config, open_knowledge_base
+from bot.kb import KnowledgeBase, cached_in, kb_config, open_knowledge_base
 from bot.nlu.client import NluClient, NluError, NluInputError, NluResult
 from bot.nlu.evaluation import TrainingDataError, load_examples
 from bot.nlu.text import InvalidText, clean_for_nlu
 from bot.settings import Settings
 from bot.yaml_files import read_yaml
-from knowledge_base.embedding import CachedEmbedder
 from knowledge_base.errors import KbError
 from knowledge_base.io import read_file
 from knowledge_base.search import FaqSearcher, SearchResult
@@ -59,11 +58,8 @@ class LiveAnswerModel:
         if self._oos is None:
             embedder = self.searcher.embedder
             if self.cache_dir is not None:
-                embedder = CachedEmbedder(embedder, self.cache_dir / EMBEDDING_CACHE_FILE)
-            if not self.out_of_scope:
-                self._oos = np.zeros((0, embedder.dimension), dtype=np.float32)
-            else:
-                self._oos = np.asarray(embedder.embed(list(self.out_of_scope)), dtype=np.float32)
+                embedder = cached_in(embedder, self.cache_dir)
+            self._oos = np.asarray(embedder.embed(list(self.out_of_scope)), dtype=np.float32)
         return self._oos
 
     def current(self) -> AnswerModel:

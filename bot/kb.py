@@ -54,7 +54,12 @@ def make_embedder(config: KbConfig) -> SentenceTransformerEmbedder:
 def cached(embedder: Embedder, config: KbConfig) -> CachedEmbedder:
     """The embedder for FAQ texts and out-of-scope examples: their vectors are kept on disk and shared by every
     process (tweets are embedded by the plain embedder and never kept)."""
-    return CachedEmbedder(embedder, config.embedding_cache_dir / EMBEDDING_CACHE_FILE)
+    return cached_in(embedder, config.embedding_cache_dir)
+
+
+def cached_in(embedder: Embedder, directory: Path) -> CachedEmbedder:
+    """The same, with the cache file in `directory`."""
+    return CachedEmbedder(embedder, directory / EMBEDDING_CACHE_FILE)
 
 
 @dataclass

@@ -103,6 +103,8 @@ def _any(patterns: tuple[tuple[str, str], ...], text: str) -> list[str]:
     return [name for pattern, name in patterns if re.search(pattern, lowered)]
 
 
+_QUESTION_MARK = r"[?？؟⁇⁈⁉]"  # also the full-width, Arabic and doubled question marks
+
 # Signs that the FAQ's standard answer will not help: the customer has been there already.
 _WONT_HELP = (
     (
@@ -149,7 +151,7 @@ _WONT_HELP = (
 
 # Anything that makes a greeting or a thank-you more than that: a problem, a question, a complaint, sarcasm.
 _NOT_SOCIAL = (
-    (r"[?？؟⁇⁈⁉]", "a question"),  # also the full-width, Arabic and doubled question marks
+    (_QUESTION_MARK, "a question"),
     (
         r"\b(?:not|no|never|nothing|nobody|none|cannot|can't|won't|don't|doesn't|didn't|isn't|wasn't|aren't|haven't"
         r"|hasn't|couldn't|wouldn't|n't)\b",
@@ -236,7 +238,7 @@ def opt_out_only(text: str) -> bool:
 
 # In an opt-out, what asks for more than silence.
 _OPT_OUT_EXTRA = (
-    (r"[?？؟⁇⁈⁉]", "a question"),  # also the full-width, Arabic and doubled question marks
+    (_QUESTION_MARK, "a question"),
     (
         r"\b(?:broken|down|fault|issue|problem|fix|wrong|outage|cancel|charged?|refund|bill|signal|internet|wifi"
         r"|broadband|human|person|someone|agent|manager)\b",
