@@ -87,6 +87,7 @@ class Sender:
         self.limits = limits
         self.paused: dict[str, datetime] = {}  # channel (tweet | dm) → X rate-limited its posting until then
         self.budget_alerted: dict[str, datetime] = {}  # channel → the moment its last "window full" alert named
+        self.full_until: dict[str, datetime] = {}  # channel → its posting window is full until then (not re-counted)
         self.alerted: set[str] = set()  # kinds of alert given since posting last worked (credits, usage cap)
         self.lookups_paused_until: datetime | None = None  # reading our own tweets rate-limited until then
         self.in_flight: set[int] = set()  # outbox rows this sender claimed whose outcome an error left unwritten
@@ -247,8 +248,8 @@ class Sender:
         )
         is_dm = outbox.c.target_tweet_id.like("dm-%")
         low = outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS))
-        for channel, paused_until in self.paused.items():
-            if now < paused_until:
+        for channel, until in [*self.paused.items(), *self.full_until.items()]:
+            if now < until:
                 query = query.where(~is_dm if channel == "dm" else is_dm)
         if budgets is not None:
             for channel, left in budgets.items():
@@ -276,6 +277,8 @@ class Sender:
                 )
             ).scalar_one()
             waiting += count
+            if left.remaining <= 0 and left.frees_at is not None:
+                self.full_until[channel] = left.frees_at
             if count and left.spent_window is not None and left.frees_at is not None:
                 if self.budget_alerted.get(channel) == left.frees_at:
                     continue
@@ -289,16 +292,38 @@ class Sender:
                 log.warning("posting budget: %s", message)
         return waiting
 
+    def _waiting_in_full_windows(self, conn: Connection, now: datetime) -> int:
+        """Due rows of the channels whose window was full when last counted (none counted: no query)."""
+        if not self.full_until:
+            return 0
+        is_dm = outbox.c.target_tweet_id.like("dm-%")
+        full = [is_dm if channel == "dm" else ~is_dm for channel in self.full_until]
+        return int(
+            conn.execute(
+                select(func.count()).where(
+                    outbox.c.state == "pending",
+                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
+                    or_(*full),
+                )
+            ).scalar_one()
+        )
+
     def send_due(self) -> SendReport:
         """Post the pending replies that are due, one at a time, each claimed before its request."""
         now = self.clock()
         self.paused = {channel: until for channel, until in self.paused.items() if now < until}
+        self.full_until = {channel: until for channel, until in self.full_until.items() if now < until}
         if len(self.paused) == 2:
             return SendReport(rate_limited_until=self.paused_until)
         with self.engine.connect() as conn:
             if not self.due(conn, now):
-                return SendReport(rate_limited_until=self.paused_until)  # idle: X's windows need not be counted
+                # idle, or only rows of a channel whose window is full: X's windows need not be counted again
+                waiting = self._waiting_in_full_windows(conn, now)
+                return SendReport(rate_limited_until=self.paused_until, waiting_for_budget=waiting)
             budgets = self.budgets(conn, now)
+            for channel, room in budgets.items():
+                if room.remaining <= 0 and room.frees_at is not None:
+                    self.full_until[channel] = room.frees_at
             rows = self.due(conn, now, budgets)
         left = {channel: (b.remaining, b.low_priority_remaining) for channel, b in budgets.items()}
         counts = {"sent": 0, "failed": 0, "deferred": 0, "unknown": 0}

@@ -22,6 +22,8 @@ from bot.ports import port_in_use
 from bot.processes import log_tail, stop_process_group
 from bot.settings import PROJECT_ROOT, Settings
 
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+
 
 class NluServerError(Exception):
     """The Rasa server did not start or stopped unexpectedly."""
@@ -83,10 +85,15 @@ class NluServer:
         ]  # fmt: skip
 
     def environment(self) -> dict[str, str]:
-        """Rasa's environment, with the launcher importable and the auth token for it to read."""
+        """Rasa's environment, with the launcher importable and the auth token for it to read, and its thread
+        pools held to CAREBOT_NLU_THREADS: one parse is small, and idle pool threads spinning after each parse
+        cost CPU per tweet while the worker and other servers share the cores."""
         env = rasa_environment(self.settings)
         env["PYTHONPATH"] = str(PROJECT_ROOT)
         env[TOKEN_VARIABLE] = self.settings.effective_nlu_token
+        if self.settings.nlu_threads:
+            for variable in THREAD_VARIABLES:
+                env[variable] = str(self.settings.nlu_threads)
         return env
 
     def _wait_ready(self, started: float) -> None:

@@ -3,6 +3,10 @@ the default FAQ imports, real tweets find their answers, and duplicate questions
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -80,3 +84,27 @@ def test_a_model_that_cannot_be_loaded_is_a_clear_error(tmp_path: Path) -> None:
     embedder = SentenceTransformerEmbedder(str(tmp_path / "no-such-model"))
     with pytest.raises(EmbedderUnavailable, match="cannot load the embedding model"):
         embedder.embed(["hello"])
+
+
+def test_one_embedding_thread_holds_torch_faiss_and_blas_to_one_thread(tmp_path: Path) -> None:
+    """The worker embeds with threads=1 (CAREBOT_KB_EMBEDDING_THREADS): an idle BLAS or OpenMP thread left
+    spinning after every small matrix product costs CPU per tweet, so every pool is held to one thread."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import json, faiss, threadpoolctl, torch\n"
+        "from knowledge_base.embedding import SentenceTransformerEmbedder\n"
+        "before = {i['internal_api']: i['num_threads'] for i in threadpoolctl.threadpool_info()}\n"
+        "SentenceTransformerEmbedder(threads=1).embed(['is my hub broken'])\n"
+        "after = {i['internal_api']: i['num_threads'] for i in threadpoolctl.threadpool_info()}\n"
+        "print(json.dumps({'before': before, 'after': after, 'torch': torch.get_num_threads(),\n"
+        "                  'faiss': faiss.omp_get_max_threads()}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[2]
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["after"].get("openblas") == 1, found
+    assert found["torch"] == 1 and found["faiss"] == 1, found
+    if (os.cpu_count() or 1) > 1:
+        assert found["before"].get("openblas", 1) > 1, found  # the limit, not the machine, made it one

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from channel_support import FakeX
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, event, insert, select
 
 from bot.channel.errors import XCreditsDepleted, XRateLimited
 from bot.channel.models import alerts, inbound_tweets, outbox
@@ -113,6 +113,26 @@ def test_public_replies_stop_at_100_per_15_minutes_and_the_rest_go_when_the_wind
     clock.now = START + timedelta(minutes=15, seconds=1)
     assert sender.send_due().sent == 30
     assert states(engine) == {"sent": 130}
+
+
+def test_while_a_window_is_full_each_step_is_one_look_at_the_outbox_and_dms_still_go(engine: Engine) -> None:
+    """The sender steps ten times a second: while the public window is full it does not count X's windows
+    again on every step (that cost a few milliseconds of CPU per tweet under load), yet DMs queued meanwhile go."""
+    x, clock = FakeX(), Clock()
+    queue_replies(engine, x, 110)
+    sender = sender_for(engine, x, clock)
+    assert sender.send_due().sent == 100
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    clock.now = START + timedelta(minutes=1)
+    report = sender.send_due()
+    assert (report.sent, report.waiting_for_budget) == (0, 10)
+    assert len(statements) <= 2, statements
+    queue_dms(engine, 2, kind="agent_reply", prefix="later")
+    clock.now = START + timedelta(minutes=2)
+    assert sender.send_due().sent == 2 and len(x.dms) == 2 and x.calls["create_tweet"] == 100
+    clock.now = START + timedelta(minutes=15, seconds=1)
+    assert sender.send_due().sent == 10
 
 
 def test_a_full_window_of_public_replies_does_not_hold_back_dms(engine: Engine) -> None:
