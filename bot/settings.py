@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     nlu_max_chars: int = Field(default=2000, ge=1, description="Longer texts are cut before parsing.")
     nlu_start_timeout_s: float = Field(default=180.0, gt=0)
     nlu_threads: int = Field(
-        default=1, ge=0, description="CPU threads of each Rasa server's TensorFlow and BLAS (0: their defaults)."
+        default=1, ge=0, description="CPU threads of each Rasa server's TensorFlow, BLAS and OpenMP (0: defaults)."
     )
 
     kb_embedding_model: str | None = Field(

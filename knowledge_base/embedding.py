@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-import faiss
 import numpy as np
 import threadpoolctl
 
@@ -102,10 +101,9 @@ class SentenceTransformerEmbedder:
                         import torch
 
                         torch.set_num_threads(self._threads)
-                        faiss.omp_set_num_threads(self._threads)
                     self._model = SentenceTransformer(path, device=self._device)
-                    if self._threads:
-                        threadpoolctl.threadpool_limits(self._threads, user_api="blas")
+                    if self._threads:  # every BLAS and OpenMP loaded by now: numpy's, faiss's, torch's
+                        threadpoolctl.threadpool_limits(self._threads)
                 except (OSError, ValueError) as exc:
                     where = f" ({path})" if Path(path).exists() else ""
                     raise EmbedderUnavailable(

@@ -22,14 +22,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Row
 
 from bot.channel.errors import XCreditsDepleted, XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import add_alert, id_key, utcnow
-from bot.channel.x_limits import DEFAULT_TIER, LOW_PRIORITY_KINDS, TIERS, Budget, PostingLimits, budget, channel_of
+from bot.channel.x_limits import (
+    DEFAULT_TIER,
+    LOW_PRIORITY_KINDS,
+    TIERS,
+    Budget,
+    PostingLimits,
+    budget,
+    channel_of,
+    on_channel,
+)
 from bot.db import as_utc
 from handoff.service import Escalation, Handoff
 
@@ -242,43 +251,30 @@ class Sender:
     def due(self, conn: Connection, now: datetime, budgets: dict[str, Budget] | None = None) -> Sequence[Row[Any]]:
         """Pending rows that are due and whose channel has room (all due rows when `budgets` is None), agents'
         and the bot's replies before low-priority ones, oldest first."""
-        query = select(outbox).where(
-            outbox.c.state == "pending",
-            or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-        )
-        is_dm = outbox.c.target_tweet_id.like("dm-%")
+        query = select(outbox).where(_pending_and_due(now))
         low = outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS))
         for channel, until in [*self.paused.items(), *self.full_until.items()]:
             if now < until:
-                query = query.where(~is_dm if channel == "dm" else is_dm)
+                query = query.where(~on_channel(channel))
         if budgets is not None:
             for channel, left in budgets.items():
-                on_channel = is_dm if channel == "dm" else ~is_dm
                 if left.remaining <= 0:
-                    query = query.where(~on_channel)
+                    query = query.where(~on_channel(channel))
                 elif left.low_priority_remaining <= 0:
-                    query = query.where(~(on_channel & low))
+                    query = query.where(~(on_channel(channel) & low))
         return conn.execute(query.order_by(low, outbox.c.id).limit(self.batch_size)).all()
 
     def _waiting_for_budget(self, conn: Connection, now: datetime, budgets: dict[str, Budget]) -> int:
         """How many due rows wait for room in a window; alerts once per full window, naming when it frees."""
         waiting = 0
-        is_dm = outbox.c.target_tweet_id.like("dm-%")
         low = outbox.c.kind.in_(sorted(LOW_PRIORITY_KINDS))
+        self._note_full_windows(budgets)
         for channel, left in budgets.items():
-            on_channel = is_dm if channel == "dm" else ~is_dm
             if left.remaining > 0 and left.low_priority_remaining > 0:
                 continue
-            count = conn.execute(
-                select(func.count()).where(
-                    outbox.c.state == "pending",
-                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-                    on_channel if left.remaining <= 0 else on_channel & low,
-                )
-            ).scalar_one()
+            held = on_channel(channel) if left.remaining <= 0 else on_channel(channel) & low
+            count = conn.execute(select(func.count()).where(_pending_and_due(now), held)).scalar_one()
             waiting += count
-            if left.remaining <= 0 and left.frees_at is not None:
-                self.full_until[channel] = left.frees_at
             if count and left.spent_window is not None and left.frees_at is not None:
                 if self.budget_alerted.get(channel) == left.frees_at:
                     continue
@@ -292,21 +288,18 @@ class Sender:
                 log.warning("posting budget: %s", message)
         return waiting
 
+    def _note_full_windows(self, budgets: dict[str, Budget]) -> None:
+        """Remember until when each full channel is full: X's windows need not be counted again before then."""
+        for channel, room in budgets.items():
+            if room.remaining <= 0 and room.frees_at is not None:
+                self.full_until[channel] = room.frees_at
+
     def _waiting_in_full_windows(self, conn: Connection, now: datetime) -> int:
         """Due rows of the channels whose window was full when last counted (none counted: no query)."""
         if not self.full_until:
             return 0
-        is_dm = outbox.c.target_tweet_id.like("dm-%")
-        full = [is_dm if channel == "dm" else ~is_dm for channel in self.full_until]
-        return int(
-            conn.execute(
-                select(func.count()).where(
-                    outbox.c.state == "pending",
-                    or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now),
-                    or_(*full),
-                )
-            ).scalar_one()
-        )
+        full = or_(*(on_channel(channel) for channel in self.full_until))
+        return int(conn.execute(select(func.count()).where(_pending_and_due(now), full)).scalar_one())
 
     def send_due(self) -> SendReport:
         """Post the pending replies that are due, one at a time, each claimed before its request."""
@@ -321,9 +314,7 @@ class Sender:
                 waiting = self._waiting_in_full_windows(conn, now)
                 return SendReport(rate_limited_until=self.paused_until, waiting_for_budget=waiting)
             budgets = self.budgets(conn, now)
-            for channel, room in budgets.items():
-                if room.remaining <= 0 and room.frees_at is not None:
-                    self.full_until[channel] = room.frees_at
+            self._note_full_windows(budgets)
             rows = self.due(conn, now, budgets)
         left = {channel: (b.remaining, b.low_priority_remaining) for channel, b in budgets.items()}
         counts = {"sent": 0, "failed": 0, "deferred": 0, "unknown": 0}
@@ -480,3 +471,8 @@ class Sender:
             ),
         )  # fmt: skip
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(ticket_id=ticket_id))
+
+
+def _pending_and_due(now: datetime) -> ColumnElement[bool]:
+    """Outbox rows waiting to be sent whose next attempt is due."""
+    return and_(outbox.c.state == "pending", or_(outbox.c.next_attempt_at.is_(None), outbox.c.next_attempt_at <= now))

@@ -141,7 +141,7 @@ class Budget:
         return (self.low_priority_remaining if kind in LOW_PRIORITY_KINDS else self.remaining) > 0
 
 
-def _is_channel(channel: str) -> ColumnElement[bool]:
+def on_channel(channel: str) -> ColumnElement[bool]:
     is_dm = outbox.c.target_tweet_id.like("dm-%")
     return is_dm if channel == "dm" else ~is_dm
 
@@ -150,7 +150,7 @@ def _in_window(channel: str, since: datetime) -> ColumnElement[bool]:
     """Rows of the channel that used a request of X's window starting at `since`: sent in it, or being sent or
     in doubt (posted or not) since then."""
     return and_(
-        _is_channel(channel),
+        on_channel(channel),
         or_(
             and_(outbox.c.state == "sent", outbox.c.sent_at > since),
             and_(outbox.c.state.in_(("sending", "unknown")), outbox.c.updated_at > since),

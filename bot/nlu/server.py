@@ -22,7 +22,10 @@ from bot.ports import port_in_use
 from bot.processes import log_tail, stop_process_group
 from bot.settings import PROJECT_ROOT, Settings
 
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+# Rasa's own (rasa/utils/tensorflow/environment.py sets TensorFlow's pools from them), then BLAS and OpenMP
+THREAD_VARIABLES = (
+    "TF_INTER_OP_PARALLELISM_THREADS", "TF_INTRA_OP_PARALLELISM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+)  # fmt: skip
 
 
 class NluServerError(Exception):

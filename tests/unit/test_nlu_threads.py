@@ -20,9 +20,7 @@ def rasa_environment_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **set
     return NluServer(config, tmp_path / "model.tar.gz").environment()
 
 
-def test_rasa_runs_its_thread_pools_with_one_thread_by_default(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rasa_runs_its_thread_pools_with_one_thread_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     environment = rasa_environment_with(tmp_path, monkeypatch)
     assert {variable: environment.get(variable) for variable in THREAD_VARIABLES} == dict.fromkeys(
         THREAD_VARIABLES, "1"
@@ -32,6 +30,6 @@ def test_rasa_runs_its_thread_pools_with_one_thread_by_default(
 def test_nlu_threads_set_the_count_and_zero_leaves_the_environment_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert rasa_environment_with(tmp_path / "a", monkeypatch, nlu_threads=2)["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert rasa_environment_with(tmp_path / "a", monkeypatch, nlu_threads=2)["TF_INTRA_OP_PARALLELISM_THREADS"] == "2"
     untouched = rasa_environment_with(tmp_path / "b", monkeypatch, nlu_threads=0)
     assert all(untouched.get(variable) == "7" for variable in THREAD_VARIABLES)
