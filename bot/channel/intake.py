@@ -98,6 +98,11 @@ class _DmAsTweet:
     created_at: Any
 
 
+def mention_query(username: str) -> str:
+    """The recent-search query for the tweets that mention our account (@username): a gap's backfill."""
+    return f"@{username}"
+
+
 def dm_key(event_id: str) -> str:
     return f"dm-{event_id}"
 
@@ -153,7 +158,7 @@ class Intake:
         if gap:
             oldest = min((t.id for t in read.tweets), key=id_key, default=None)
             try:
-                backfill = self._search(f"@{me.username}", since, until_id=oldest)
+                backfill = self._search(mention_query(me.username), since, until_id=oldest)
             except XOutsideSearchWindow as refused:
                 if "until_id" not in refused.parameters:
                     raise

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeGuard
 
 from sqlalchemy import Engine, insert, select, update
 
-from bot.channel.errors import XCreditsDepleted, XError, XRateLimited
+from bot.channel.errors import XCreditsDepleted, XError, XOutsideSearchWindow, XRateLimited, XRejected
 from bot.channel.intake import Intake
 from bot.channel.models import worker_heartbeats
 from bot.channel.processing import TweetProcessor
@@ -54,6 +55,11 @@ log = logging.getLogger(__name__)
 SEARCH_EVERY = 5  # keyword searches and DMs are read every N-th mentions poll (their rate limits are lower)
 START_BACKOFF_S = 1.0
 CREDITS_RECHECK_S = 600.0  # with the credits spent (402), a read is tried again this often
+# A keyword search X refuses as malformed (400) is asked again this often, not at the backoff of a failure: the
+# same query gets the same 400, and every refusal spends a request of the search window the other keywords share.
+REFUSED_QUERY_RECHECK_S = 3600.0
+_X_INVALID_REQUEST = "One or more parameters to your request was invalid."  # the detail of X's every 400
+REFUSED_QUERY_ALERT_EVERY_S = 86400.0  # the lead page shows a day of alerts: one alert a day per refused query
 
 
 @dataclass
@@ -100,6 +106,17 @@ class _ReadBudget:
             self.spent.append((now, requests))
 
 
+def _refused_query(exc: XError, poll_key: str) -> TypeGuard[XRejected]:
+    """X answered a keyword search's poll with a 400 about the query itself (a 400 about the 7 days' window is
+    intake's to handle, and is no fault of the query)."""
+    return (
+        poll_key.startswith("search:")
+        and isinstance(exc, XRejected)
+        and not isinstance(exc, XOutsideSearchWindow)
+        and exc.status == 400
+    )
+
+
 def _endpoint_of(poll_key: str) -> str:
     return "search" if poll_key.startswith("search:") else "dm_events" if poll_key == "dms" else poll_key
 
@@ -120,6 +137,7 @@ class Worker:
     # X's read limits by endpoint (x_limits.read_limits_for); empty: polls are not paced (the sandbox unmetered)
     read_limits: dict[str, Window] = field(default_factory=dict)
     budgets: dict[str, _ReadBudget] = field(default_factory=dict)
+    refused_queries: dict[str, float] = field(default_factory=dict)  # poll key: when its refusal was last alerted
 
     def __post_init__(self) -> None:
         def spacing(endpoint: str, share: float, readers: int = 1) -> float:
@@ -169,6 +187,9 @@ class Worker:
                 add_alert(conn, "credits_depleted", f"X refuses to read {key}: the account's credits are spent "
                           f"(HTTP 402); top up the credits. Next read in {CREDITS_RECHECK_S:.0f} s.")  # fmt: skip
         except XError as exc:
+            if _refused_query(exc, key):
+                self._query_refused(key, exc, now)
+                return
             poll.failed(now, self.backoff_max_s)
             log.warning("%s: %s (retry in %.1f s)", key, exc, poll.next_at - now)
         except Exception:
@@ -176,6 +197,30 @@ class Worker:
             log.exception("%s: unexpected error (retry in %.1f s)", key, poll.next_at - now)
         else:
             poll.done(now)
+            self.refused_queries.pop(key, None)
+
+    def _query_refused(self, key: str, exc: XRejected, now: float) -> None:
+        """X refused a configured keyword search as malformed: say so in the log and, once a day, as an alert on
+        the lead page, and ask again only after REFUSED_QUERY_RECHECK_S. Mentions and the other searches go on."""
+        query = key.removeprefix("search:")
+        reason = exc.detail.removeprefix(_X_INVALID_REQUEST).removeprefix("; ").rstrip(".") or str(exc)
+        self.polls[key].rate_limited(now + REFUSED_QUERY_RECHECK_S, now)
+        log.error(
+            "search %r: X refuses the query (HTTP 400): %s; fix it in CAREBOT_X_SEARCH_QUERIES (asked again in %.0f "
+            "min; mentions and the other searches go on)", query, reason, REFUSED_QUERY_RECHECK_S / 60,
+        )  # fmt: skip
+        alerted = self.refused_queries.get(key)
+        if alerted is not None and now - alerted < REFUSED_QUERY_ALERT_EVERY_S:
+            return
+        self.refused_queries[key] = now
+        with self.engine.begin() as conn:
+            add_alert(
+                conn, "search_query_refused",
+                f"X refuses the keyword search {query!r}: {reason}. Fix the query in CAREBOT_X_SEARCH_QUERIES; "
+                f"mentions and the other searches are read as usual, this one is asked again every "
+                f"{REFUSED_QUERY_RECHECK_S / 60:.0f} minutes.",
+                {"query": query, "detail": exc.detail},
+            )  # fmt: skip
 
     def _budgeted(self, key: str, read: Callable[[], object], before: dict[str, int]) -> None:
         """`read()`, with the requests it made (whatever its outcome) recorded in the endpoints' budgets."""

@@ -25,6 +25,9 @@ tweet.fields asks for note_tweet. The sandbox endpoints and the page show it who
 
 Like X, recent search reaches back 7 days: a since_id, until_id or start_time from before that gets X's 400 (the
 message names the oldest time and the smallest since_id it would take), and since_id with start_time is refused.
+A search query is held to X's query grammar (bot/sandbox/search.py): one X would refuse (unbalanced parentheses,
+an unterminated quote, a dangling OR, only negated terms, an unknown operator, …) gets X's 400 with
+`errors[0].parameters.query` and a message naming the problem and its position.
 Every error answer is sent as application/problem+json, as X sends them.
 
 Bad input gets a 400 in X's error shape, never a 500, and is refused before anything is written: a JSON body must
