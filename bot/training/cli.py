@@ -3,7 +3,6 @@ print or export its scorecard, and review each trainee's reply beside the refere
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -12,18 +11,9 @@ import typer
 from rich.console import Console
 
 from bot.settings import Settings
-from bot.training.scorecard import Scorecard, build_scorecard, render_csv, render_review, render_text
-from bot.training.session import (
-    POSTED_FILE,
-    REFERENCES_FILE,
-    SessionInfo,
-    TrainingError,
-    free_port,
-    run_session,
-    session_dir,
-    stop_current,
-    training_root,
-)
+from bot.training import desk
+from bot.training.scorecard import render_csv, render_review, render_text
+from bot.training.session import TrainingError, free_port, run_session, stop_current
 
 training_app = typer.Typer(
     help="Training mode: a closed practice desk with a replayed scenario, and each trainee's scorecard.",
@@ -68,6 +58,8 @@ def start(
     speed: Annotated[float, typer.Option(help="How many times faster than recorded the scenario runs.")] = 1.0,
     trainee: Annotated[list[str] | None, typer.Option(help="A trainee's user name (repeat; default trainee1, "
                                                            "trainee2).")] = None,  # fmt: skip
+    session_id: Annotated[str | None, typer.Option(hidden=True, help="The session's id (a start from the web "
+                                                                     "names it).")] = None,  # fmt: skip
 ) -> None:
     """Start a training session isolated from the live desk and replay SCENARIO into it; runs until
     `carebot training stop` or Ctrl-C. Its scorecard is kept."""
@@ -81,7 +73,9 @@ def start(
     servers: list[object] = []
     try:
         nlu = _nlu(live, servers)
-        with run_session(live, scenario, speed=speed, trainees=trainee, nlu=nlu, say=console.print) as running:
+        with run_session(live, scenario, speed=speed, trainees=trainee, nlu=nlu, session_id=session_id,
+                         say=console.print) as running:  # fmt: skip
+            desk.write_accounts(running.directory, running.passwords)
             console.print(f"\nTraining session [bold]{running.info.id}[/]: replaying {scenario.name} at {speed:g}x.")
             console.print(f"  The training desk:   {running.info.web_url}/  (every page says TRAINING)")
             console.print(f"  Its sandbox X:       {running.info.sandbox_url}/")
@@ -112,44 +106,9 @@ def stop() -> None:
 @training_app.command("list")
 def list_sessions() -> None:
     """The training sessions kept here, newest first."""
-    root = training_root(_settings())
-    for folder in sorted(root.glob("*"), reverse=True):
-        if (folder / "session.json").is_file():
-            info = SessionInfo.load(folder)
-            state = f"stopped {info.stopped_at[:16]}" if info.stopped_at else "running"
-            typer.echo(f"{info.id}  {info.scenario}  x{info.speed:g}  {state}")
-
-
-def _json(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _database(folder: Path, session: str) -> Path:
-    from bot.training.session import SESSION_FILE
-
-    database = folder / "carebot.db"
-    if not database.is_file() or not (folder / SESSION_FILE).is_file():
-        raise TrainingError(f"the session {session} has no database")
-    return database
-
-
-def _scorecard(live: Settings, session: str) -> Scorecard:
-    from bot.db import make_engine
-
-    folder = session_dir(live, session)
-    info = SessionInfo.load(folder)
-    engine = make_engine(f"sqlite:///{_database(folder, session)}")
-    try:
-        return build_scorecard(
-            engine, session=info.id, sla_minutes=live.sla_first_response_minutes, trainees=info.trainees,
-            references=_json(folder / REFERENCES_FILE), posted=_json(folder / POSTED_FILE),  # type: ignore[arg-type]
-        )  # fmt: skip
-    finally:
-        engine.dispose()
+    for view in desk.sessions(_settings()):
+        state = f"stopped {view.stopped_at:%Y-%m-%d %H:%M}" if view.stopped_at else view.state
+        typer.echo(f"{view.id}  {view.scenario}  x{view.speed:g}  {state}")
 
 
 @training_app.command("report")
@@ -159,7 +118,7 @@ def report(
 ) -> None:
     """Print a session's scorecard per trainee: first-response times against the SLA, tone-check refusals,
     personal data echoed or not moved to DM, the FAQ entry used against the reference, the lead's review."""
-    card = _scorecard(_settings(), session)
+    card = desk.scorecard(_settings(), session)
     typer.echo(render_csv(card) if csv else render_text(card), nl=False)
 
 
@@ -174,28 +133,13 @@ def review(
 ) -> None:
     """Without --ticket: list every trainee's first reply beside the reference reply, with its review. With
     --ticket and --good or --needs-work: record the lead's review of that reply (the newest counts)."""
-    from bot.db import make_engine
-    from handoff import Handoff
-    from handoff.errors import HandoffError
-
     live = _settings()
     if ticket is None:
         if good or needs_work or comment:
             raise TrainingError("a review needs --ticket")
-        typer.echo(render_review(_scorecard(live, session)), nl=False)
+        typer.echo(render_review(desk.scorecard(live, session)), nl=False)
         return
     if good == needs_work:
         raise TrainingError("a review is either --good or --needs-work")
-    if len(comment) > 1000:
-        raise TrainingError("a review's comment is at most 1,000 characters")
-    card = _scorecard(live, session)
-    if not any(check.ticket_id == ticket for score in card.trainees for check in score.checks):
-        raise TrainingError(f"no trainee answered ticket {ticket} in session {session}")
-    engine = make_engine(f"sqlite:///{_database(session_dir(live, session), session)}")
-    try:
-        Handoff(engine).record_review(ticket, by, verdict="good" if good else "needs_work", comment=comment)
-    except HandoffError as exc:
-        raise TrainingError(str(exc)) from None
-    finally:
-        engine.dispose()
+    desk.review(live, session, ticket, verdict="good" if good else "needs_work", comment=comment, by=by)
     console.print(f"Reviewed ticket {ticket}: {'good' if good else 'needs work'}.")

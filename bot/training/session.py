@@ -306,11 +306,13 @@ def run_session(
     limit: int | None = None,
     with_web: bool = True,
     nlu: tuple[str, str] | None = None,
+    session_id: str | None = None,
     say: Callable[[str], None] = lambda _: None,
 ) -> Iterator[RunningSession]:
     """Start a training session and keep it running for the block: its sandbox X, the worker and the web app as
     child processes, and the scenario's replay in a thread. `nlu` is (url, token) of the Rasa server to use
-    (default: the live desk's). On leaving, everything stops and the session is marked stopped."""
+    (default: the live desk's); `session_id` names the session (default: the time and the scenario's name). On
+    leaving, everything stops and the session is marked stopped."""
     if not speed > 0:
         raise TrainingError("the speed must be greater than 0")
     scenario = read_scenario(scenario_file)
@@ -318,8 +320,12 @@ def run_session(
     if len(set(trainees)) != len(trainees) or len(trainees) > 20:
         raise TrainingError("trainee names must be different, at most 20")
     started = datetime.now(UTC)
-    session_id = f"{started:%Y%m%d-%H%M%S}-{scenario.name}"
+    session_id = session_id or f"{started:%Y%m%d-%H%M%S}-{scenario.name}"
+    if "/" in session_id or session_id.startswith(".") or len(session_id) > 120:
+        raise TrainingError(f"{session_id!r} is not a training session id")
     root = ensure_private_dir(training_root(live))
+    if (root / session_id / SESSION_FILE).exists():
+        raise TrainingError(f"the training session {session_id} exists already")
     if (root / CURRENT).is_file():
         current = (root / CURRENT).read_text("utf-8").strip()
         raise TrainingError(f"the training session {current} is running; `carebot training stop` ends it")

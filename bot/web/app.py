@@ -192,6 +192,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     from bot.web.lead import LeadService, SurgeLevels
     from bot.web.learning_pages import router as learning_router
     from bot.web.report_pages import router as reports_router
+    from bot.web.training_pages import router as training_router
 
     owned = services is None
     services = services or build_services(settings)
@@ -240,6 +241,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(editor_pages.router)
     app.include_router(lead_pages.router)
     app.include_router(learning_router)
+    app.include_router(training_router)
     app.include_router(csat_router)
     app.include_router(editor_api.router)
     app.include_router(lead_api.router)
