@@ -157,7 +157,8 @@ def test_the_faq_editor_may_send_long_entries(desk: WebDesk) -> None:
 OUT_OF_RANGE = (2**63, 2**64, -1, 0)
 # Valid values for every field a request needs, besides the one under test.
 VALID = {"slug": "reset-hub", "status": "online", "capacity": 3, "version": 1, "text": "Thanks for waiting.",
-         "body": "Thanks for waiting.", "insert": 1, "old": 1, "limit": 5}  # fmt: skip
+         "body": "Thanks for waiting.", "insert": 1, "old": 1, "limit": 5,
+         "session_id": "no-such-session"}  # fmt: skip
 
 
 def _int_fields(route: APIRoute) -> list[tuple[str, str]]:
