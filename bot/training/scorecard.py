@@ -56,6 +56,7 @@ class ReplyCheck:
     reply: str = ""  # the trainee's first reply
     reference_reply: str | None = None
     review: Review | None = None  # the lead's newest review of it
+    refused: tuple[str, ...] = ()  # the tone-check rules of this trainee's replies refused on this ticket
 
     @property
     def right_faq(self) -> bool | None:
@@ -167,6 +168,7 @@ def build_scorecard(
     moved: set[int] = set()  # tickets moved to DM, or answered by DM
     public_by: dict[int, set[str]] = {}  # ticket → trainees who answered it in public
     reviews: dict[int, Review] = {}  # ticket → the newest review
+    refused_on: dict[tuple[int, str], list[str]] = {}  # (ticket, trainee) → the rules of each refused reply
     for event in events:
         details = event.details or {}
         if event.action == "reply_reviewed":
@@ -179,6 +181,8 @@ def build_scorecard(
             if score is not None:
                 codes = [str(code) for code in details.get("violations", [])]
                 score.tone_refusals.update(codes)
+                if event.ticket_id is not None:
+                    refused_on.setdefault((event.ticket_id, score.username), []).extend(codes)
                 if "personal_data" in codes and details.get("channel", "public") == "public":
                     score.personal_data_attempts += 1
             continue
@@ -211,6 +215,7 @@ def build_scorecard(
         score.checks.append(ReplyCheck(
             ticket_id, key, seconds, within, reference.get("faq"), used_entry(text, answers),
             overlap(text, reference_reply) if reference_reply else None, text, reference_reply, reviews.get(ticket_id),
+            tuple(dict.fromkeys(refused_on.get((ticket_id, score.username), []))),
         ))  # fmt: skip
     for ticket_id, usernames in public_by.items():
         ticket = ticket_rows.get(ticket_id)

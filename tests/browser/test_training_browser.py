@@ -188,6 +188,9 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     expect(row_theo.locator(".personal-data")).to_contain_text("0 echo")
     expect(row_theo.locator(".right-faq")).to_have_text("1/1 right")
     expect(row_theo.locator("td").nth(1)).to_have_text("1")  # tickets answered first
+    expect(row_tess.locator(".right-faq")).to_have_text("no reference names an entry")  # Priya's names none
+    expect(page.locator('.training-reply[data-trainee="tess"] .refused-on-ticket')).to_contain_text("personal data")
+    expect(page.locator('.training-reply[data-trainee="theo"] .refused-on-ticket')).to_have_count(0)
     reply_theo = page.locator('.training-reply[data-trainee="theo"]')
     expect(reply_theo).to_have_count(1)
     expect(reply_theo.locator(".faq-right")).to_be_visible()

@@ -112,6 +112,10 @@ def test_the_scorecard_page_and_the_leads_review(desk: WebDesk) -> None:
     bob_row = page.text.split('<tr data-trainee="bob">', 1)[1].split("</tr>", 1)[0]
     assert "1 echo refused" in bob_row and "personal data 1" in bob_row
     assert f'id="ticket-{ids["reset"]}"' in page.text and "not reviewed" in page.text
+    phone_card = page.text.split(f'id="ticket-{ids["phone"]}"', 1)[1].split("</article>", 1)[0]
+    reset_card = page.text.split(f'id="ticket-{ids["reset"]}"', 1)[1].split("</article>", 1)[0]
+    assert "also refused a reply of theirs here" in phone_card and "personal data" in phone_card
+    assert "refused-on-ticket" not in reset_card
     saved = lead.post(f"/lead/training/{SESSION}/tickets/{ids['phone']}/review", data={
         "verdict": "needs_work", "comment": "Move it to DM <first>.", "csrf_token": csrf_of(lead)})  # fmt: skip
     assert saved.status_code == 303

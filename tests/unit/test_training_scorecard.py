@@ -94,6 +94,7 @@ def test_scorecard_per_trainee(desk: WebDesk) -> None:
     assert bob.personal_data_echoed == 0  # the echo was refused, so nothing with the number went out
     assert bob.not_moved_to_dm == 1
     assert [(c.used_faq, c.right_faq) for c in bob.checks] == [(None, False)]
+    assert "personal_data" in bob.checks[0].refused and ann.checks[0].refused == ()  # on the ticket it was refused on
     assert card.unanswered == 0
 
     text = render_text(card)
