@@ -33,6 +33,7 @@ from bench.common import emit, machine, percentile
 from bench.nlu import process_tree_rss_mb
 from bot.channel.models import inbound_tweets, outbox
 from bot.db import make_engine, upgrade
+from bot.kb import kb_config
 from bot.nlu.server import NluServer
 from bot.nlu.service import free_port, with_private_port
 from bot.nlu.training import train
@@ -207,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         "CAREBOT_NLU_URL": settings.effective_nlu_url, "CAREBOT_NLU_TOKEN": settings.effective_nlu_token,
         "CAREBOT_X_POLL_INTERVAL_S": str(args.poll), "CAREBOT_X_RECONCILE_AFTER_S": "2",
         "CAREBOT_X_TIER": "unmetered",  # CPU per tweet at rates above what X's read limits let one account poll
+        "CAREBOT_KB_ONNX_DIR": str(kb_config(base).onnx_dir),  # the model's export outlives the run's directory
     }  # fmt: skip
     os.environ.update(env)
     logs = run_dir / "logs"
@@ -248,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "database": "sqlite",
         "worker_poll_interval_s": args.poll,
+        "embedding_backend": base.kb_embedding_backend,
         "worker_start_s": round(worker_start_s, 1),
         "rss_peak_mb": watch.peak,
         "goal": {"throughput_per_s": 50, "latency_p95_s": 2.0},

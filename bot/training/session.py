@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.db import make_engine, upgrade
+from bot.kb import kb_config
 from bot.processes import ChildProcess, http_ready
 from bot.sandbox.replay import ReplayError, TrafficLine, read_traffic, replay
 from bot.settings import Settings, ensure_private_dir
@@ -117,6 +118,7 @@ def session_settings(live: Settings, session_dir: Path, *, sandbox_port: int, we
         name: getattr(live, name) for name in (
             "training_data_dir", "rasa_venv", "nlu_host", "nlu_timeout_s", "nlu_retries", "nlu_max_chars",
             "kb_embedding_model", "kb_duplicate_threshold", "kb_exact_limit", "kb_embedding_threads",
+            "kb_embedding_backend",
             "sandbox_account", "worker_batch_size", "sla_first_response_minutes", "web_session_hours",
         )
     }  # fmt: skip
@@ -130,6 +132,7 @@ def session_settings(live: Settings, session_dir: Path, *, sandbox_port: int, we
         x_api_url=f"http://127.0.0.1:{sandbox_port}",
         x_poll_interval_s=1.0,
         kb_index_dir=session_dir / "kb-index",
+        kb_onnx_dir=kb_config(live).onnx_dir,  # the model's export only: no customer text, shared read-mostly
         web_host="127.0.0.1",
         web_port=web_port,
         web_banner=BANNER,
@@ -171,6 +174,7 @@ def child_environment(session: Settings) -> dict[str, str]:
         "CAREBOT_SANDBOX_STORE": str(session.effective_sandbox_store),
         "CAREBOT_X_API_URL": session.effective_x_api_url,
         "CAREBOT_KB_INDEX_DIR": str(session.kb_index_dir),
+        "CAREBOT_KB_ONNX_DIR": str(kb_config(session).onnx_dir),
         "CAREBOT_WEB_HOST": session.web_host,
         "CAREBOT_WEB_PORT": str(session.web_port),
         "CAREBOT_WEB_BANNER": session.web_banner or BANNER,
