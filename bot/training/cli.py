@@ -122,6 +122,49 @@ def report(
     typer.echo(render_csv(card) if csv else render_text(card), nl=False)
 
 
+@training_app.command("scenario")
+def scenario(
+    out: Annotated[Path, typer.Argument(help="The scenario file to write (JSON Lines, training_data/scenarios/ "
+                                             "format).")],  # fmt: skip
+    from_live: Annotated[bool, typer.Option("--from-live", help="Make it from the live desk's conversations "
+                                                                "(the only source so far).")] = False,  # fmt: skip
+    since: Annotated[str | None, typer.Option(help="Only tickets opened at or after this moment (ISO 8601: "
+                                                   "2026-12-01 or 2026-12-01T09:00Z).")] = None,  # fmt: skip
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many tickets, oldest first.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
+) -> None:
+    """Write a scenario from the live desk's real conversations, personal data stripped: each public customer
+    turn of a ticket, with the agent's real reply to it (and the FAQ entry it used) as its reference."""
+    from datetime import UTC, datetime
+
+    from bot.db import make_engine
+    from bot.training.live_scenario import build_live_scenario, write_scenario
+
+    if not from_live:
+        raise TrainingError("say where the scenario comes from: --from-live (a traffic file is a scenario already)")
+    moment = None
+    if since is not None:
+        try:
+            moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise TrainingError(f"--since {since!r} is not an ISO 8601 date or time") from None
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if out.exists() and not force:
+        raise TrainingError(f"{out} exists; --force overwrites it")
+    live = _settings()
+    engine = make_engine(live.effective_database_url)
+    try:
+        made = build_live_scenario(engine, care_account=live.sandbox_account, since=moment, limit=limit)
+    finally:
+        engine.dispose()
+    if not made.lines:
+        raise TrainingError("the live desk has no public customer turns" + (f" since {since}" if since else ""))
+    write_scenario(made, out)
+    console.print(f"Wrote {out}: {len(made.lines)} customer turns from {made.threads} tickets, "
+                  f"{made.with_reference} with the agent's real reply as reference; personal data stripped. "
+                  f"`carebot training start {out}` replays it.")  # fmt: skip
+
+
 @training_app.command("review")
 def review(
     session: Annotated[str, typer.Argument(help="The session's id (see `carebot training list`).")],
