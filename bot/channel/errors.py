@@ -8,6 +8,8 @@
      ├── XOutcomeUnknown        a write (tweet, DM) that may or may not have happened: look on X before re-sending
      └── XRejected              X refused the request (4xx): `status`, `detail`, `duplicate` (403 duplicate content)
           ├── XAuthError        401, or 403 for credentials or app permissions
+          ├── XReplyNotAllowed  403: X's reply restriction (self-serve apps): the author of the tweet replied to
+          │                     did not @mention or quote the care account
           └── XOutsideSearchWindow  400: a recent search's since_id, until_id or start_time is older than its 7 days
 
 Messages are one line and never contain credentials.
@@ -63,6 +65,13 @@ class XRejected(XError):
 
 class XAuthError(XRejected):
     """X refused our credentials or the app's permissions (401, or 403 for authentication)."""
+
+
+class XReplyNotAllowed(XRejected):
+    """X refused a reply under a tweet whose author did not summon the care account. Since 2026-02-23 a self-serve
+    app may reply only where the tweet's author @mentioned the replying account or quoted one of its posts
+    (docs.x.com/x-api/posts/manage-tweets/integrate); X answers 403 "Reply to this conversation is not allowed …".
+    The same reply under the same tweet never succeeds: answer by DM, or in a new tweet that mentions the customer."""
 
 
 class XOutsideSearchWindow(XRejected):

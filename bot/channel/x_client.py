@@ -46,6 +46,7 @@ from bot.channel.errors import (
     XOutsideSearchWindow,
     XRateLimited,
     XRejected,
+    XReplyNotAllowed,
     XUnavailable,
 )
 from bot.settings import Settings, SettingsError
@@ -266,6 +267,8 @@ def _outside_search_window(response: requests.Response) -> tuple[tuple[str, ...]
     return tuple(refused), window_start
 
 
+# X's 403 for a reply its reply restriction refuses begins so (bot.sandbox.server.REPLY_NOT_ALLOWED has it whole).
+_REPLY_NOT_ALLOWED_MARKER = "reply to this conversation is not allowed"
 _AUTH_MARKERS = (
     "unsupported-authentication",
     "client-forbidden",
@@ -928,6 +931,12 @@ class XClient:
         duplicate = status == 403 and "duplicate" in detail.lower()
         clues = " ".join(problem.values()).lower()
         error_type: type[XRejected] = XRejected
+        if endpoint == "create_tweet" and status == 403 and _REPLY_NOT_ALLOWED_MARKER in detail.lower():
+            # X's reply restriction for self-serve apps (bot.channel.errors.XReplyNotAllowed): not the credentials.
+            return XReplyNotAllowed(
+                f"X API {endpoint} rejected the reply: HTTP 403: X allows no reply here: {detail}",
+                endpoint=endpoint, status=status, detail=detail,
+            )  # fmt: skip
         if status == 401 or (status == 403 and not duplicate and any(marker in clues for marker in _AUTH_MARKERS)):
             error_type = XAuthError
         what = "refused our credentials" if error_type is XAuthError else "rejected the request"
@@ -954,6 +963,7 @@ __all__ = [
     "XOutcomeUnknown",
     "XRateLimited",
     "XRejected",
+    "XReplyNotAllowed",
     "XTweet",
     "XUnavailable",
     "XUser",

@@ -59,11 +59,16 @@ def _serve(host: str | None, port: int | None, store: Path | None) -> None:
     # Its own address is how carebot reaches it (settings.effective_sandbox_url); other names must be configured.
     allowed = [*settings.sandbox_allowed_hosts, host]
     try:
-        app = create_app(store_path, settings.sandbox_account, allowed_hosts=allowed, tier=settings.x_tier)
+        app = create_app(
+            store_path, settings.sandbox_account, allowed_hosts=allowed, tier=settings.x_tier,
+            reply_restriction=settings.sandbox_reply_restriction,
+        )  # fmt: skip
     except (OSError, ValueError) as exc:
         _fail(f"cannot open the sandbox store {store_path}: {exc}")
     shown = f"[{host}]" if ":" in host else host
     limits = "no rate limits" if settings.x_tier == "unmetered" else f"X's {settings.x_tier} rate limits"
+    if not settings.sandbox_reply_restriction:
+        limits += "; replies anywhere, as X allows enterprise apps"
     console.print(
         f"Sandbox X for @{settings.sandbox_account} at http://{shown}:{port} (store {store_path}; {limits})."
     )

@@ -30,6 +30,12 @@ an unterminated quote, a dangling OR, only negated terms, an unknown operator, â
 `errors[0].parameters.query` and a message naming the problem and its position.
 Every error answer is sent as application/problem+json, as X sends them.
 
+Like X for self-serve apps (since 2026-02-23), a reply (POST /2/tweets with reply.in_reply_to_tweet_id) is taken
+only under a tweet whose author summoned the care account: @mentioned it in that tweet (a reply to one of the
+account's tweets counts, see Store.summons), or quoted one of its posts. Any other reply gets X's 403
+(REPLY_NOT_ALLOWED). `reply_restriction=False` (CAREBOT_SANDBOX_REPLY_RESTRICTION=false) is X for enterprise apps,
+which the rule does not cover: every reply is taken. `app.state.reply_restriction` switches it while it runs.
+
 Bad input gets a 400 in X's error shape, never a 500, and is refused before anything is written: a JSON body must
 be UTF-8 JSON without NaN or Infinity, nested at most MAX_JSON_DEPTH deep, with no lone surrogate (an unpaired
 \\ud800 to \\udfff escape) in any text; a pagination token must name a tweet id. Because /sandbox/ has no
@@ -125,6 +131,19 @@ DM_EVENT_FIELDS = {
 DM_EXPANSIONS = {"attachments.media_keys", "referenced_tweets.id", "sender_id", "participant_ids"}
 DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
 
+# X's reply restriction for self-serve apps (Free, Basic, Pro, pay-per-use; enterprise apps are not covered), in X's
+# words (docs.x.com/x-api/posts/manage-tweets/integrate, "Post creation restrictions (self-serve)"): "Replies via
+# the API are only permitted if the replying account has been explicitly summoned by the original post's author.
+# This means one of the following must be true: The original author @mentions the replying user/account in their
+# post. The original author quotes a post from the replying user/account. If neither condition is met, the reply
+# request will be rejected." X's changelog dates it 2026-02-23. "The original post" is taken to be the tweet
+# replied to. X does not publish the refusal's wording; this detail is the one developers quote from X's 403, and
+# the body is X's generic Problem (about:blank, as for duplicate content), the shape X's OpenAPI description gives
+# POST /2/tweets' errors (openapi-2.166.json: `default` â†’ Problem, application/problem+json).
+REPLY_NOT_ALLOWED = (
+    "Reply to this conversation is not allowed because you have not been mentioned or otherwise engaged by the "
+    "author of the post you are replying to."
+)
 INVALID_REQUEST_TYPE = "https://api.twitter.com/2/problems/invalid-request"
 NOT_FOUND_TYPE = "https://api.twitter.com/2/problems/resource-not-found"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -245,12 +264,14 @@ def invalid_request_body(parameter: str, value: Any, message: str) -> dict[str, 
 
 
 def create_app(
-    store_path: Path, account: str = "KestrelCare", *, allowed_hosts: Iterable[str] = (), tier: str = "unmetered"
-) -> FastAPI:
+    store_path: Path, account: str = "KestrelCare", *, allowed_hosts: Iterable[str] = (), tier: str = "unmetered",
+    reply_restriction: bool = True,
+) -> FastAPI:  # fmt: skip
     """The sandbox X over the SQLite store at `store_path` (created if missing), with `account` as the care
     account that every API credential acts as. It answers requests for loopback hosts and for `allowed_hosts`
-    (host names or addresses without a port; "*" for any host), and enforces the rate limits of X's access
-    `tier` (bot.channel.x_limits; `unmetered`: none)."""
+    (host names or addresses without a port; "*" for any host), enforces the rate limits of X's access
+    `tier` (bot.channel.x_limits; `unmetered`: none) and, with `reply_restriction`, X's reply restriction for
+    self-serve apps (REPLY_NOT_ALLOWED)."""
     store = Store(store_path, account)
     faults = Faults()
     windows = RateWindows(tier)
@@ -264,6 +285,7 @@ def create_app(
     app.allowed_hosts = LOOPBACK_HOSTS | {host.strip().strip("[]").lower().rstrip(".") for host in allowed_hosts}
     app.state.store = store
     app.state.faults = faults
+    app.state.reply_restriction = reply_restriction
 
     @app.exception_handler(InvalidRequest)
     async def invalid_request(_request: Request, exc: InvalidRequest) -> JSONResponse:
@@ -473,6 +495,11 @@ def create_app(
             ):
                 raise InvalidRequest("reply.in_reply_to_tweet_id", target_raw, "`in_reply_to_tweet_id` is not valid")
             target = int(target_raw)
+            replied_to = store.tweets_by_id([target]).get(target)
+            if replied_to is not None and app.state.reply_restriction and not store.summons(replied_to, store.account):
+                return ProblemResponse(
+                    problem(403, "Forbidden", REPLY_NOT_ALLOWED), status_code=403, headers=windows.use("create_tweet")
+                )
         try:
             tweet = store.create_tweet(store.account, text, in_reply_to=target, via_api=True, require_unique_text=True)
         except DuplicateTweet:

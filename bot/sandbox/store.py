@@ -262,6 +262,19 @@ class Store:
                 conn.execute(insert(mentions), [{"user_id": uid, "tweet_id": tweet_id} for uid in mentioned_ids])
         return Tweet(author_username=author.username, **row)
 
+    def summons(self, tweet: Tweet, user: User) -> bool:
+        """Whether `tweet` summons `user` in the sense of X's reply restriction for self-serve apps (see
+        bot.sandbox.server, REPLY_NOT_ALLOWED): someone else wrote it and @mentions the user in it. A reply to one
+        of the user's tweets counts: on X its text starts with the user's @handle, which X adds to every reply and
+        lists in entities.mentions (the sandbox stores replies without that prefix, so it goes by the reply's
+        target). The user's own tweets never summon the user. X's other condition, a quote of one of the user's
+        posts, cannot arise here: the sandbox's customers do not quote."""
+        if tweet.author_id == user.id:
+            return False
+        if tweet.in_reply_to_user_id == user.id:
+            return True
+        return user.username.lower() in {handle.lower() for handle in _MENTION.findall(tweet.text)}
+
     def mark_tweet_dropped(self, tweet_id: int) -> None:
         with self._lock, self.engine.begin() as conn:
             conn.execute(update(tweets).where(tweets.c.id == tweet_id).values(connection_dropped=True))

@@ -35,11 +35,13 @@ class SandboxStartError(RuntimeError):
 
 @contextmanager
 def running_sandbox(
-    store_path: Path, port: int = 0, account: str = "KestrelCare", tier: str = "unmetered"
-) -> Iterator[RunningSandbox]:
+    store_path: Path, port: int = 0, account: str = "KestrelCare", tier: str = "unmetered",
+    reply_restriction: bool = True,
+) -> Iterator[RunningSandbox]:  # fmt: skip
     """Serve the sandbox X over `store_path` on 127.0.0.1:`port` (0: a free port) until the block ends, with the
-    rate limits of X's access `tier` enforced (bot.sandbox.server; unmetered: none)."""
-    app = create_app(store_path, account, tier=tier)
+    rate limits of X's access `tier` enforced (bot.sandbox.server; unmetered: none), and X's reply restriction for
+    self-serve apps unless `reply_restriction` is False (X for enterprise apps)."""
+    app = create_app(store_path, account, tier=tier, reply_restriction=reply_restriction)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY for it
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", port))

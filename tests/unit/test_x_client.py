@@ -29,6 +29,7 @@ from bot.channel.errors import (
     XOutsideSearchWindow,
     XRateLimited,
     XRejected,
+    XReplyNotAllowed,
     XUnavailable,
 )
 from bot.channel.x_client import MENTIONS_REACHABLE, SANDBOX_CREDENTIALS, XClient
@@ -917,7 +918,7 @@ def test_403_for_app_permissions_is_an_auth_error(x: Harness) -> None:
         x.client.create_reply("hello", "5")
 
 
-def test_403_reply_not_allowed_is_rejected_but_not_an_auth_error(x: Harness) -> None:
+def test_403_reply_not_allowed_is_its_own_rejection_not_an_auth_error(x: Harness) -> None:
     body = {
         "title": "Forbidden",
         "status": 403,
@@ -925,9 +926,19 @@ def test_403_reply_not_allowed_is_rejected_but_not_an_auth_error(x: Harness) -> 
         "have not been mentioned or otherwise engaged by the author of the post you are replying to.",
     }
     x.stub.route("POST", "/2/tweets", lambda seen: Answer(403, body))
-    with pytest.raises(XRejected) as caught:
+    with pytest.raises(XReplyNotAllowed) as caught:
         x.client.create_reply("hello", "5")
-    assert type(caught.value) is XRejected and not caught.value.duplicate
+    assert isinstance(caught.value, XRejected) and not isinstance(caught.value, XAuthError)
+    assert caught.value.status == 403 and not caught.value.duplicate
+    assert caught.value.detail.startswith("Reply to this conversation is not allowed")
+
+
+def test_a_403_of_another_endpoint_with_the_same_words_is_no_reply_restriction(x: Harness) -> None:
+    body = {"title": "Forbidden", "status": 403, "detail": "Reply to this conversation is not allowed"}
+    x.stub.route("POST", "/2/dm_conversations/with/7/messages", lambda seen: Answer(403, body))
+    with pytest.raises(XRejected) as caught:
+        x.client.send_dm("7", "hello")
+    assert type(caught.value) is XRejected
 
 
 # credentials never in error messages or logs
