@@ -216,10 +216,16 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     expect(row_tess.locator(".reviewed")).to_contain_text("1 flagged as needing work")
     expect(row_theo.locator(".reviewed")).to_contain_text("1/1 reviewed")
     _shot(page, "reviewed")
+    page.set_viewport_size({"width": 390, "height": 844})  # a lead on a phone
+    page.reload()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the training session's page is {width} px wide at 390 px"
+    _shot(page, "reviewed-390")
+    page.set_viewport_size({"width": 1440, "height": 900})
 
     # The lead stops the session: its scorecard and reviews stay.
     page.goto(f"{served.url}/lead/training")
-    page.click("#stop-session")
+    page.click("#stop-session", timeout=60_000)  # the answer waits until the session's processes have stopped
     expect(page.locator(".notice-success")).to_contain_text("has ended")
     expect(page).to_have_url(re.compile(re.escape(f"/lead/training/{session_id}")))
     expect(page.locator("#session-state")).to_have_text("ended")
