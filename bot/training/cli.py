@@ -131,6 +131,9 @@ def scenario(
     since: Annotated[str | None, typer.Option(help="Only tickets opened at or after this moment (ISO 8601: "
                                                    "2026-12-01 or 2026-12-01T09:00Z).")] = None,  # fmt: skip
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many tickets, oldest first.")] = None,
+    care_account: Annotated[str | None, typer.Option(help="The desk's handle on X, if not the sandbox X's "
+                                                          "(CAREBOT_SANDBOX_ACCOUNT): its @-mentions replay as the "
+                                                          "sandbox X's care account.")] = None,  # fmt: skip
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")] = False,
 ) -> None:
     """Write a scenario from the live desk's real conversations, personal data stripped: each public customer
@@ -154,7 +157,8 @@ def scenario(
     live = _settings()
     engine = make_engine(live.effective_database_url)
     try:
-        made = build_live_scenario(engine, care_account=live.sandbox_account, since=moment, limit=limit)
+        made = build_live_scenario(engine, care_account=(care_account or live.sandbox_account).lstrip("@"),
+                                   replay_as=live.sandbox_account, since=moment, limit=limit)  # fmt: skip
     finally:
         engine.dispose()
     if not made.lines:

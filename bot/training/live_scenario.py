@@ -40,16 +40,16 @@ class LiveScenario:
 
 
 class _Pseudonyms:
-    """customer01, customer02, … in order of first appearance; the care account keeps its handle."""
+    """customer01, customer02, … in order of first appearance; the care account becomes the sandbox X's."""
 
-    def __init__(self, care_account: str) -> None:
-        self.care = care_account.casefold()
+    def __init__(self, care_account: str, replay_as: str) -> None:
+        self.care, self.replay_as = care_account.casefold(), replay_as
         self.names: dict[str, str] = {}
 
     def of(self, handle: str) -> str:
         key = handle.casefold()
         if key == self.care:
-            return handle
+            return self.replay_as
         return self.names.setdefault(key, f"customer{len(self.names) + 1:02d}")
 
     def in_text(self, text: str) -> str:
@@ -61,10 +61,16 @@ def _stripped(text: str, names: _Pseudonyms) -> str:
 
 
 def build_live_scenario(
-    engine: Engine, *, care_account: str, since: datetime | None = None, limit: int | None = None
+    engine: Engine,
+    *,
+    care_account: str,
+    replay_as: str | None = None,
+    since: datetime | None = None,
+    limit: int | None = None,
 ) -> LiveScenario:
     """The scenario lines of the live desk's tickets (oldest first, from `since`, at most `limit` tickets) whose
-    customer wrote in public; `at` counts seconds from the first line."""
+    customer wrote in public; `at` counts seconds from the first line. `care_account` is the desk's handle on X,
+    written as `replay_as` (the sandbox X's care account; default: the same) where a customer @-mentions it."""
     query = select(tickets.c.id, tickets.c.customer_handle).where(tickets.c.source != "dm")
     if since is not None:
         query = query.where(tickets.c.created_at >= since)
@@ -88,7 +94,7 @@ def build_live_scenario(
     by_ticket: dict[int, list[Any]] = {}
     for row in rows:
         by_ticket.setdefault(row.ticket_id, []).append(row)
-    names = _Pseudonyms(care_account)
+    names = _Pseudonyms(care_account, replay_as or care_account)
     turns: list[tuple[datetime, dict[str, Any]]] = []
     threads = 0
     for ticket in chosen:
@@ -101,12 +107,12 @@ def build_live_scenario(
                 if not public:
                     open_turn = None  # a DM: not replayed, and what follows answers it
                     continue
+                user = names.of(message.author or ticket.customer_handle or "customer")  # the writer first
                 text = _stripped(message.text, names)[:MAX_TEXT]
                 if not text:
                     continue
                 key = f"l{len(turns) + 1:03d}"
-                line: dict[str, Any] = {"key": key, "user": names.of(message.author or ticket.customer_handle
-                                                                      or "customer"), "text": text}  # fmt: skip
+                line: dict[str, Any] = {"key": key, "user": user, "text": text}
                 if previous_key is not None:
                     line["reply_to"] = previous_key
                 turns.append((as_utc(message.created_at), line))

@@ -92,6 +92,13 @@ def test_customer_turns_carry_the_agents_real_reply_with_personal_data_stripped(
     assert phone["at"] == 0 and 3500 < reset["at"] < follow_up["at"]
 
 
+def test_the_desks_own_handle_on_x_replays_as_the_sandbox_care_account(desk: WebDesk) -> None:
+    desk.escalate("@AcmeHelp @kestrelcare my bill is wrong", customer_handle="acme_fan")
+    made = build_live_scenario(desk.engine, care_account="acmehelp", replay_as="KestrelCare")
+    assert [line["text"] for line in made.lines] == ["@KestrelCare @customer02 my bill is wrong"]
+    assert made.lines[0]["user"] == "customer01"  # the other handle is a customer's like any other
+
+
 def test_since_and_limit_choose_the_tickets(desk: WebDesk) -> None:
     _live_traffic(desk)
     recent = build_live_scenario(desk.engine, care_account="KestrelCare",
