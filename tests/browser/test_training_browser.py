@@ -1,9 +1,9 @@
 """Training mode in a real browser, with the real components of a session: a lead on the live desk starts the
 outage-storm scenario from /lead/training (the very `carebot training start`, in the background: its own sandbox X,
 the real worker with the real Rasa and embedding model, its own web app); two trainees log in to the training desk,
-one echoes the customer's phone number in public (refused, and counted), the other sends the FAQ suggestion that
-the scenario's reference names; the scorecard shows both; the lead reviews both replies from the page, and stops
-the session. Screenshots in /tmp/shots/training-*.png.
+one echoes the customer's phone number in public (refused, and counted) and answers an angry customer, the other
+sends the FAQ suggestion that the scenario's reference names; the scorecard shows both; the lead reviews both
+replies from the page, and stops the session. Screenshots in /tmp/shots/training-*.png.
 
 That the live database and the live sandbox X stay byte for byte as they were is tests/integration/
 test_training_isolation.py; here the live desk is only checked to have no customer traffic of the session."""
@@ -154,8 +154,10 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     tess.click("#send-reply")
     expect(tess.locator("#reply-error")).to_contain_text("Not sent: Your reply contains a phone number")
     _shot(tess, "desk-refused")
-    tess.fill("#reply-body", "Sorry Priya, please don't share your number in public. Send us a DM and we'll call "
-                             "you from there.")  # fmt: skip
+    # The bot has asked Priya to continue by DM already; tess goes on to the angry customer who wants to cancel.
+    _queue_row(tess, desk_url, "@kirkstall_ken").locator("a").first.click()
+    tess.click("#claim")
+    tess.fill("#reply-body", "Sorry Ken. Three outages in a month isn't good enough. Engineers are on it now.")
     tess.click("#send-reply")
     expect(tess.locator(".notice-success")).to_contain_text("Reply queued")
 
@@ -188,8 +190,7 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     expect(row_theo.locator(".personal-data")).to_contain_text("0 echo")
     expect(row_theo.locator(".right-faq")).to_have_text("1/1 right")
     expect(row_theo.locator("td").nth(1)).to_have_text("1")  # tickets answered first
-    expect(row_tess.locator(".right-faq")).to_have_text("no reference names an entry")  # Priya's names none
-    expect(page.locator('.training-reply[data-trainee="tess"] .refused-on-ticket')).to_contain_text("personal data")
+    expect(row_tess.locator(".right-faq")).to_have_text("no reference names an entry")  # Ken's names none
     expect(page.locator('.training-reply[data-trainee="theo"] .refused-on-ticket')).to_have_count(0)
     reply_theo = page.locator('.training-reply[data-trainee="theo"]')
     expect(reply_theo).to_have_count(1)
@@ -205,13 +206,13 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     expect(page.locator(".notice-success")).to_contain_text("marked good")
     reply_tess = page.locator('.training-reply[data-trainee="tess"]')
     reply_tess.get_by_label("needs work").check()
-    reply_tess.locator("textarea").fill("Never repeat a customer's number in public: move to DM first.")
+    reply_tess.locator("textarea").fill("Ask him to DM us so we can look at his line, as the reference does.")
     reply_tess.get_by_role("button", name="Save review").click()
     expect(page.locator(".notice-success")).to_contain_text("marked needs work")
     expect(reply_theo.locator(".review-state")).to_contain_text("good by lee")
     expect(reply_tess.locator(".review-state")).to_contain_text("needs work by lee")
     expect(reply_tess.locator(".review-comment")).to_have_text(
-        "Never repeat a customer's number in public: move to DM first."
+        "Ask him to DM us so we can look at his line, as the reference does."
     )
     expect(row_tess.locator(".reviewed")).to_contain_text("1 flagged as needing work")
     expect(row_theo.locator(".reviewed")).to_contain_text("1/1 reviewed")
