@@ -9,6 +9,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -259,7 +260,19 @@ report_events = Table(
     Index("ix_handoff_report_events_action", "action", "at", postgresql_include=["ticket_id", "actor", "began_at"]),
 )
 
-# One row ("audit"): audit events before `rolled_until` are in handoff_report_events (None: none are yet).
+# Per UTC day and actor, the resolutions and replies of handoff_report_events (the reports' work per agent), for
+# every day before the rollup row "agent_days" (migration 0017). Like the events they count, a row never changes.
+report_agent_days = Table(
+    "handoff_report_agent_days",
+    metadata,
+    Column("day", Date, primary_key=True),
+    Column("actor", String(64), primary_key=True),
+    Column("resolved", Integer, nullable=False),
+    Column("replied", Integer, nullable=False),
+)
+
+# One row per copy: "audit", audit events before `rolled_until` are in handoff_report_events; "agent_days", the
+# days before it are in handoff_report_agent_days (None: none are yet).
 report_rollup = Table(
     "handoff_report_rollup",
     metadata,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -15,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -83,13 +85,16 @@ outbox = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("sent_at", DateTime(timezone=True), nullable=True),
     Column("faq_slug", String(128), nullable=True),  # a bot FAQ answer's entry, for the reports (migration 0014)
+    # A bot FAQ answer after which a later tweet of its conversation went to a ticket (the customer came back to a
+    # person): set by the worker when that tweet goes to a ticket, for the reports' "didn't help" (migration 0017).
+    Column("came_back", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("target_tweet_id", name="uq_x_outbox_target"),
     Index("ix_x_outbox_state", "state", "next_attempt_at"),
     Index("ix_x_outbox_posted", "posted_tweet_id"),
     Index("ix_x_outbox_sent", "sent_at"),  # what was posted in each of X's windows (migration 0013)
-    # The reports' bot answers, read from the index alone (migration 0014; 0012 had it without the columns).
+    # The reports' bot answers, read from the index alone (migrations 0014 and 0017; 0012 had it without the columns).
     Index("ix_x_outbox_answers", "kind", "created_at",
-          postgresql_include=["author", "state", "conversation_id", "faq_slug"]),  # fmt: skip
+          postgresql_include=["author", "state", "conversation_id", "faq_slug", "came_back"]),  # fmt: skip
 )
 
 opt_outs = Table(

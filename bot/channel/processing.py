@@ -316,6 +316,14 @@ class TweetProcessor:
                 attempts=row.attempts + 1, ignore_reason=decision.ignore_reason,
             )  # fmt: skip
         )
+        if ticket_id is not None and row.conversation_id is not None:
+            # The reports' "didn't help": the bot's earlier FAQ answers in this conversation came back to a person.
+            conn.execute(
+                update(outbox)
+                .where(outbox.c.conversation_id == row.conversation_id, outbox.c.kind == "faq_answer",
+                       outbox.c.created_at < row.fetched_at, outbox.c.came_back.is_(False))
+                .values(came_back=True)
+            )  # fmt: skip
         return band
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -58,6 +58,7 @@ from handoff.models import (
     csat_surveys,
     incident_tickets,
     incidents,
+    report_agent_days,
     report_events,
     report_rollup,
     tickets,
@@ -76,6 +77,7 @@ IGNORE_WORDS = {
 ARRIVALS = ("created", "reopened")
 EPISODE_EVENTS = (*ARRIVALS, "answered")  # the audit events that start a ticket episode or answer it
 ROLLUP = "audit"  # the row of handoff_report_rollup that says how far handoff_report_events goes
+AGENT_DAYS = "agent_days"  # the row that says how far handoff_report_agent_days goes (at most as far as ROLLUP)
 ROLLUP_DELAY = timedelta(hours=1)  # a day is rolled up once it ended this long ago (its writes are all committed)
 TOP_ENTRIES = 10
 MIN_ANSWERS_FOR_RATE = 3  # an entry is ranked by how often it fails only after this many answers
@@ -262,8 +264,9 @@ class ReportService:
         self.clock = clock
         # percentile_cont in SQL on PostgreSQL (None: whenever the database is PostgreSQL); Python otherwise.
         self.sql_percentiles = engine.dialect.name == "postgresql" if sql_percentiles is None else sql_percentiles
-        # Read closed days' audit events from handoff_report_events (False: everything from the audit log, the
-        # same figures more slowly; the tests compare the two).
+        # Read closed days' audit events from handoff_report_events and their counts per agent from
+        # handoff_report_agent_days, and "didn't help" from the bot answers' came_back flag (False: everything
+        # recounted from the audit log and the stored tweets, the same figures more slowly; the tests compare the two).
         self.rollups = rollups
 
     def period(self, name: str = "7d", bucket: str | None = None, start: date | None = None,
@@ -288,7 +291,13 @@ class ReportService:
     def refresh(self) -> int:
         """Copy the audit events the charts read (answers, resolutions, replies, reopens) of every day that ended
         over `ROLLUP_DELAY` ago and is not copied yet into handoff_report_events, each with when its ticket
-        episode began; return how many. One caller copies a day: the others find the row moved on and skip."""
+        episode began, then count those days' resolutions and replies per agent; return how many events were
+        copied. One caller copies a day: the others find the row moved on and skip."""
+        copied = self._copy_events()
+        self._count_agent_days()
+        return copied
+
+    def _copy_events(self) -> int:
         until = datetime.combine((self.clock() - ROLLUP_DELAY).astimezone(UTC).date(), time(), UTC)
         r = report_rollup.c
         with self.engine.begin() as conn:
@@ -312,10 +321,38 @@ class ReportService:
             count = select(func.count()).where(e.at < until, *([e.at >= since] if since is not None else []))
             return int(conn.execute(count).scalar_one())
 
-    def _rolled_until(self, conn: Connection) -> datetime | None:
+    def _count_agent_days(self) -> None:
+        """Count per UTC day and actor the resolutions and replies of the days handoff_report_events holds and
+        handoff_report_agent_days does not yet (they never change, as the events they count)."""
+        r = report_rollup.c
+        with self.engine.begin() as conn:
+            until = _utc(conn.execute(select(r.rolled_until).where(r.name == ROLLUP)).scalar())
+            if until is None:
+                return
+            row = conn.execute(select(r.rolled_until).where(r.name == AGENT_DAYS)).first()
+            if row is None:  # a database made without the migrations
+                conn.execute(insert(report_rollup).values(name=AGENT_DAYS, rolled_until=None))
+            since = _utc(row[0]) if row is not None else None
+            if since is not None and since >= until:
+                return
+            same = r.rolled_until.is_(None) if since is None else r.rolled_until == since
+            moved = conn.execute(update(report_rollup).where(r.name == AGENT_DAYS, same).values(rolled_until=until))
+            if moved.rowcount != 1:
+                return
+            e = report_events.c
+            counted = (
+                select(self._day(conn, e.at).label("d"), e.actor, func.sum(case((e.action == "resolved", 1), else_=0)),
+                       func.sum(case((e.action == "replied", 1), else_=0)))
+                .where(e.action.in_(("resolved", "replied")), e.at < until,
+                       *([e.at >= since] if since is not None else []))
+                .group_by(literal_column_label("d"), e.actor)
+            )  # fmt: skip
+            conn.execute(insert(report_agent_days).from_select(["day", "actor", "resolved", "replied"], counted))
+
+    def _rolled_until(self, conn: Connection, name: str = ROLLUP) -> datetime | None:
         if not self.rollups:
             return None
-        found = conn.execute(select(report_rollup.c.rolled_until).where(report_rollup.c.name == ROLLUP)).scalar()
+        found = conn.execute(select(report_rollup.c.rolled_until).where(report_rollup.c.name == name)).scalar()
         return _utc(found)
 
     def _events(self, conn: Connection, span: Period, actions: Sequence[str], *, ranged: bool = True) -> Any:
@@ -363,6 +400,12 @@ class ReportService:
             return cast(utc, Date)
         return func.strftime("%Y-%m-%dT%H:00" if span.bucket == "hour" else "%Y-%m-%d", column)
 
+    def _day(self, conn: Connection, column: Any) -> ColumnElement[Any]:
+        """The UTC date of `column` (a date on PostgreSQL, its YYYY-MM-DD text on SQLite, as a Date column keeps it)."""
+        if self._is_pg(conn):
+            return cast(func.timezone("UTC", column), Date)
+        return func.strftime("%Y-%m-%d", column)
+
     def _seconds(self, conn: Connection, later: Any, earlier: Any) -> ColumnElement[float]:
         if self._is_pg(conn):
             return cast(func.extract("epoch", later - earlier), Float)
@@ -372,10 +415,11 @@ class ReportService:
         return and_(column >= span.start, column < span.end)
 
     def _durations(
-        self, conn: Connection, query: Any, quantiles: Sequence[float] = (0.5, 0.9)
+        self, conn: Connection, query: Any, quantiles: Sequence[float] = (0.5, 0.9), *, overall: bool = True
     ) -> tuple[dict[Any, Any], Any]:
         """Per key and over all keys: how many, the quantiles of `duration` (seconds) and how many took at most
-        the SLA. `query` has the columns `key` and `duration`; one pass over it (PostgreSQL: GROUP BY ROLLUP)."""
+        the SLA. `query` has the columns `key` and `duration`; one pass over it (PostgreSQL: GROUP BY ROLLUP).
+        overall=False: per key only (the figures over all keys are None; PostgreSQL sorts the durations once)."""
         sub = query.subquery()
         found: dict[Any, dict[str, Any]] = {}
         whole = None
@@ -383,7 +427,7 @@ class ReportService:
             sla = func.sum(case((sub.c.duration <= self.sla_seconds, 1), else_=0))
             columns = [func.percentile_cont(q).within_group(sub.c.duration) for q in quantiles]
             grouped = select(func.grouping(sub.c.key), sub.c.key, func.count(), sla, *columns).group_by(
-                func.rollup(sub.c.key)
+                func.rollup(sub.c.key) if overall else sub.c.key
             )
             for row in conn.execute(grouped):
                 figures = {"count": int(row[2]), "sla_met": int(row[3] or 0),
@@ -404,7 +448,7 @@ class ReportService:
             }  # fmt: skip
 
         found = {key_value: figures_of(durations) for key_value, durations in values.items()}
-        everything = [d for durations in values.values() for d in durations]
+        everything = [d for durations in values.values() for d in durations] if overall else []
         return found, figures_of(everything) if everything else None
 
     def _arrival_at(self, event: Any, among: Sequence[str]) -> Any:
@@ -467,8 +511,21 @@ class ReportService:
         chart.totals = {k: sum(r[k] for r in chart.rows) for k in [*keys, "total"]}
         return chart
 
+    def _answerable_counts(self, conn: Connection, span: Period) -> dict[str, dict[str, int]]:
+        """The volume's auto, approve and human counts by bucket (what deflection needs of it: a narrower count)."""
+        t = inbound_tweets.c
+        rows = conn.execute(
+            select(self._bucket(conn, t.fetched_at, span).label("b"), t.band, func.count())
+            .where(self._within(t.fetched_at, span), t.band.in_(("auto", "approve", "human")))
+            .group_by(literal_column_label("b"), t.band)
+        ).all()
+        counts: dict[str, dict[str, int]] = defaultdict(dict)
+        for key, band, count in rows:
+            counts[_label(key)][band] = int(count)
+        return counts
+
     def _deflection(self, conn: Connection, span: Period) -> Chart:
-        counts = self._volume_counts(conn, span)
+        counts = self._answerable_counts(conn, span)
         t = tickets.c
         approved = _labelled(
             conn.execute(
@@ -528,8 +585,19 @@ class ReportService:
         def sent_answers(o: Any) -> ColumnElement[bool]:
             return and_(o.kind == "faq_answer", o.author == "bot", o.state == "sent", self._within(o.created_at, span))
 
-        # Those the customer came back after: one semi-join, not a look-up per answer.
-        o, later = outbox.c, inbound_tweets.alias("later")
+        o = outbox.c
+        if self.rollups:
+            # The worker flags an answer when a later tweet of its conversation goes to a ticket: one index scan.
+            key_column = self._bucket(conn, o.created_at, span) if key == "bucket" else o.faq_slug
+            rows = conn.execute(
+                select(key_column.label("k"), func.count(), func.sum(case((o.came_back, 1), else_=0)))
+                .where(sent_answers(o))
+                .group_by(literal_column_label("k"))
+            ).all()  # fmt: skip
+            return ({_label(k): int(n) for k, n, _ in rows},
+                    {_label(k): int(back) for k, _, back in rows if back})  # fmt: skip
+        # Recounted: those the customer came back after, with one semi-join, not a look-up per answer.
+        later = inbound_tweets.alias("later")
         came_back = exists().where(
             later.c.conversation_id == o.conversation_id, later.c.ticket_id.is_not(None),
             later.c.fetched_at > o.created_at,
@@ -625,15 +693,8 @@ class ReportService:
     def _agents(self, conn: Connection, span: Period) -> Chart:
         roster = {row.username: row for row in conn.execute(select(agents.c.username, agents.c.display_name,
                                                                     agents.c.initials))}  # fmt: skip
-        a = self._events(conn, span, ("resolved", "replied")).c
-        counted = conn.execute(
-            select(a.actor, func.sum(case((a.action == "resolved", 1), else_=0)),
-                   func.sum(case((a.action == "replied", 1), else_=0)))
-            .where(a.actor.in_(list(roster) or [""]))
-            .group_by(a.actor)
-        ).all()  # fmt: skip
-        work = {actor: (int(resolved or 0), int(replies or 0)) for actor, resolved, replies in counted}
-        figures, _ = self._durations(conn, self._first_responses(conn, span, "actor"))
+        work = self._agent_work(conn, span, list(roster) or [""])
+        figures, _ = self._durations(conn, self._first_responses(conn, span, "actor"), overall=False)
         columns = [
             ChartColumn("agent", "agent"), ChartColumn("initials", "initials"), ChartColumn("handled", "resolved"),
             ChartColumn("replies", "replies"), ChartColumn("first_responses", "first responses"),
@@ -656,6 +717,38 @@ class ReportService:
         chart.rows.sort(key=lambda r: (-r["handled"], -r["replies"], r["agent"]))
         chart.totals = {k: sum(r[k] for r in chart.rows) for k in ("handled", "replies", "first_responses")}
         return chart
+
+    def _agent_work(self, conn: Connection, span: Period, actors: list[str]) -> dict[str, tuple[int, int]]:
+        """Resolutions and replies over the range by each of `actors`: the closed days counted per day in
+        handoff_report_agent_days, the rest from the events."""
+        work: dict[str, tuple[int, int]] = {}
+
+        def add(rows: Iterable[Any]) -> None:
+            for actor, resolved, replies in rows:
+                before = work.get(actor, (0, 0))
+                work[actor] = (before[0] + int(resolved or 0), before[1] + int(replies or 0))
+
+        counted_until = self._rolled_until(conn, AGENT_DAYS)
+        rest: Period | None = span
+        if counted_until is not None and span.start < counted_until and _midnight(span.start):
+            last = min(span.end, counted_until)
+            if _midnight(last):
+                d = report_agent_days.c
+                add(conn.execute(
+                    select(d.actor, func.sum(d.resolved), func.sum(d.replied))
+                    .where(d.day >= span.start.date(), d.day < last.date(), d.actor.in_(actors))
+                    .group_by(d.actor)
+                ))  # fmt: skip
+                rest = replace(span, start=last) if last < span.end else None
+        if rest is not None:
+            a = self._events(conn, rest, ("resolved", "replied")).c
+            add(conn.execute(
+                select(a.actor, func.sum(case((a.action == "resolved", 1), else_=0)),
+                       func.sum(case((a.action == "replied", 1), else_=0)))
+                .where(a.actor.in_(actors))
+                .group_by(a.actor)
+            ))  # fmt: skip
+        return work
 
     def _faq_rows(self, conn: Connection, span: Period) -> list[dict[str, Any]]:
         answers, backs = self._bot_answers(conn, span, key="slug")
@@ -761,6 +854,11 @@ def _label(key: Any) -> Any:
 
 def _labelled(rows: Iterable[Any]) -> dict[Any, Any]:
     return {_label(key): value for key, value in rows}
+
+
+def _midnight(moment: datetime) -> bool:
+    """Whether `moment` starts a UTC day (where the per-day counts can be cut)."""
+    return moment.astimezone(UTC).time() == time()
 
 
 def _utc(moment: datetime | None) -> datetime | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import and_, delete, func, insert, select, update
 
 try:
     from web_support import WebDesk, web_desk
@@ -37,6 +37,7 @@ from handoff.models import (
     csat_surveys,
     incident_tickets,
     incidents,
+    report_agent_days,
     report_events,
     report_rollup,
     tickets,
@@ -46,6 +47,10 @@ _spec = importlib.util.spec_from_file_location("report_rollups", MIGRATIONS_DIR 
 assert _spec is not None and _spec.loader is not None
 migration = importlib.util.module_from_spec(_spec)  # migration 0014: its fill of old rows
 _spec.loader.exec_module(migration)
+_spec = importlib.util.spec_from_file_location("report_flags", MIGRATIONS_DIR / "versions" / "0017_report_flags.py")
+assert _spec is not None and _spec.loader is not None
+migration_0017 = importlib.util.module_from_spec(_spec)  # migration 0017: its fill of old rows
+_spec.loader.exec_module(migration_0017)
 
 _ids = itertools.count(1_890_000_000_000_000_000)
 TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -103,6 +108,10 @@ class History:
             ))  # fmt: skip
             conn.execute(update(inbound_tweets).where(inbound_tweets.c.tweet_id == tweet_id)
                          .values(ticket_id=ticket_id))  # fmt: skip
+            # As the worker does (bot/channel/processing.py): the bot's earlier answers in the conversation came back.
+            conn.execute(update(outbox).where(outbox.c.conversation_id == (conversation or tweet_id),
+                                              outbox.c.kind == "faq_answer", outbox.c.created_at < when)
+                         .values(came_back=True))  # fmt: skip
         return ticket_id
 
     def claim(self, when: datetime, ticket_id: int, initials: str) -> None:
@@ -400,6 +409,108 @@ def test_the_migration_fills_the_rollup_and_the_faq_entries_of_old_rows(desk: We
     assert rolled.refresh() == 0  # the migration copied every closed day
     for name, chart in expected.items():
         again = rolled.chart(name, day(rolled))
+        assert (again.rows, again.totals) == (chart.rows, chart.totals), name
+
+
+def _agent_days(desk: WebDesk) -> dict[tuple[str, str], tuple[int, int]]:
+    with desk.engine.connect() as conn:
+        rows = conn.execute(select(report_agent_days)).all()
+    return {(r.day.isoformat(), r.actor): (r.resolved, r.replied) for r in rows}
+
+
+def _recounted_agent_days(desk: WebDesk, until: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+    """Resolutions and replies per UTC day and actor, counted straight from the audit log, for the days before
+    `until`."""
+    found: dict[tuple[str, str], tuple[int, int]] = {}
+    a = audit_events.c
+    with desk.engine.connect() as conn:
+        rows = conn.execute(select(a.at, a.actor, a.action).where(a.action.in_(["resolved", "replied"]))).all()
+    for moment, actor, action in rows:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if moment < until:
+            resolved, replied = found.get((moment.date().isoformat(), actor), (0, 0))
+            found[(moment.date().isoformat(), actor)] = (resolved + (action == "resolved"),
+                                                         replied + (action == "replied"))  # fmt: skip
+    return found
+
+
+def _recounted_came_back(desk: WebDesk) -> list[str]:
+    """The bot answers after which a later tweet of the conversation went to a ticket, by a direct join."""
+    o, t = outbox.c, inbound_tweets.c
+    with desk.engine.connect() as conn:
+        joined = select(o.target_tweet_id).distinct().join_from(outbox, inbound_tweets, and_(
+            t.conversation_id == o.conversation_id, t.ticket_id.is_not(None), t.fetched_at > o.created_at,
+        )).where(o.kind == "faq_answer")  # fmt: skip
+        return sorted(conn.execute(joined).scalars())
+
+
+def _flagged(desk: WebDesk) -> list[str]:
+    with desk.engine.connect() as conn:
+        return sorted(conn.execute(select(outbox.c.target_tweet_id).where(outbox.c.came_back)).scalars())
+
+
+def test_the_fast_path_equals_a_recount_over_an_open_day_and_one_that_closes(desk: WebDesk) -> None:
+    ids = seed(desk)
+    h = History(desk)
+    late = h.bot_answer(at(20), "pay-bill")  # day D: the customer comes back only today
+    rolled, raw = service_of(desk), service_of(desk, rollups=False)
+    rolled.refresh()
+    midnight_after_d = D + timedelta(days=1)
+    assert _agent_days(desk) == _recounted_agent_days(desk, TODAY) != {}
+    assert {day for day, _ in _agent_days(desk)} == {D.date().isoformat()}
+    # Today (open, read live): a bot answer the customer comes back after, D's late one coming back, and work by
+    # both agents on tickets of D and today.
+    start = TODAY + timedelta(minutes=1)
+    today_answer = h.bot_answer(start, "reset-hub")
+    e = h.escalate(start + timedelta(minutes=9), conversation=today_answer)
+    f = h.escalate(start + timedelta(minutes=12), conversation=late)
+    h.claim(start + timedelta(minutes=14), e, "BO")
+    h.reply(start + timedelta(minutes=20), e, "BO", "Let us look at your hub together.")
+    h.resolve(start + timedelta(minutes=30), e, "BO")
+    h.claim(start + timedelta(minutes=15), f, "AB")
+    h.reply(start + timedelta(minutes=22), f, "AB", "The bill is paid, thank you.")
+    h.resolve(start + timedelta(minutes=35), ids["b"], "AB")
+    assert _flagged(desk) == _recounted_came_back(desk) and len(_flagged(desk)) == 3
+    spans = [rolled.period("7d"), rolled.period("today"), day(rolled), day(rolled, "day"),
+             rolled.period("custom", "day", D.date(), TODAY.date())]  # fmt: skip
+    for span in spans:
+        _same_figures(rolled, raw, span)
+    deflection = rolled.chart("deflection", day(rolled, "day"))
+    assert (deflection.totals["bot_answers"], deflection.totals["didnt_help"]) == (5, 2)
+    assert rolled.chart("deflection", rolled.period("today")).totals["didnt_help"] == 1
+    agents = {r["initials"]: r for r in rolled.chart("agents", rolled.period("7d")).rows}
+    assert (agents["AB"]["handled"], agents["AB"]["replies"]) == (2, 4)
+    assert (agents["BO"]["handled"], agents["BO"]["replies"]) == (3, 3)
+    # Tomorrow, today has closed: its events are copied and counted per agent once, the figures stay the same.
+    clock = lambda: TODAY + timedelta(days=1, hours=2)  # noqa: E731
+    tomorrow, tomorrow_raw = service_of(desk, clock=clock), service_of(desk, rollups=False, clock=clock)
+    assert tomorrow.refresh() > 0 and tomorrow.refresh() == 0
+    assert _agent_days(desk) == _recounted_agent_days(desk, TODAY + timedelta(days=1))
+    assert {day for day, _ in _agent_days(desk)} == {D.date().isoformat(), TODAY.date().isoformat()}
+    with desk.engine.connect() as conn:
+        until = conn.execute(select(report_rollup.c.rolled_until).where(report_rollup.c.name == "agent_days"))
+        assert until.scalar_one().replace(tzinfo=UTC) == TODAY + timedelta(days=1)
+    for span in [*spans, tomorrow.period("7d"), tomorrow.period("custom", "day", D.date(), midnight_after_d.date())]:
+        _same_figures(tomorrow, tomorrow_raw, span)
+
+
+def test_migration_0017_flags_old_answers_and_counts_the_copied_days(desk: WebDesk) -> None:
+    seed(desk)
+    rolled = service_of(desk)
+    rolled.refresh()
+    raw = service_of(desk, rollups=False)
+    expected = {spec.name: raw.chart(spec.name, rolled.period("7d")) for spec in CHARTS}
+    counted = _agent_days(desk)
+    assert counted and _flagged(desk) == _recounted_came_back(desk) != []
+    # As a database was before migration 0017: no answer flagged, no day counted per agent.
+    with transaction(desk.engine) as conn:
+        conn.execute(update(outbox).values(came_back=False))
+        conn.execute(delete(report_agent_days))
+        conn.execute(delete(report_rollup).where(report_rollup.c.name == "agent_days"))
+        migration_0017.fill(conn)
+    assert _flagged(desk) == _recounted_came_back(desk) and _agent_days(desk) == counted
+    for name, chart in expected.items():
+        again = rolled.chart(name, rolled.period("7d"))
         assert (again.rows, again.totals) == (chart.rows, chart.totals), name
 
 
