@@ -19,15 +19,19 @@ The year, in the proportions of a care desk (seeded with COPY, ids and times mad
   rejected; each step an audit event, each reply an outbox row and a message;
 - a CSAT question for 30 % of resolutions, 40 % of them answered; 60 incidents of 20 linked tickets each.
 
-After seeding, the closed days' audit events are copied for the reports (ReportService.refresh, as migration 0014
-does for an existing database; `rollup_s`) and the tables vacuumed (what autovacuum does on a live database). Each
+After seeding, the closed days' audit events are copied for the reports and counted per agent and day
+(ReportService.refresh, as migrations 0014 and 0017 do for an existing database; `rollup_s`), the bot answers a
+ticket of their conversation followed are flagged (as migration 0017 does; `came_back_s`; the worker sets the flag
+on a live desk) and the tables vacuumed (what autovacuum does on a live database). Each
 chart is computed through bot.web.reports.ReportService (the page's code) `--runs` times per range after one
-warm-up; the report has p50 and p95 in milliseconds, and the row counts of every table.
+warm-up; the report has p50 and p95 in milliseconds, the row counts of every table, and whether each chart over the
+365 days equals its recount without the copies, counts and flags (`same_as_recount_365d`, checked after timing).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import random
@@ -41,7 +45,7 @@ from sqlalchemy import Engine, text
 
 from bench.common import emit, machine, percentile
 from bench.handoff import scratch_schema_url
-from bot.db import make_engine, upgrade
+from bot.db import MIGRATIONS_DIR, make_engine, upgrade
 from bot.web.reports import CHARTS, ReportService
 
 SCHEMA = "bench_reports"
@@ -359,6 +363,17 @@ def _ticket(
                  resolved_at + timedelta(hours=2) if answered else None)  # fmt: skip
 
 
+def flag_came_back(engine: Engine) -> None:
+    """Migration 0017's flag of the bot answers a ticket of their conversation followed (the seeding leaves it
+    unset)."""
+    spec = importlib.util.spec_from_file_location("report_flags", MIGRATIONS_DIR / "versions" / "0017_report_flags.py")
+    assert spec is not None and spec.loader is not None
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    with engine.begin() as conn:
+        migration.flag_came_back(conn)
+
+
 def vacuum(engine: Engine) -> None:
     """What autovacuum keeps up on a live database: statistics, and the visibility map for index-only scans."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -382,6 +397,19 @@ def time_charts(engine: Engine, runs: int, now: datetime) -> dict[str, Any]:
                 chart = service.chart(spec.name, span)
                 timings.append((time.perf_counter() - started) * 1000)
             found[spec.name][label] = _ms(timings) | {"rows": len(chart.rows)}
+    return found
+
+
+def same_as_recount(engine: Engine, now: datetime) -> dict[str, bool]:
+    """Whether each chart over the 365 days equals its recount from the audit log and the stored tweets
+    (ReportService(rollups=False): no copied events, per-day counts or flags)."""
+    fast = ReportService(engine, sla_minutes=60, clock=lambda: now)
+    recount = ReportService(engine, sla_minutes=60, clock=lambda: now, rollups=False)
+    span = fast.period("custom", "day", (now - timedelta(days=364)).date(), now.date())
+    found = {}
+    for spec in CHARTS:
+        a, b = fast.chart(spec.name, span), recount.chart(spec.name, span)
+        found[spec.name] = (a.rows, a.totals) == (b.rows, b.totals)
     return found
 
 
@@ -421,11 +449,15 @@ def main() -> None:
             started = time.perf_counter()
             counts = seed(engine, args.tweets, now)
             report["seed_s"] = round(time.perf_counter() - started, 1)
-            # The closed days' audit events copied for the reports, as migration 0014 does for an existing database.
+            # The closed days' audit events copied (and counted per agent) for the reports, as migrations 0014 and
+            # 0017 do for an existing database.
             started = time.perf_counter()
             moment = now
             report["rollup_rows"] = ReportService(engine, clock=lambda: moment).refresh()
             report["rollup_s"] = round(time.perf_counter() - started, 1)
+            started = time.perf_counter()
+            flag_came_back(engine)
+            report["came_back_s"] = round(time.perf_counter() - started, 1)
             vacuum(engine)
             with engine.begin() as conn:
                 conn.execute(text("CREATE TABLE bench_reports_seeded (value text)"))
@@ -435,6 +467,7 @@ def main() -> None:
         report["rows"] = counts
         report["charts_ms"] = time_charts(engine, args.runs, now)
         report["slowest_p95_ms"] = max(r["p95"] for c in report["charts_ms"].values() for r in c.values())
+        report["same_as_recount_365d"] = same_as_recount(engine, now)
     finally:
         engine.dispose()
         if not args.keep:
