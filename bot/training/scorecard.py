@@ -63,6 +63,15 @@ class ReplyCheck:
         return None if self.reference_faq is None else self.used_faq == self.reference_faq
 
 
+@dataclass(frozen=True)
+class RefusedOnly:
+    """A ticket where the tone check refused a trainee's reply and the trainee did not answer it first."""
+
+    ticket_id: int
+    scenario_key: str | None
+    codes: tuple[str, ...]
+
+
 @dataclass
 class TraineeScore:
     username: str
@@ -75,6 +84,7 @@ class TraineeScore:
     personal_data_attempts: int = 0  # public replies refused for personal data
     not_moved_to_dm: int = 0  # tickets with personal data in public answered in public, never moved to DM
     checks: list[ReplyCheck] = field(default_factory=list)
+    refused_only: list[RefusedOnly] = field(default_factory=list)  # refused there, and not their first reply
 
     @property
     def tickets_answered(self) -> int:
@@ -217,6 +227,11 @@ def build_scorecard(
             overlap(text, reference_reply) if reference_reply else None, text, reference_reply, reviews.get(ticket_id),
             tuple(dict.fromkeys(refused_on.get((ticket_id, score.username), []))),
         ))  # fmt: skip
+    for (ticket_id, username), codes in refused_on.items():
+        first = first_reply.get(ticket_id)
+        if first is None or by_initials.get(str(first.details.get("author"))) is not scores[username]:
+            key = key_of.get(first_in.get(ticket_id) or "")
+            scores[username].refused_only.append(RefusedOnly(ticket_id, key, tuple(dict.fromkeys(codes))))
     for ticket_id, usernames in public_by.items():
         ticket = ticket_rows.get(ticket_id)
         if ticket is not None and ticket.dm_handover and ticket_id not in moved:
@@ -299,6 +314,10 @@ def render_review(card: Scorecard) -> str:
                 f"  (FAQ {check.reference_faq or '-'}; used {check.used_faq or 'none'})",
                 f"  review:    {review}",
             ]
+        for refused in s.refused_only:
+            out += ["", f"#{refused.ticket_id}  {s.username} (^{s.initials})  scenario line "
+                        f"{refused.scenario_key or '-'}: refused by the tone check ({', '.join(refused.codes)}), "
+                        "not answered by them"]  # fmt: skip
     if len(out) == 1:
         out.append("No trainee has answered a ticket yet.")
     return "\n".join(out) + "\n"

@@ -191,6 +191,9 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     expect(row_theo.locator(".right-faq")).to_have_text("1/1 right")
     expect(row_theo.locator("td").nth(1)).to_have_text("1")  # tickets answered first
     expect(row_tess.locator(".right-faq")).to_have_text("no reference names an entry")  # Ken's names none
+    refused = page.locator('.training-refused[data-trainee="tess"]')  # Priya's ticket: refused, not answered
+    expect(refused.locator(".refused-on-ticket")).to_contain_text("personal data")
+    expect(refused.locator(".customer-tweet")).to_contain_text("can someone call me about the outage")
     expect(page.locator('.training-reply[data-trainee="theo"] .refused-on-ticket')).to_have_count(0)
     reply_theo = page.locator('.training-reply[data-trainee="theo"]')
     expect(reply_theo).to_have_count(1)
@@ -204,7 +207,7 @@ def test_a_lead_runs_an_outage_storm_for_two_trainees_and_reviews_their_replies(
     reply_theo.locator("textarea").fill("Right entry, and quick.")
     reply_theo.get_by_role("button", name="Save review").click()
     expect(page.locator(".notice-success")).to_contain_text("marked good")
-    reply_tess = page.locator('.training-reply[data-trainee="tess"]')
+    reply_tess = page.locator('.training-reply[data-trainee="tess"]:not(.training-refused)')
     reply_tess.get_by_label("needs work").check()
     reply_tess.locator("textarea").fill("Ask him to DM us so we can look at his line, as the reference does.")
     reply_tess.get_by_role("button", name="Save review").click()

@@ -112,6 +112,26 @@ def test_moving_to_dm_is_not_counted_against_the_trainee(desk: WebDesk) -> None:
     assert (score.tickets_answered, score.not_moved_to_dm, score.personal_data_echoed) == (1, 0, 0)
 
 
+def test_a_refusal_on_a_ticket_the_trainee_never_answered_is_listed_for_the_lead(desk: WebDesk) -> None:
+    console, ann, bob = desk.services.console, _account(desk, "ann"), _account(desk, "bob")
+    phone = desk.escalate(PHONE_TWEET, dm_handover=True)
+    console.claim(phone, ann)
+    with pytest.raises(ConsoleError, match="Not sent"):
+        console.reply(phone, ann, "We'll ring you on 07700 900123 today.")
+    console.release(phone, ann)
+    console.claim(phone, bob)
+    console.reply(phone, bob, "Sorry about the double charge, I'll look into it now.")
+    card = build_scorecard(desk.engine, session="s1", sla_minutes=60, trainees=["ann", "bob"],
+                           posted={"k9": _inbound_tweet(desk, phone)})  # fmt: skip
+    ann_score, bob_score = card.trainees
+    assert ann_score.checks == [] and [(r.ticket_id, r.scenario_key) for r in ann_score.refused_only] == [
+        (phone, "k9")
+    ]
+    assert "personal_data" in ann_score.refused_only[0].codes and bob_score.refused_only == []
+    assert bob_score.checks[0].refused == ()  # ann's refusal is not bob's
+    assert "refused by the tone check (personal_data" in render_review(card)
+
+
 def test_a_public_reply_carrying_personal_data_counts_as_echoed(desk: WebDesk) -> None:
     """The tone check stops this in the console; the scorecard still catches it if one got out by other means."""
     ticket = desk.escalate(PHONE_TWEET, dm_handover=True)
