@@ -12,11 +12,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import update
 from test_training_scorecard import PHONE_TWEET, _seed
 from web_support import WebDesk, web_desk
 
+from bot.sandbox.replay import replay
+from bot.sandbox.testing import running_sandbox
 from bot.training.live_scenario import build_live_scenario, write_scenario
 from bot.training.session import read_scenario
 from handoff import transaction
@@ -119,6 +122,21 @@ def test_the_written_file_is_a_scenario_training_start_reads(desk: WebDesk, tmp_
     assert [line.key for line in scenario.lines] == ["c001", "c002", "c003", "c004", "c005"]
     assert scenario.references["c003"].faq == "reset-hub" and scenario.references["c001"].faq is None
     assert scenario.lines[3].reply_to == "c003" and scenario.lines[1].reply_to == "c001"
+
+
+def test_the_sandbox_x_takes_every_line_in_its_thread(desk: WebDesk, tmp_path: Path) -> None:
+    """What a session replays: the lines without their references, posted to a sandbox X of its own."""
+    _live_traffic(desk)
+    out = tmp_path / "from_live.jsonl"
+    write_scenario(build_live_scenario(desk.engine, care_account="KestrelCare"), out)
+    traffic = tmp_path / "traffic.jsonl"
+    traffic.write_text(read_scenario(out).traffic_text, "utf-8")
+    with running_sandbox(tmp_path / "sandbox-x.db") as sandbox:
+        report = replay(traffic, sandbox.url, speed=1e6)
+        under_first = httpx.get(f"{sandbox.url}/sandbox/timeline", timeout=10,
+                                params={"in_reply_to_tweet_id": report.posted["c001"]}).json()["data"]  # fmt: skip
+    assert report.refused == [] and sorted(report.posted) == ["c001", "c002", "c003", "c004", "c005"]
+    assert [tweet["id"] for tweet in under_first] == [report.posted["c002"]]  # the follow-up, in its thread
 
 
 def test_the_command_writes_it_and_leaves_the_live_database_alone(desk: WebDesk, tmp_path: Path) -> None:
