@@ -65,7 +65,7 @@ def fit_intent_head(
     """Multinomial logistic regression (cross-entropy + l2 * |weights|², full-batch L-BFGS). From zeros, the same
     data give the same head; from `start` (the head before a publish: its classes keep their weights, new ones
     start at zero) a refit after a small change converges in a fraction of the iterations."""
-    import torch  # loaded already by the embedder
+    import torch  # imported here: a worker whose embedder runs in onnxruntime loads torch only when it fits a head
 
     names = tuple(sorted(set(labels)))
     if len(names) < 2:
