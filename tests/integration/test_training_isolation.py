@@ -35,6 +35,10 @@ SCENARIO = [
      "07700 900123, what do I do?", "reference": {"faq": "lost-stolen-phone"}},
     {"at": 0.5, "key": "s2", "user": "petek84", "text": "@KestrelCare your chat bot hung up on me twice. is anyone "
      "actually working there", "reference": {"reply": "Sorry about that, I'm here now: what do you need?"}},
+    # jen again, in her thread: the bot has asked her to move to DM under her first tweet, which takes no second
+    # reply of ours (X's reply restriction), so the trainee's answer goes under this one.
+    {"at": 1.0, "key": "s3", "user": "jen_w_leeds", "text": "@KestrelCare I'd rather sort it here, how do I block "
+     "the SIM?", "reply_to": "s1"},
 ]  # fmt: skip
 
 
