@@ -3,10 +3,14 @@ reconciled after crashes).
 
 `queue_agent_reply` checks the signed text against the tone guide, picks the tweet to reply to, inserts the outbox
 row and records the outbound message on the ticket, all in the caller's transaction. The reply goes under the
-customer's newest tweet that has no reply of ours yet; when we have answered all of them (the bot acknowledged
-the last one, say), under our own newest reply in the thread, so the thread stays one conversation and no tweet
-ever gets two replies from us. DM tickets are answered by DM; a public ticket that a customer's DM joined
-(`dm_conversation_id`) is answered by DM by default (`channel`), or in the public thread when the agent chooses.
+customer's newest tweet that summons the care account and has no reply of ours yet: X lets a self-serve app reply
+only under a tweet whose author @mentioned the replying account or quoted one of its posts (since 2026-02-23,
+docs.x.com/x-api/posts/manage-tweets/integrate), so never under our own reply nor under a keyword-search hit that
+never mentioned us. A tweet whose bot reply failed (and was never posted) takes the agent's reply instead. Where
+X allows no reply, none is queued: NoPublicReply says why and what the agent can do instead (a DM, or a new tweet
+that mentions the customer). No tweet ever gets two replies from us. DM tickets are answered by DM; a public
+ticket that a customer's DM joined (`dm_conversation_id`) is answered by DM by default (`channel`), or in the
+public thread when the agent chooses.
 """
 
 from __future__ import annotations
@@ -15,18 +19,42 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import id_key, utcnow
 from bot.decision.tone import Author, ToneGuide, check
-from handoff.models import tickets
+from handoff.models import messages, tickets
 from handoff.service import Handoff
+
+# Inbound tweets that summon the care account in the sense of X's reply restriction: read from the mentions
+# timeline (X lists a tweet there when it @mentions us, a reply under one of ours included), a gap backfill of
+# those, or a keyword-search hit that mentions us or replies to us (bot.channel.intake.Intake.read_search).
+# A "search" hit never mentioned us: X refuses a reply under it.
+SUMMONING_SOURCES = ("mention", "backfill")
+# The start of the reason an outbox row failed when X's reply restriction refused or would refuse it.
+NO_REPLY_HERE = "X allows no reply here"
 
 
 class ReplyError(Exception):
     """The reply cannot be sent as it is; the message says why, for the agent."""
+
+
+class NoPublicReply(ReplyError):
+    """X allows no public reply in this thread now (its reply restriction): the message says why and offers what
+    the agent can do instead."""
+
+
+def alternatives(handle: str | None) -> str:
+    """What an agent can do where X allows no reply: the words shown with NoPublicReply and failed replies."""
+    who = f"@{handle}" if handle else "the customer"
+    return f"Answer {who} by DM if their DMs are open, or in a new tweet that mentions {who}."
+
+
+def no_reply_reason(handle: str | None, why: str) -> str:
+    """The agent's sentence for a reply X does not allow: NO_REPLY_HERE, `why`, and the alternatives."""
+    return f"{NO_REPLY_HERE}: {why}. {alternatives(handle)}"
 
 
 class Replier(Protocol):
@@ -43,31 +71,76 @@ class QueuedReply:
 RECENT = 200
 
 
-def reply_target(conn: Connection, conversation_id: str, *, dm: bool, ticket_id: int) -> str:
-    """The tweet an agent's reply in this conversation goes under (or a fresh DM target)."""
+def reply_target(
+    conn: Connection, conversation_id: str, *, dm: bool, ticket_id: int, reuse_failed: bool = False,
+    own_replies: bool = True,
+) -> str:  # fmt: skip
+    """The tweet a reply in this conversation goes under (or a fresh DM target): the customer's newest tweet that
+    summons us (SUMMONING_SOURCES) with no reply of ours; with `reuse_failed`, also one whose only reply is a
+    failed bot reply (reusable_failed_reply). With `own_replies` (the follow-ups: incident updates, the public
+    close), when each of those has our reply, under our own newest reply: X's documented rule does not cover a
+    reply under the account's own tweet, which developers report X takes (self-threads); when X refuses it, the
+    sender marks it failed with the reason (XReplyNotAllowed). Agents' replies go only where the rule allows one.
+    NoPublicReply when there is no such tweet."""
     if dm:
         sent = conn.execute(
             select(func.count()).select_from(outbox).where(outbox.c.conversation_id == conversation_id)
         ).scalar_one()
         return f"dm-t{ticket_id}-{sent + 1}"
-    replied = set(
-        conn.execute(select(outbox.c.target_tweet_id).where(outbox.c.conversation_id == conversation_id)).scalars()
-    )
-    customer_tweets = conn.execute(
-        select(inbound_tweets.c.tweet_id).where(inbound_tweets.c.conversation_id == conversation_id)
-    ).scalars()
-    for tweet_id in sorted(customer_tweets, key=id_key, reverse=True):
-        if tweet_id not in replied:
-            return str(tweet_id)
-    ours = conn.execute(
-        select(outbox.c.posted_tweet_id).where(
-            outbox.c.conversation_id == conversation_id, outbox.c.state == "sent", outbox.c.posted_tweet_id.is_not(None)
+    replied = {
+        row.target_tweet_id: row
+        for row in conn.execute(
+            select(outbox.c.id, outbox.c.target_tweet_id, outbox.c.state).where(
+                outbox.c.conversation_id == conversation_id
+            )
         )
-    ).scalars()
-    for posted in sorted(ours, key=id_key, reverse=True):
-        if posted not in replied:
-            return str(posted)
-    raise ReplyError("Our last reply in this thread is still being posted. Send yours again in a moment.")
+    }
+    customer_tweets = conn.execute(
+        select(inbound_tweets.c.tweet_id, inbound_tweets.c.source, inbound_tweets.c.author_username).where(
+            inbound_tweets.c.conversation_id == conversation_id
+        )
+    ).all()
+    summoning = sorted((t for t in customer_tweets if t.source in SUMMONING_SOURCES), key=lambda t: id_key(t.tweet_id))
+    for tweet in reversed(summoning):
+        ours = replied.get(tweet.tweet_id)
+        if ours is None or (reuse_failed and reusable_failed_reply(conn, ours.id) is not None):
+            return str(tweet.tweet_id)
+    if own_replies:
+        ours_sent = conn.execute(
+            select(outbox.c.posted_tweet_id).where(
+                outbox.c.conversation_id == conversation_id, outbox.c.state == "sent",
+                outbox.c.posted_tweet_id.is_not(None),
+            )
+        ).scalars()  # fmt: skip
+        for posted in sorted(ours_sent, key=id_key, reverse=True):
+            if posted not in replied:
+                return str(posted)
+    handle = next((t.author_username for t in reversed(customer_tweets) if t.author_username), None)
+    if not summoning:
+        raise NoPublicReply(no_reply_reason(handle, _never_mentioned(handle)))
+    if any(replied[t.tweet_id].state in ("pending", "sending", "unknown") for t in summoning):
+        raise ReplyError("Our last reply in this thread is still being posted. Send yours again in a moment.")
+    raise NoPublicReply(
+        no_reply_reason(handle, "X takes a reply only under the customer's tweets that mention us, and each of "
+                                "them has had a reply of ours (sent, or failed: see the thread); X's rule allows "
+                                "none under our own tweets")
+    )  # fmt: skip
+
+
+def _never_mentioned(handle: str | None) -> str:
+    who = f"@{handle}" if handle else "the customer"
+    return f"{who} never mentioned us in this thread (a keyword-search hit), and X takes a reply only under a tweet " \
+           "that mentions us"  # fmt: skip
+
+
+def reusable_failed_reply(conn: Connection, outbox_id: int) -> int | None:
+    """The outbox row `outbox_id` when it is a failed bot reply that no ticket message shows and that X's reply
+    restriction did not refuse: it was never posted, so an agent's reply may take its place under the same tweet."""
+    row = conn.execute(select(outbox).where(outbox.c.id == outbox_id)).first()
+    if row is None or row.state != "failed" or row.author != "bot" or (row.last_error or "").startswith(NO_REPLY_HERE):
+        return None
+    shown = conn.execute(select(messages.c.id).where(messages.c.outbox_id == outbox_id).limit(1)).first()
+    return None if shown is not None else int(row.id)
 
 
 def reply_channels(source: str, dm_conversation_id: str | None) -> tuple[str, ...]:
@@ -118,19 +191,28 @@ def queue_agent_reply(
     now = now or utcnow()
     # A joined ticket's DMs go to the customer's DM conversation (the sender finds the recipient from it).
     conversation = ticket.dm_conversation_id if dm and ticket.source != "dm" else ticket.conversation_id
-    target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id)
-    try:
-        with conn.begin_nested():  # a reply racing ours to the same tweet must not abort the caller's transaction
-            outbox_id = conn.execute(
-                insert(outbox)
-                .values(
-                    target_tweet_id=target, conversation_id=conversation, kind=kind, author=agent.initials,
-                    text=text, state="pending", attempts=0, ticket_id=ticket_id, created_at=now, updated_at=now,
-                )  # fmt: skip
-                .returning(outbox.c.id)
-            ).scalar_one()
-    except IntegrityError as exc:
-        raise ReplyError("Someone else has just replied to this tweet. Reload the ticket to see it.") from exc
+    target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id, reuse_failed=not dm, own_replies=False)
+    values = {
+        "target_tweet_id": target, "conversation_id": conversation, "kind": kind, "author": agent.initials,
+        "text": text, "state": "pending", "attempts": 0, "ticket_id": ticket_id, "created_at": now,
+        "updated_at": now,
+    }  # fmt: skip
+    failed = conn.execute(select(outbox.c.id).where(outbox.c.target_tweet_id == target)).scalar()
+    if failed is not None and reusable_failed_reply(conn, failed) is not None:
+        # The bot's reply to this tweet failed and was never posted: the agent's reply takes its row (one per tweet).
+        reset = dict.fromkeys(("next_attempt_at", "posted_tweet_id", "last_error", "sent_at", "faq_slug"))
+        claimed = conn.execute(
+            update(outbox).where(outbox.c.id == failed, outbox.c.state == "failed").values(**values, **reset)
+        ).rowcount
+        if claimed != 1:
+            raise ReplyError("Someone else has just replied to this tweet. Reload the ticket to see it.")
+        outbox_id = failed
+    else:
+        try:
+            with conn.begin_nested():  # a reply racing ours to the same tweet must not abort the caller's transaction
+                outbox_id = conn.execute(insert(outbox).values(**values).returning(outbox.c.id)).scalar_one()
+        except IntegrityError as exc:
+            raise ReplyError("Someone else has just replied to this tweet. Reload the ticket to see it.") from exc
     handoff.record_outbound(
         conn, ticket_id, author=agent.initials, text=text, outbox_id=outbox_id, kind=kind, channel=channel
     )

@@ -8,6 +8,9 @@ before X has to enforce them: a row waits while its window is full. Rate limits 
 or DMs, whichever X limited) until X's reset time;
 a 402 (the
 account's credits are spent) or X's usage cap holds every reply back, with one alert, until posting works again;
+a public reply X's reply restriction would refuse (under a keyword-search hit that never mentioned us, or under our
+own tweet) is not attempted, and one X refuses for it (XReplyNotAllowed) is not retried: either fails at once with
+the reason and the alternatives (bot.channel.replies.no_reply_reason), and its ticket shows them;
 5xx and network errors back off exponentially; a reply X refuses, or one that keeps failing, is marked failed and
 its tweet goes to a person, so every tweet reaches a final state. Any other error while a row is claimed (a bug,
 an answer nobody foresaw, the database gone for a moment) leaves the reply in doubt: the row becomes `unknown`
@@ -25,9 +28,18 @@ from typing import Any, Protocol
 from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select, update
 from sqlalchemy.engine import Row
 
-from bot.channel.errors import XCreditsDepleted, XError, XOutcomeUnknown, XRateLimited, XRejected, XUnavailable
+from bot.channel.errors import (
+    XCreditsDepleted,
+    XError,
+    XOutcomeUnknown,
+    XRateLimited,
+    XRejected,
+    XReplyNotAllowed,
+    XUnavailable,
+)
 from bot.channel.failpoints import failpoint
 from bot.channel.models import inbound_tweets, outbox
+from bot.channel.replies import no_reply_reason
 from bot.channel.store import add_alert, id_key, utcnow
 from bot.channel.x_limits import (
     DEFAULT_TIER,
@@ -366,6 +378,11 @@ class Sender:
             with self.engine.begin() as conn:
                 self._fail(conn, row, f"no customer is known for DM conversation {row.conversation_id}", now)
             return "failed"
+        refused = None if participant is not None else self._reply_not_allowed(row)
+        if refused is not None:
+            with self.engine.begin() as conn:
+                self._fail(conn, row, refused, now)
+            return "failed"
         try:
             if participant is not None:
                 posted_id = self.client.send_dm(participant, row.text)
@@ -396,6 +413,11 @@ class Sender:
                     )
                 )
             return "unknown"
+        except XReplyNotAllowed as exc:
+            why = f"X refused it (HTTP {exc.status}): the author of that tweet did not mention or quote us"
+            with self.engine.begin() as conn:
+                self._fail(conn, row, no_reply_reason(self._customer_handle(row), why), now)
+            return "failed"
         except XRejected as exc:
             with self.engine.begin() as conn:
                 if exc.duplicate:
@@ -414,6 +436,35 @@ class Sender:
             self._mark_sent(conn, row, posted_id, now)
         failpoint("after_mark_sent")
         return "sent"
+
+    def _reply_not_allowed(self, row: Row[Any]) -> str | None:
+        """Why X's reply restriction would refuse this public reply (None: it may be tried): its target is a
+        keyword-search hit that never mentioned us. Any other target (a mention, our own tweet, one carebot did
+        not read) is tried, and X's 403 says the rest."""
+        with self.engine.connect() as conn:
+            tweet = conn.execute(
+                select(inbound_tweets.c.source, inbound_tweets.c.author_username).where(
+                    inbound_tweets.c.tweet_id == row.target_tweet_id
+                )
+            ).first()
+        if tweet is None or tweet.source != "search":
+            return None
+        who = f"@{tweet.author_username}" if tweet.author_username else "the customer"
+        return no_reply_reason(
+            tweet.author_username,
+            f"{who} never mentioned us in that tweet (a keyword-search hit), and X takes a reply only under a tweet "
+            "that mentions us",
+        )  # fmt: skip
+
+    def _customer_handle(self, row: Row[Any]) -> str | None:
+        """The handle of the customer in the row's conversation, for the agent's message."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(inbound_tweets.c.author_username)
+                .where(inbound_tweets.c.conversation_id == row.conversation_id)
+                .order_by(inbound_tweets.c.fetched_at)
+                .limit(1)
+            ).scalar()
 
     # ------------------------------------------------------------------ state changes
     def _dm_participant(self, row: Row[Any]) -> str | None:

@@ -102,6 +102,7 @@ class MessageItem:
     tweet_id: str | None
     delivery: str | None
     channel: str = "public"  # public | dm: where it was written
+    failure: str | None = None  # a failed reply: why it was not posted, and what to do instead (the outbox's reason)
 
     def to_dict(self) -> dict[str, Any]:
         data = self.__dict__.copy()
@@ -517,6 +518,7 @@ class ConsoleService:
         detail = self._call(lambda: self.handoff.ticket(ticket_id))
         ticket = detail.ticket
         earlier = self.handoff.customer_history(ticket.customer_id, exclude_ticket=ticket.id)
+        failures = self._failures([m.outbox_id for m in detail.messages if m.delivery == "failed" and m.outbox_id])
         return TicketView(
             id=ticket.id, state=ticket.state, priority=ticket.priority, band=ticket.band, source=ticket.source,
             skill=ticket.skill, customer_id=ticket.customer_id, customer_handle=ticket.customer_handle,
@@ -532,6 +534,7 @@ class ConsoleService:
                     id=m.id, direction=m.direction, author=m.author, text=m.text,
                     created_at=as_utc(m.created_at) or self.clock(), tweet_id=m.tweet_id, delivery=m.delivery,
                     channel="dm" if ticket.source == "dm" else getattr(m, "channel", "public"),
+                    failure=failures.get(m.outbox_id) if m.delivery == "failed" else None,
                 )  # fmt: skip
                 for m in detail.messages
             ],
@@ -550,6 +553,15 @@ class ConsoleService:
             thread_before=self._thread_before(ticket.conversation_id, ticket.id, detail.messages),
             dm_conversation_id=getattr(ticket, "dm_conversation_id", None),
         )  # fmt: skip
+
+    def _failures(self, outbox_ids: list[int]) -> dict[int, str]:
+        """Why each of these failed replies was not posted (the outbox's reason: X's reply restriction names what
+        to do instead)."""
+        if not outbox_ids:
+            return {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.id, outbox.c.last_error).where(outbox.c.id.in_(outbox_ids))).all()
+        return {row.id: row.last_error for row in rows if row.last_error}
 
     def _thread_before(self, conversation_id: str, ticket_id: int, messages: list[Any]) -> list[MessageItem]:
         """The conversation's tweets and our sent replies that are not messages of this ticket, oldest first,
