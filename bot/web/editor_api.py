@@ -1,8 +1,9 @@
 """The FAQ editor's JSON API under /api/faq and /api/unanswered: the editor pages' actions for scripts and
 integrations (editors and leads, as the pages). A thin layer over the services the pages call (bot/web/editor.py,
 bot/web/unanswered.py): listing, reading, creating and editing entries, publish, unpublish, rollback, history and
-diffs, the live check and the preview of what the bot would reply, and the unanswered questions' groups with
-"start a draft from this group".
+diffs, the live check and the preview of what the bot would reply, the unanswered questions' groups with
+"start a draft from this group", and the paraphrases proposed from agents' approved drafts (bot/web/proposals.py)
+with "add to the entry's draft" and "dismiss".
 
 Editing is optimistic: every entry carries a `revision` (a fingerprint of its working copy, state and versions);
 an edit or publish that names a revision the entry no longer has is refused with 409 and the current revision,
@@ -24,7 +25,7 @@ from bot.db import as_utc
 from bot.web.access import EditorViewer
 from bot.web.api import ERROR_RESPONSES, Problem, ProblemRoute
 from bot.web.editor import MAX_TWEET_CHARS, EditorError, EditorService, NotFound, Preview
-from bot.web.editor_pages import STATUS_FILTERS
+from bot.web.editor_pages import STATUS_FILTERS, proposals_of
 from bot.web.limits import MAX_ID
 from bot.web.unanswered import QuestionGroup, UnansweredQuestions
 from knowledge_base.errors import VersionNotFound
@@ -103,6 +104,10 @@ class CheckIn(BaseModel):
     paraphrases: Paraphrases = []
     tags: Tags = []
     language: str = Field(default="en", max_length=20)
+
+
+class ProposalIn(BaseModel):
+    key: str = Field(min_length=1, max_length=64, description="The proposal's key (GET /api/faq/proposals)")
 
 
 class DraftFromGroupIn(BaseModel):
@@ -312,6 +317,34 @@ def check(request: Request, viewer: EditorViewer, payload: CheckIn) -> dict[str,
     )  # fmt: skip
     result: dict[str, Any] = _run(lambda: _editor(request).check(content)).to_dict()
     return result
+
+
+# ---------------------------------------------------------------- proposed paraphrases
+
+
+@router.get("/faq/proposals", summary="Paraphrases proposed from customers' tweets that approved drafts answered")
+def proposals(
+    request: Request, viewer: EditorViewer, entry: Annotated[str, Query(max_length=100)] = ""
+) -> dict[str, Any]:  # fmt: skip
+    """Per entry (or one, `entry`), most evidence first: each proposal's text, how many approved, edited or sent
+    drafts it comes from, an example, and `closer_to` when another live entry is closer to it than its own."""
+    found = _run(lambda: proposals_of(request).proposals(entry or None))
+    return {"proposals": [p.to_dict() for p in found]}
+
+
+@router.post("/faq/proposals/{slug}/add", summary="Add a proposed paraphrase to the entry's working copy (not live)")
+def add_proposal(request: Request, viewer: EditorViewer, slug: Slug, payload: ProposalIn) -> dict[str, Any]:
+    """The paraphrase joins the entry's working copy; the bot uses it once the entry is published. 404 when the
+    proposal is no longer proposed (added or dismissed)."""
+    found = proposals_of(request)
+    return _entry(_run(lambda: found.add(slug, payload.key, author=viewer.account.username), otherwise=404))
+
+
+@router.post("/faq/proposals/{slug}/dismiss", summary="Dismiss a proposed paraphrase (it is not proposed again)")
+def dismiss_proposal(request: Request, viewer: EditorViewer, slug: Slug, payload: ProposalIn) -> dict[str, Any]:
+    found = proposals_of(request)
+    return {"dismissed": _run(lambda: found.dismiss(slug, payload.key, author=viewer.account.username),
+                              otherwise=404).to_dict()}  # fmt: skip
 
 
 # ---------------------------------------------------------------- unanswered questions

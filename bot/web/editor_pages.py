@@ -1,6 +1,7 @@
 """The FAQ editor's pages (role editor; leads too): the entry list with search, writing an entry with live checks,
 publish / unpublish / history with diffs / rollback, "what would the bot do with this tweet?", the unanswered
-questions grouped by meaning, and the export of training examples from agents' resolutions.
+questions grouped by meaning, the paraphrases proposed from agents' approved drafts (add to the draft, or dismiss),
+and the export of training examples from agents' resolutions.
 
 Form actions redirect back (POST → 303 → GET) with a one-shot notice; a refused change re-renders the form with
 what the editor typed and every rule it breaks, so nothing typed is lost.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Query, Request
 from pydantic import BaseModel, Field
@@ -19,6 +21,7 @@ from starlette.responses import RedirectResponse, Response
 from bot.web.access import AccessFirstRoute, EditorViewer, Viewer
 from bot.web.editor import MAX_TWEET_CHARS, EditorError, EditorService, NotFound, Preview, content_from_form
 from bot.web.limits import FormId
+from bot.web.proposals import NEAR_DUPLICATE, ParaphraseProposals
 from bot.web.rendering import render, set_notice
 from bot.web.unanswered import UnansweredQuestions, nlu_yaml
 from knowledge_base.service import EntryContent
@@ -74,6 +77,16 @@ def _services(request: Request) -> tuple[EditorService, UnansweredQuestions]:
 
 def _editor(request: Request) -> EditorService:
     return _services(request)[0]
+
+
+def proposals_of(request: Request) -> ParaphraseProposals:
+    """The proposed paraphrases over the app's editor service (made on first use)."""
+    state = request.app.state
+    with _build_lock:
+        found = getattr(state, "proposals", None)
+        if found is None or found.editor is not state.editor:
+            found = state.proposals = ParaphraseProposals(state.services.engine, state.editor)
+    return found
 
 
 def _redirect(path: str, message: str | None = None, kind: str = "success") -> RedirectResponse:
@@ -318,6 +331,47 @@ def unanswered(request: Request, viewer: EditorViewer) -> Response:
         request, "editor_unanswered.html", viewer, groups=groups[:SHOWN_GROUPS], total=sum(g.size for g in groups),
         hidden=len(groups[SHOWN_GROUPS:]), group_count=len(groups), score_limit=finder.score_limit, days=finder.days,
     )  # fmt: skip
+
+
+@router.get("/faq/proposals")
+def proposals_page(request: Request, viewer: EditorViewer, entry: str = "") -> Response:
+    """Customers' tweets that agents' approved drafts answered, proposed as paraphrases of their entries."""
+    proposals = proposals_of(request).proposals(entry[:100] or None)
+    return render(request, "editor_proposals.html", viewer, proposals=proposals, entry=entry[:100],
+                  near_duplicate=NEAR_DUPLICATE)  # fmt: skip
+
+
+def _back(entry: str) -> str:
+    return "/faq/proposals" + (f"?entry={quote(entry)}" if entry else "")
+
+
+@router.post("/faq/proposals/{slug}/add")
+def add_proposal(
+    request: Request, viewer: EditorViewer, slug: str, key: Annotated[str, Form(max_length=64)] = "",
+    back: Annotated[str, Form(max_length=100)] = "",
+) -> Response:  # fmt: skip
+    try:
+        proposals_of(request).add(slug, key, author=viewer.account.username)
+    except NotFound:
+        raise
+    except EditorError as exc:
+        return _redirect(_back(back), str(exc), "error")
+    return _redirect(f"/faq/entries/{slug}", "Paraphrase added to the draft. The live version is unchanged until "
+                     "you publish.")  # fmt: skip
+
+
+@router.post("/faq/proposals/{slug}/dismiss")
+def dismiss_proposal(
+    request: Request, viewer: EditorViewer, slug: str, key: Annotated[str, Form(max_length=64)] = "",
+    back: Annotated[str, Form(max_length=100)] = "",
+) -> Response:  # fmt: skip
+    try:
+        proposals_of(request).dismiss(slug, key, author=viewer.account.username)
+    except NotFound:
+        raise
+    except EditorError as exc:
+        return _redirect(_back(back), str(exc), "error")
+    return _redirect(_back(back), "Dismissed. It will not be proposed again.")
 
 
 @router.get("/faq/training-examples.yml")
