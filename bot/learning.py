@@ -5,6 +5,11 @@ alert when live precision falls).
 
 The decision a label is about is read from the stored tweet (its triage result): the FAQ entry, its score, the
 kind of message. Personal data is stripped with bot/decision/personal_data.py, as in the exports.
+
+Rejected drafts are negatives for the answer model: `rejected_tweets` gives, per FAQ entry, the tweets agents
+rejected its draft for (never approved, edited or sent for it as well), and `negative_vectors` embeds them for
+bot/decision/answer_score.fit_answer_model's `negatives`, where they join that fit's out-of-scope examples. (The
+FAQ's other lesson, approved tweets as proposed paraphrases, is bot/web/proposals.py.)
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlalchemy import Connection, Engine, select
 from sqlalchemy.engine import Row
 
@@ -22,6 +28,7 @@ from bot.channel.store import add_alert
 from bot.decision.calibration import leak_upper_bound
 from bot.decision.personal_data import redact
 from handoff.labels import LabelledDecision, Labels, Mode, Tally
+from handoff.models import labels as label_rows
 
 if TYPE_CHECKING:
     from bot.ask import Assessment
@@ -90,6 +97,44 @@ def label_follow_up(conn: Connection, labels: Labels, row: Row[Any], decision: A
         return None
     labels.record(conn, label, answer, actor="customer")
     return label
+
+
+# ---------------------------------------------------------------- negatives for the answer model
+
+
+def rejected_tweets(engine: Engine) -> dict[int, list[str]]:
+    """Per FAQ entry, the distinct tweets (as stored: no mentions, links or personal data) agents rejected its
+    draft for, oldest first; a tweet also approved, edited or sent for the same entry is not a negative."""
+    found: dict[int, dict[str, str]] = {}
+    confirmed: set[tuple[int, str]] = set()
+    query = (
+        select(label_rows.c.faq_entry_id, label_rows.c.label, label_rows.c.text)
+        .where(label_rows.c.faq_entry_id.is_not(None), label_rows.c.label.in_(("rejected", "approved", "edited",
+                                                                                 "suggestion_sent")))
+        .order_by(label_rows.c.id)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        for entry_id, label, text in conn.execute(query):
+            key = " ".join(str(text).casefold().split())
+            if not key:
+                continue
+            if label == "rejected":
+                found.setdefault(int(entry_id), {}).setdefault(key, str(text))
+            else:
+                confirmed.add((int(entry_id), key))
+    result = {}
+    for entry_id, texts in found.items():
+        kept = [text for key, text in texts.items() if (entry_id, key) not in confirmed]
+        if kept:
+            result[entry_id] = kept
+    return result
+
+
+def negative_vectors(rejected: dict[int, list[str]], embedder: Any) -> dict[int, np.ndarray]:
+    """The rejected tweets embedded, for fit_answer_model(negatives=…)."""
+    return {
+        entry_id: np.asarray(embedder.embed(texts), dtype=np.float32) for entry_id, texts in rejected.items() if texts
+    }
 
 
 # ---------------------------------------------------------------- evidence and shadow mode

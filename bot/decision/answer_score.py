@@ -190,12 +190,23 @@ def _store_head(path: Path, head: IntentHead) -> None:
 def fit_answer_model(
     entries: Mapping[int, tuple[str, np.ndarray]], out_of_scope: np.ndarray, *, kb_version: int = 0,
     l2: float = HEAD_L2, previous: AnswerModel | None = None, head_cache: Path | None = None,
+    negatives: Mapping[int, np.ndarray] | None = None,
 ) -> AnswerModel:  # fmt: skip
     """Fit on the live entries (entry id → (slug, its text vectors)) and the out-of-scope example vectors; a refit
     starts from the `previous` model's head. Without a previous model, a head fitted on the same data before is
-    taken from `head_cache` (and a new fit is kept there)."""
+    taken from `head_cache` (and a new fit is kept there).
+
+    `negatives` (entry id → vectors of tweets agents rejected that entry's draft for) join the out-of-scope
+    examples of this fit, so a rejected tweet no longer scores high for the entry; those of entries that are not
+    live are left out. Without any, the fit is exactly the one without the argument."""
     began = time.perf_counter()
     ids = tuple(sorted(entry_id for entry_id, (_, rows) in entries.items() if len(rows)))
+    rejected = [
+        np.asarray(rows, dtype=np.float64).reshape(len(rows), -1)
+        for entry_id, rows in sorted((negatives or {}).items()) if entry_id in ids and len(rows)
+    ]  # fmt: skip
+    if rejected:
+        out_of_scope = np.vstack(([np.asarray(out_of_scope, dtype=np.float64)] if len(out_of_scope) else []) + rejected)
     if not ids:
         dimension = out_of_scope.shape[1] if out_of_scope.size else 1
         empty = IntentHead((OUT_OF_SCOPE,), np.zeros((dimension, 1)), np.zeros(1))
