@@ -32,8 +32,11 @@ from bot.eval_cli import eval_app
 from bot.kb_cli import kb_app
 from bot.nlu.client import NluError, NluResult
 from bot.nlu.evaluation import TrainingDataError
+from bot.nlu.gate import NluGateRefused, Verdict, default_conversations, gate
+from bot.nlu.history import confirmed_examples, with_history
+from bot.nlu.live import current_model, live_model, read_live, switch
 from bot.nlu.server import NluServer, NluServerError
-from bot.nlu.service import evaluate_held_out
+from bot.nlu.service import default_test_file, evaluate_held_out
 from bot.nlu.training import NluTrainingError, TrainingInputs, model_path_for, train, validate_data
 from bot.processes import ChildProcessError, until_stopped
 from bot.sandbox.cli import sandbox_app
@@ -61,8 +64,8 @@ app.command("worker")(until_stopped(worker_command))
 
 console = Console(stderr=True)
 USER_ERRORS = (
-    SettingsError, NluError, NluTrainingError, NluServerError, TrainingDataError, DatabaseError, KbError,
-    PolicyError, ToneError, CalibrationError, TrafficFileError, ChildProcessError, TrainingError, OSError,
+    SettingsError, NluError, NluTrainingError, NluGateRefused, NluServerError, TrainingDataError, DatabaseError,
+    KbError, PolicyError, ToneError, CalibrationError, TrafficFileError, ChildProcessError, TrainingError, OSError,
 )  # fmt: skip
 
 class _Context:
@@ -107,7 +110,8 @@ def _progress(description: str) -> Iterator[Any]:
         progress.update(task, completed=100)
 
 
-def _ensure_model(settings: Settings, force: bool = False) -> Path:
+def _train_shipped(settings: Settings, force: bool = False) -> Path:
+    """The model of the shipped training data, trained unless cached."""
     inputs = TrainingInputs.from_dir(settings.training_data_dir)
     target = model_path_for(settings, inputs)
     if target.is_file() and not force:
@@ -119,10 +123,122 @@ def _ensure_model(settings: Settings, force: bool = False) -> Path:
     return model
 
 
+def _ensure_model(settings: Settings, force: bool = False) -> Path:
+    """The model to serve: the live one (accepted by the gate and switched to), else the shipped data's."""
+    inputs = TrainingInputs.from_dir(settings.training_data_dir)
+    live = live_model(settings, inputs)
+    if live is not None and not force:
+        console.print(f"NLU model: the live one, {live.name}")
+        return live
+    record = read_live(settings)
+    if record is not None and not force:
+        console.print(
+            f"[yellow]The live model {record['model']} was built on other training data (or is gone): serving the "
+            "model of the current training data.[/yellow]"
+        )
+    return _train_shipped(settings, force)
+
+
+def _say(stage: str) -> None:
+    console.print(f"[dim]{stage}…[/dim]", highlight=False)
+
+
+def _model_argument(settings: Settings, name: str) -> Path:
+    """A model named by its file (in the models folder), its name, or its name without .tar.gz."""
+    given = Path(name)
+    folder = settings.models_dir.resolve()
+    for path in (given, folder / given.name, folder / f"{given.name}.tar.gz"):
+        if path.is_file():
+            if path.resolve().parent != folder:
+                raise NluTrainingError(f"{path} is not in the models folder {folder}: copy it there first")
+            return folder / path.name
+    raise NluTrainingError(f"no such model: {name} (the models are in {folder})")
+
+
+def _gate(settings: Settings, current: Path, candidate: Path) -> tuple[Verdict, dict[str, Any]]:
+    verdict, _, new = gate(
+        settings, current, candidate, default_test_file(settings), default_conversations(settings), on_stage=_say
+    )
+    typer.echo(verdict.table(current.name, candidate.name))
+    return verdict, new
+
+
+def _switch(settings: Settings, model: Path, base: TrainingInputs, figures: dict[str, Any]) -> None:
+    for done in switch(settings, model, base, figures, on_stage=_say):
+        console.print(f"{done.url}: {done.outcome}")
+    console.print(f"Live NLU model: {model.name} (a restart of `carebot nlu serve` or `carebot up` keeps it).")
+
+
 @nlu_app.command("train")
-def nlu_train(force: Annotated[bool, typer.Option(help="Retrain even if the data is unchanged.")] = False) -> None:
-    """Train the NLU model; skipped when the training data and config are unchanged."""
-    _ensure_model(STATE.settings, force)
+def nlu_train(
+    force: Annotated[bool, typer.Option(help="Retrain even if the data is unchanged.")] = False,
+    history: Annotated[
+        bool, typer.Option("--with-history", help="Add the examples agents confirmed (the training export).")
+    ] = False,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="With --with-history: switch the running NLU to the model it accepts.")
+    ] = False,
+) -> None:
+    """Train the NLU model; skipped when the training data and config are unchanged.
+
+    With --with-history, the examples agents confirmed are added, and the new model is compared with the current
+    one on the held-out NLU file and the development conversations: a worse one is refused."""
+    settings = STATE.settings
+    if not history:
+        if apply:
+            raise SettingsError("--apply goes with --with-history")
+        _train_shipped(settings, force)
+        return
+    base = TrainingInputs.from_dir(settings.training_data_dir)
+    inputs, chosen = with_history(settings, base, confirmed_examples(settings), default_test_file(settings))
+    console.print(
+        f"{chosen.confirmed} examples confirmed by agents: {len(chosen.kept)} added, {chosen.already_known} already "
+        f"in the training or held-out data, {chosen.unknown_kind} of a kind the NLU does not have."
+    )
+    target = model_path_for(settings, inputs)
+    if target.is_file() and not force:
+        console.print(f"NLU model up to date: {target.name}")
+    else:
+        with _progress("Training the NLU model with history") as update:
+            target, _ = train(settings, inputs, force=force, on_progress=update)
+        console.print(f"Trained {target}")
+    current = current_model(settings, base)
+    if current == target:
+        console.print(f"{target.name} is already the current model.")
+        return
+    if not current.is_file():
+        current = _train_shipped(settings)
+    verdict, figures = _gate(settings, current, target)
+    if not verdict.accepted:
+        raise NluGateRefused("refused: " + "; ".join(verdict.reasons))
+    console.print(f"Accepted: {target.name} is not worse than {current.name}.")
+    if apply:
+        _switch(settings, target, base, figures)
+    else:
+        console.print(f"`carebot nlu switch {target.name}` makes it live.")
+
+
+@nlu_app.command("switch")
+def nlu_switch(
+    model: Annotated[str, typer.Argument(help="The model: its file name in the models folder.")],
+    force: Annotated[
+        bool,
+        typer.Option(help="Use it though it is worse on accuracy, F1, precision or coverage (never on silencing)."),
+    ] = False,
+) -> None:
+    """Make a model live: the gate compares it with the current one, then every running Rasa server loads it
+    (PUT /model; tweets wait meanwhile, none is escalated) and it is recorded for the next start."""
+    settings = STATE.settings
+    base = TrainingInputs.from_dir(settings.training_data_dir)
+    target = _model_argument(settings, model)
+    current = current_model(settings, base)
+    figures: dict[str, Any] = {}
+    if current != target and current.is_file():
+        verdict, figures = _gate(settings, current, target)
+        if not verdict.accepted and not (force and verdict.overridable):
+            hint = "" if not verdict.overridable else " (--force uses it anyway)"
+            raise NluGateRefused("refused: " + "; ".join(verdict.reasons) + hint)
+    _switch(settings, target, base, figures)
 
 
 @nlu_app.command("validate")

@@ -1,12 +1,22 @@
 """The one module that talks to the Rasa NLU servers: `POST /model/parse`, with timeouts and bounded retries,
-spread over one or more servers (CAREBOT_NLU_URLS) with failover.
+spread over one or more servers (CAREBOT_NLU_URLS) with failover; `GET /status` (the model loaded) and
+`PUT /model` (load another model in a running server).
+
+While Rasa 3.6 loads a model on `PUT /model` its event loop is busy: every request to it (parses, status) waits
+unanswered until the load is done (about 4 s for carebot's model on 2 cores), then gets its answer from the new
+model; the old model answers until then, and a load that fails (HTTP 400) leaves it in place. A server without a
+model (after `DELETE /model`, or started with none it could load) answers HTTP 409 ("No agent loaded"); one that
+is starting accepts no connection until its model is loaded. All of these count as the server being unavailable
+for a moment, not as a bad answer: a parse waits (its read timeout), is retried or goes to another server, and
+the worker keeps a tweet that still finds no NLU waiting (state "waiting") and tries it again.
 
 Errors (all `NluError`, so callers catch one thing):
 
     NluError
      ├── NluInputError        the text cannot be classified (empty once cleaned); not retried
-     ├── NluUnavailable       Rasa is down, too slow, or answers 5xx after the retries
-     └── NluBadResponse       Rasa answered, but not with a parse result (garbage, 4xx, wrong token)
+     ├── NluUnavailable       Rasa is down, too slow, loading (409), or answers 5xx after the retries
+     ├── NluBadResponse       Rasa answered, but not with a parse result (garbage, 4xx, wrong token)
+     └── NluModelRefused      a server would not load the model it was asked to (PUT /model)
 
 Nothing is auto-answered without a parse: callers treat any NluError as "no NLU".
 """
@@ -41,6 +51,13 @@ class NluUnavailable(NluError):
 
 class NluBadResponse(NluError):
     """The NLU server answered with something that is not a parse result."""
+
+
+class NluModelRefused(NluError):
+    """A Rasa server would not load the model it was asked to (`PUT /model`); it keeps the model it had."""
+
+
+LOADING_STATUS = 409  # Rasa's answer while no model is loaded yet ("No agent loaded")
 
 
 @dataclass(frozen=True)
@@ -303,6 +320,10 @@ class NluClient:
                     problems.append((replica.url, f"HTTP {response.status_code}"))
                     self._failed(replica)
                     continue
+                if response.status_code == LOADING_STATUS:
+                    problems.append((replica.url, "has no model loaded yet (HTTP 409)"))
+                    self._failed(replica)
+                    continue
                 if response.status_code in (401, 403):
                     raise NluBadResponse(f"Rasa at {replica.url} refused the auth token (HTTP {response.status_code})")
                 if response.status_code != 200:
@@ -338,3 +359,47 @@ class NluClient:
             if value:
                 return str(value)
         return None
+
+    def model_files(self) -> dict[str, str | None]:
+        """Each server's loaded model (its file name), None for a server that does not answer with one."""
+        found: dict[str, str | None] = {}
+        for replica in self.replicas:
+            try:
+                response = replica.http.get("/status", params=self._params, timeout=2.0)
+                value = response.json().get("model_file") if response.status_code == 200 else None
+            except (httpx.HTTPError, ValueError, AttributeError):
+                value = None
+            found[replica.url] = str(value) if value else None
+        return found
+
+    def replace_model(self, url: str, model_file: str, *, timeout_s: float = 180.0) -> None:
+        """Make the server at `url` (one of the client's) load `model_file` (a path on that server's machine)
+        with Rasa's `PUT /model`; returns once it serves the new model. The server answers every request only
+        after the load, so this waits up to `timeout_s`. Raises NluModelRefused when Rasa cannot load the file
+        (the old model stays), NluBadResponse on a refused token, NluUnavailable when the server does not
+        answer."""
+        replica = next((r for r in self.replicas if r.url == url.rstrip("/")), None)
+        if replica is None:
+            raise ValueError(f"{url} is not one of this client's NLU servers")
+        try:
+            response = replica.http.put(
+                "/model", params=self._params, json={"model_file": model_file},
+                timeout=httpx.Timeout(timeout_s, connect=2.0),
+            )  # fmt: skip
+        except httpx.TimeoutException as exc:
+            raise NluUnavailable(
+                f"Rasa at {replica.url} did not finish loading {model_file} in {timeout_s:.0f} s"
+            ) from exc
+        except httpx.TransportError as exc:
+            raise NluUnavailable(f"cannot connect to Rasa at {replica.url} ({type(exc).__name__})") from exc
+        if response.status_code in (401, 403):
+            raise NluBadResponse(f"Rasa at {replica.url} refused the auth token (HTTP {response.status_code})")
+        if response.status_code >= 400:
+            try:
+                message = str(response.json().get("message", ""))
+            except (ValueError, AttributeError):
+                message = response.text[:200]
+            raise NluModelRefused(f"Rasa at {replica.url} did not load {model_file} (HTTP {response.status_code}): "
+                                  f"{message}")  # fmt: skip
+        if response.status_code not in (200, 204):
+            raise NluBadResponse(f"Rasa at {replica.url} answered HTTP {response.status_code} to PUT /model")

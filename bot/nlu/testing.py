@@ -4,8 +4,11 @@
         client = NluClient(fake.url, token=fake.token, timeout_s=0.2)
 
 Modes: ok, slow (answers after `delay_s`), error (HTTP 500), garbage (200 with a non-JSON body),
-wrong_shape (200 with JSON that is not a parse result), unauthorized (401), reset (closes the connection).
-The mode can be changed while it runs; `requests` counts the parse requests it received.
+wrong_shape (200 with JSON that is not a parse result), unauthorized (401), reset (closes the connection),
+loading (409 "No agent loaded" to parses and status, as Rasa without a model). The mode can be changed while it
+runs; `requests` counts the parse requests it received. `PUT /model` loads a model as Rasa does: after
+`load_delay_s`, `model_file` becomes the file's name (400 when `refuse_loads` is set), and every other request
+meanwhile waits for the load to end; `loads` lists the files, `answered_by` the model of each parse answered.
 """
 
 from __future__ import annotations
@@ -34,6 +37,13 @@ class FakeRasaServer:
         self.token = token
         self.delay_s = delay_s
         self.requests = 0
+        self.model_file = "fake.tar.gz"
+        self.load_delay_s = 0.0
+        self.refuse_loads = False
+        self.loads: list[str] = []
+        self.answered_by: list[str] = []
+        self._loaded = threading.Event()  # clear while a PUT /model loads: Rasa's event loop answers nothing then
+        self._loaded.set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         fake = self
@@ -50,14 +60,39 @@ class FakeRasaServer:
                 self.wfile.write(body)
 
             def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if urlparse(self.path).path == "/status":
-                    self._send(200, json.dumps({"model_file": "fake.tar.gz"}).encode())
+                fake._loaded.wait(60)
+                if urlparse(self.path).path == "/status" and fake.mode == "loading":
+                    self._send(409, json.dumps({"message": "No agent loaded."}).encode())
+                elif urlparse(self.path).path == "/status":
+                    self._send(200, json.dumps({"model_file": fake.model_file}).encode())
                 else:
                     self._send(200, b"Hello from the fake Rasa", "text/plain")
+
+            def do_PUT(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if parse_qs(urlparse(self.path).query).get("token") != [fake.token]:
+                    self._send(401, json.dumps({"message": "User is not authenticated."}).encode())
+                    return
+                model_file = str(body.get("model_file", ""))
+                if not fake.refuse_loads:
+                    fake._loaded.clear()
+                with fake._lock:
+                    fake.loads.append(model_file)
+                if fake.refuse_loads:
+                    message = f"Agent with name '{model_file}' could not be loaded."
+                    self._send(400, json.dumps({"message": message}).encode())
+                    return
+                fake._stop.wait(fake.load_delay_s)
+                fake.model_file = model_file.rsplit("/", 1)[-1]
+                fake._loaded.set()
+                self.send_response(204)
+                self.end_headers()
 
             def do_POST(self) -> None:  # noqa: N802
                 with fake._lock:
                     fake.requests += 1
+                fake._loaded.wait(60)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 query = parse_qs(urlparse(self.path).query)
@@ -72,6 +107,8 @@ class FakeRasaServer:
                     return
                 if mode == "unauthorized" or query.get("token") != [fake.token]:
                     self._send(401, json.dumps({"message": "User is not authenticated."}).encode())
+                elif mode == "loading":
+                    self._send(409, json.dumps({"message": "No agent loaded."}).encode())
                 elif mode == "error":
                     self._send(500, b'{"message": "internal error"}')
                 elif mode == "garbage":
@@ -79,6 +116,8 @@ class FakeRasaServer:
                 elif mode == "wrong_shape":
                     self._send(200, json.dumps({"intent": "greeting", "entities": "none"}).encode())
                 else:
+                    with fake._lock:
+                        fake.answered_by.append(fake.model_file)
                     self._send(200, json.dumps(canned_parse(body.get("text", ""))).encode())
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
