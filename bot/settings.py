@@ -134,7 +134,7 @@ class Settings(BaseSettings):
     sandbox_account: str = Field(default="KestrelCare", description="The care account's handle on the sandbox X.")
     sandbox_reply_restriction: bool = Field(
         default=True,
-        description="The sandbox X refuses a reply under a tweet whose author did not @mention or quote the care "
+        description="The sandbox X refuses a reply under another's tweet that does not @mention or quote the care "
         "account (X's 403, as for self-serve apps since 2026-02-23); false: replies anywhere, as for enterprise apps.",
     )
     sandbox_allowed_hosts: list[str] = Field(

@@ -5,10 +5,13 @@ reconciled after crashes).
 row and records the outbound message on the ticket, all in the caller's transaction. The reply goes under the
 customer's newest tweet that summons the care account and has no reply of ours yet: X lets a self-serve app reply
 only under a tweet whose author @mentioned the replying account or quoted one of its posts (since 2026-02-23,
-docs.x.com/x-api/posts/manage-tweets/integrate), so never under our own reply nor under a keyword-search hit that
-never mentioned us. A tweet whose bot reply failed (and was never posted) takes the agent's reply instead. Where
-X allows no reply, none is queued: NoPublicReply says why and what the agent can do instead (a DM, or a new tweet
-that mentions the customer). No tweet ever gets two replies from us. DM tickets are answered by DM; a public
+docs.x.com/x-api/posts/manage-tweets/integrate), so never under a keyword-search hit that never mentioned us. A
+tweet whose bot reply failed (and was never posted) takes the agent's reply instead. When each of the customer's
+tweets that summon us has our reply (the bot acknowledged the last one, say), the reply goes under our own newest
+reply in the thread: X's documented rule does not name a reply under the account's own tweet, developers report
+that X takes it, and if X refuses it the sender marks it failed with the reason (XReplyNotAllowed). In a thread
+with no tweet that summons us, none is queued: NoPublicReply says why and what the agent can do instead (a DM, or
+a new tweet that mentions the customer). No tweet ever gets two replies from us. DM tickets are answered by DM; a public
 ticket that a customer's DM joined (`dm_conversation_id`) is answered by DM by default (`channel`), or in the
 public thread when the agent chooses.
 """
@@ -77,11 +80,10 @@ def reply_target(
 ) -> str:  # fmt: skip
     """The tweet a reply in this conversation goes under (or a fresh DM target): the customer's newest tweet that
     summons us (SUMMONING_SOURCES) with no reply of ours; with `reuse_failed`, also one whose only reply is a
-    failed bot reply (reusable_failed_reply). With `own_replies` (the follow-ups: incident updates, the public
-    close), when each of those has our reply, under our own newest reply: X's documented rule does not cover a
-    reply under the account's own tweet, which developers report X takes (self-threads); when X refuses it, the
-    sender marks it failed with the reason (XReplyNotAllowed). Agents' replies go only where the rule allows one.
-    NoPublicReply when there is no such tweet."""
+    failed bot reply (reusable_failed_reply). With `own_replies`, when each of those has our reply, under our own
+    newest reply: X's documented rule does not name a reply under the account's own tweet, which developers report
+    X takes (a thread of one's own); when X refuses it, the sender marks it failed with the reason
+    (XReplyNotAllowed). NoPublicReply when there is no such tweet, or no tweet in the thread summons us at all."""
     if dm:
         sent = conn.execute(
             select(func.count()).select_from(outbox).where(outbox.c.conversation_id == conversation_id)
@@ -105,7 +107,7 @@ def reply_target(
         ours = replied.get(tweet.tweet_id)
         if ours is None or (reuse_failed and reusable_failed_reply(conn, ours.id) is not None):
             return str(tweet.tweet_id)
-    if own_replies:
+    if own_replies and summoning:
         ours_sent = conn.execute(
             select(outbox.c.posted_tweet_id).where(
                 outbox.c.conversation_id == conversation_id, outbox.c.state == "sent",
@@ -122,8 +124,7 @@ def reply_target(
         raise ReplyError("Our last reply in this thread is still being posted. Send yours again in a moment.")
     raise NoPublicReply(
         no_reply_reason(handle, "X takes a reply only under the customer's tweets that mention us, and each of "
-                                "them has had a reply of ours (sent, or failed: see the thread); X's rule allows "
-                                "none under our own tweets")
+                                "them has had a reply of ours (sent, or failed: see the thread)")
     )  # fmt: skip
 
 
@@ -191,7 +192,7 @@ def queue_agent_reply(
     now = now or utcnow()
     # A joined ticket's DMs go to the customer's DM conversation (the sender finds the recipient from it).
     conversation = ticket.dm_conversation_id if dm and ticket.source != "dm" else ticket.conversation_id
-    target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id, reuse_failed=not dm, own_replies=False)
+    target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id, reuse_failed=not dm)
     values = {
         "target_tweet_id": target, "conversation_id": conversation, "kind": kind, "author": agent.initials,
         "text": text, "state": "pending", "attempts": 0, "ticket_id": ticket_id, "created_at": now,

@@ -32,7 +32,8 @@ Every error answer is sent as application/problem+json, as X sends them.
 
 Like X for self-serve apps (since 2026-02-23), a reply (POST /2/tweets with reply.in_reply_to_tweet_id) is taken
 only under a tweet whose author summoned the care account: @mentioned it in that tweet (a reply to one of the
-account's tweets counts, see Store.summons), or quoted one of its posts. Any other reply gets X's 403
+account's tweets counts, see Store.summons), or quoted one of its posts; and, as developers report X does, under the
+account's own tweet (Store.allows_reply). Any other reply gets X's 403
 (REPLY_NOT_ALLOWED). `reply_restriction=False` (CAREBOT_SANDBOX_REPLY_RESTRICTION=false) is X for enterprise apps,
 which the rule does not cover: every reply is taken. `app.state.reply_restriction` switches it while it runs.
 
@@ -137,7 +138,9 @@ DM_EVENT_TYPES = {"MessageCreate", "ParticipantsJoin", "ParticipantsLeave"}
 # This means one of the following must be true: The original author @mentions the replying user/account in their
 # post. The original author quotes a post from the replying user/account. If neither condition is met, the reply
 # request will be rejected." X's changelog dates it 2026-02-23. "The original post" is taken to be the tweet
-# replied to. X does not publish the refusal's wording; this detail is the one developers quote from X's 403, and
+# replied to. A reply under the account's own post is not named there; developers report that X takes it (threads
+# of one's own), and so does the sandbox. X does not publish the refusal's wording; this detail is the one
+# developers quote from X's 403, and
 # the body is X's generic Problem (about:blank, as for duplicate content), the shape X's OpenAPI description gives
 # POST /2/tweets' errors (openapi-2.166.json: `default` → Problem, application/problem+json).
 REPLY_NOT_ALLOWED = (
@@ -496,7 +499,11 @@ def create_app(
                 raise InvalidRequest("reply.in_reply_to_tweet_id", target_raw, "`in_reply_to_tweet_id` is not valid")
             target = int(target_raw)
             replied_to = store.tweets_by_id([target]).get(target)
-            if replied_to is not None and app.state.reply_restriction and not store.summons(replied_to, store.account):
+            if (
+                replied_to is not None
+                and app.state.reply_restriction
+                and not store.allows_reply(replied_to, store.account)
+            ):
                 return ProblemResponse(
                     problem(403, "Forbidden", REPLY_NOT_ALLOWED), status_code=403, headers=windows.use("create_tweet")
                 )

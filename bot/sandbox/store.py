@@ -262,13 +262,20 @@ class Store:
                 conn.execute(insert(mentions), [{"user_id": uid, "tweet_id": tweet_id} for uid in mentioned_ids])
         return Tweet(author_username=author.username, **row)
 
+    def allows_reply(self, tweet: Tweet, user: User) -> bool:
+        """Whether X's reply restriction for self-serve apps (bot.sandbox.server, REPLY_NOT_ALLOWED) lets `user`
+        reply under `tweet`: its author summoned the user (summons), or it is the user's own tweet. X's documented
+        rule speaks only of the summons; developers report that X takes a reply under the account's own post (a
+        thread), and carebot's follow-ups in a thread go there, so the sandbox takes it too."""
+        return tweet.author_id == user.id or self.summons(tweet, user)
+
     def summons(self, tweet: Tweet, user: User) -> bool:
-        """Whether `tweet` summons `user` in the sense of X's reply restriction for self-serve apps (see
-        bot.sandbox.server, REPLY_NOT_ALLOWED): someone else wrote it and @mentions the user in it. A reply to one
-        of the user's tweets counts: on X its text starts with the user's @handle, which X adds to every reply and
-        lists in entities.mentions (the sandbox stores replies without that prefix, so it goes by the reply's
-        target). The user's own tweets never summon the user. X's other condition, a quote of one of the user's
-        posts, cannot arise here: the sandbox's customers do not quote."""
+        """Whether `tweet` summons `user` in the sense of X's reply restriction for self-serve apps: someone else
+        wrote it and @mentions the user in it. A reply to one of the user's tweets counts: on X its text starts
+        with the user's @handle, which X adds to every reply and lists in entities.mentions (the sandbox stores
+        replies without that prefix, so it goes by the reply's target). The user's own tweets never summon the
+        user. X's other condition, a quote of one of the user's posts, cannot arise here: the sandbox's customers
+        do not quote."""
         if tweet.author_id == user.id:
             return False
         if tweet.in_reply_to_user_id == user.id:

@@ -44,10 +44,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[RunningSandbox]:
-    # These follow-ups go under our own reply in the thread, which X's documented reply restriction for
-    # self-serve apps does not cover (bot.channel.replies.reply_target): the rule is off here, as for an
-    # enterprise app; tests/integration/test_reply_restriction_sandbox.py has it on.
-    with running_sandbox(tmp_path / "sandbox-x.db", reply_restriction=False) as running:
+    with running_sandbox(tmp_path / "sandbox-x.db") as running:
         yield running
 
 

@@ -112,10 +112,7 @@ def running(request: pytest.FixtureRequest, rasa_server: Any, tmp_path: Path) ->
         database_url = fresh_database(request.getfixturevalue("postgres_url"))
     else:
         database_url = fresh_database(f"sqlite:///{tmp_path / 'carebot.db'}")
-    # These follow-ups go under our own reply in the thread, which X's documented reply restriction for
-    # self-serve apps does not cover (bot.channel.replies.reply_target): the rule is off here, as for an
-    # enterprise app; tests/integration/test_reply_restriction_sandbox.py has it on.
-    with running_sandbox(tmp_path / "sandbox-x.db", reply_restriction=False) as sandbox:
+    with running_sandbox(tmp_path / "sandbox-x.db") as sandbox:
         env = worker_environment(
             data_dir=tmp_path / "var", database_url=database_url, sandbox_url=sandbox.url, rasa=rasa_server,
             training_dir=small_training_data(tmp_path / "training"),

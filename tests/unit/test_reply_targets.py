@@ -39,6 +39,9 @@ def test_a_tweet_summons_the_account_when_someone_else_mentions_it_or_replies_to
     assert not store.summons(ours, store.account)  # our own tweet never summons us
     assert not store.summons(bystander, store.account)
     assert store.summons(bystander, ann) and not store.summons(mention, ann)
+    # Where a reply may go: a tweet that summons us, or our own (as developers report X takes it).
+    assert store.allows_reply(ours, store.account) and store.allows_reply(mention, store.account)
+    assert not store.allows_reply(hit, store.account) and not store.allows_reply(bystander, store.account)
     store.close()
 
 
@@ -94,23 +97,26 @@ def test_the_customers_newest_tweet_that_mentions_us_and_has_no_reply_is_the_tar
     assert target(engine, own_replies=False) == "1010"
 
 
-def test_an_agents_reply_never_goes_under_our_own_reply(engine: Engine) -> None:
+def test_our_own_reply_is_the_target_only_once_each_tweet_that_mentions_us_has_ours(engine: Engine) -> None:
     inbound(engine, CONVERSATION, "mention")
     ours(engine, CONVERSATION, posted="1002")
+    assert target(engine) == "1002"
+    inbound(engine, "1003", "mention")  # the customer writes again: under that, not under ours
+    assert target(engine) == "1003"
+    ours(engine, "1003", posted="1004")
+    assert target(engine) == "1004"  # our newest
     with pytest.raises(NoPublicReply) as refused:
         target(engine, own_replies=False)
     assert str(refused.value).startswith(NO_REPLY_HERE) and "Answer @cara by DM" in str(refused.value)
-    assert target(engine, own_replies=True) == "1002"  # the follow-ups (incident updates, the close) still may
 
 
 def test_a_thread_of_keyword_hits_only_has_no_target_and_says_the_customer_never_mentioned_us(engine: Engine) -> None:
     inbound(engine, CONVERSATION, "search")
+    ours(engine, CONVERSATION, posted="1002")  # a reply of ours there (from before X's rule): not under it either
     with pytest.raises(NoPublicReply) as refused:
-        target(engine, own_replies=False)
+        target(engine)
     message = str(refused.value)
     assert "@cara never mentioned us" in message and "a new tweet that mentions @cara" in message
-    with pytest.raises(NoPublicReply):
-        target(engine, own_replies=True)
 
 
 def test_a_reply_still_being_posted_is_waited_for_not_refused(engine: Engine) -> None:
