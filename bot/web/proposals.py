@@ -37,6 +37,7 @@ from knowledge_base.service import Entry
 APPROVING = ("approved", "edited", "suggestion_sent")  # the labels that say the entry answered the tweet
 MIN_WORDS = 3
 MAX_CHARS = 280
+MAX_CACHED = 50_000  # embeddings kept between page views
 DISMISSED = "paraphrase_dismissed"
 ADDED = "paraphrase_added"
 _PLACEHOLDER = re.compile(r"\[[a-z -]+\]")  # what redact() puts in place of personal data
@@ -99,6 +100,17 @@ class ParaphraseProposals:
         self.engine = engine
         self.editor = editor
         self.clock = clock
+        self._vectors: dict[str, np.ndarray] = {}  # text → its embedding (a text's embedding never changes)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            if len(self._vectors) > MAX_CACHED:
+                self._vectors.clear()
+            embedded = self.editor.kb.searcher.embedder.embed(missing)
+            for text, vector in zip(missing, embedded, strict=True):
+                self._vectors[text] = np.asarray(vector, dtype=np.float64)
+        return np.stack([self._vectors[t] for t in texts])
 
     def dismissed(self) -> set[str]:
         with self.engine.connect() as conn:
@@ -144,11 +156,10 @@ class ParaphraseProposals:
 
     def _for_entry(self, entry: Entry, found: list[dict[str, Any]]) -> list[Proposal]:
         kb = self.editor.kb
-        embedder = kb.searcher.embedder
         own_texts = [t for t in entry.content.texts if t.strip()]
-        own = np.asarray(embedder.embed(own_texts), dtype=np.float64)
+        own = self._embed(own_texts) if own_texts else np.zeros((0, 1))
         found.sort(key=lambda f: (-sum(f["labels"].values()), f["text"]))
-        vectors = np.asarray(embedder.embed([f["text"] for f in found]), dtype=np.float64)
+        vectors = self._embed([f["text"] for f in found])
         similarity = (vectors @ own.T).max(axis=1) if len(own) else np.zeros(len(found))
         kept: list[int] = []
         proposals = []

@@ -228,3 +228,14 @@ def test_the_app_builds_one_proposals_service_over_its_editor(desk: WebDesk) -> 
 
     first = proposals_of(Request())  # type: ignore[arg-type]
     assert first is proposals_of(Request()) and first.editor is desk.app.state.editor  # type: ignore[arg-type]
+
+
+def test_customer_text_on_the_page_is_escaped_and_embeddings_are_kept_between_views(desk: WebDesk) -> None:
+    label(desk, "approved", "<script>alert(1)</script> my hub is stuck on a red light, reset it?", "reset-hub")
+    client = desk.logged_in("eve")
+    page = client.get("/faq/proposals")
+    assert page.status_code == 200 and "<script>alert" not in page.text and "&lt;script&gt;" in page.text
+    embedder = desk.kb.searcher.embedder
+    before = embedder.texts_embedded
+    assert client.get("/faq/proposals?entry=reset-hub").status_code == 200
+    assert embedder.texts_embedded == before
