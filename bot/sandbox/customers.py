@@ -22,10 +22,10 @@ class SandboxInputError(ValueError):
         self.status = status
 
 
-def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any) -> Tweet:
-    """A customer tweets (the sandbox endpoint and the page). Customers may write long posts, as X Premium
-    subscribers do: over 280 weighted characters (served as X serves them, see bot.sandbox.server), up to
-    LONG_POST_MAX_LENGTH."""
+def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any, quote_of: Any = None) -> Tweet:
+    """A customer tweets (the sandbox endpoint and the page), perhaps quoting a post (`quote_of`). Customers may
+    write long posts, as X Premium subscribers do: over 280 weighted characters (served as X serves them, see
+    bot.sandbox.server), up to LONG_POST_MAX_LENGTH."""
     handle = customer_handle(store, username)
     if not isinstance(text, str) or not text.strip():
         raise SandboxInputError("text: a tweet needs text")
@@ -41,10 +41,17 @@ def post_customer_tweet(store: Store, username: Any, text: Any, in_reply_to: Any
         target = int(in_reply_to)
         if not store.tweets_by_id([target]):
             raise SandboxInputError(f"in_reply_to_tweet_id: no tweet with the id {target}")
+    quoted: int | None = None
+    if quote_of not in (None, ""):
+        if isinstance(quote_of, bool) or not is_snowflake(str(quote_of)):
+            raise SandboxInputError(f"quote_tweet_id: not a tweet id: {quote_of!r}")
+        quoted = int(quote_of)
+        if not store.tweets_by_id([quoted]):
+            raise SandboxInputError(f"quote_tweet_id: no tweet with the id {quoted}")
     try:
-        return store.create_tweet(store.create_user(handle), text, in_reply_to=target)
+        return store.create_tweet(store.create_user(handle), text, in_reply_to=target, quote_of=quoted)
     except UnknownTweet as exc:
-        raise SandboxInputError(f"in_reply_to_tweet_id: {exc}") from exc
+        raise SandboxInputError(f"in_reply_to_tweet_id or quote_tweet_id: {exc}") from exc
 
 
 def customer_handle(store: Store, username: Any) -> str:

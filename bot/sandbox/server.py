@@ -10,7 +10,8 @@ faults rate-limit on any tier. Faults that drop the connection need a real serve
 then gets no response at all.
 
 Sandbox-only endpoints (JSON, no authentication: a loopback tool):
-  POST /sandbox/customer-tweets {username, text, in_reply_to_tweet_id?} → 201 the tweet (a customer tweets)
+  POST /sandbox/customer-tweets {username, text, in_reply_to_tweet_id?, quote_tweet_id?} → 201 the tweet (a
+      customer tweets, perhaps quoting a post)
   POST /sandbox/customer-dms {username, text} → 201 the DM event (a customer writes to the care account)
   GET /sandbox/timeline?since_id=&in_reply_to_tweet_id=&limit= → {"data": tweets oldest first, "account"}
   GET /sandbox/posts → {"data": tweets, "dms": DMs} the care account created through the API, each with
@@ -577,8 +578,10 @@ def create_app(
 
     @app.post("/sandbox/customer-tweets", status_code=201)
     async def customer_tweet(request: Request) -> JSONResponse:
-        body = await _sandbox_body(request, {"username", "text", "in_reply_to_tweet_id"})
-        tweet = post_customer_tweet(store, body.get("username"), body.get("text"), body.get("in_reply_to_tweet_id"))
+        body = await _sandbox_body(request, {"username", "text", "in_reply_to_tweet_id", "quote_tweet_id"})
+        tweet = post_customer_tweet(
+            store, body.get("username"), body.get("text"), body.get("in_reply_to_tweet_id"), body.get("quote_tweet_id")
+        )
         return JSONResponse(sandbox_tweet_json(tweet), status_code=201)
 
     @app.post("/sandbox/customer-dms", status_code=201)
@@ -727,8 +730,13 @@ def tweet_json(tweet: Tweet, fields: set[str]) -> dict[str, Any]:
         data["created_at"] = tweet.created_at
     if "in_reply_to_user_id" in fields and tweet.in_reply_to_user_id is not None:
         data["in_reply_to_user_id"] = str(tweet.in_reply_to_user_id)
-    if "referenced_tweets" in fields and tweet.in_reply_to_tweet_id is not None:
-        data["referenced_tweets"] = [{"type": "replied_to", "id": str(tweet.in_reply_to_tweet_id)}]
+    references = []
+    if tweet.in_reply_to_tweet_id is not None:
+        references.append({"type": "replied_to", "id": str(tweet.in_reply_to_tweet_id)})
+    if tweet.quoted_tweet_id is not None:
+        references.append({"type": "quoted", "id": str(tweet.quoted_tweet_id)})
+    if "referenced_tweets" in fields and references:
+        data["referenced_tweets"] = references
     return data
 
 

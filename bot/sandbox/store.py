@@ -59,6 +59,7 @@ tweets = Table(
     Column("created_at", String(24), nullable=False),
     Column("via_api", Boolean, nullable=False, default=False),  # created through POST /2/tweets
     Column("connection_dropped", Boolean, nullable=False, default=False),  # stored, but the client got no answer
+    Column("quoted_tweet_id", BigInteger, nullable=True),  # a quote post: the post it quotes (added to older stores)
     Index("ix_sandbox_tweets_author", "author_id", "id"),
     Index("ix_sandbox_tweets_reply", "in_reply_to_tweet_id"),
 )
@@ -143,6 +144,7 @@ class Tweet:
     created_at: str
     via_api: bool
     connection_dropped: bool
+    quoted_tweet_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,10 @@ class Store:
         self.engine: Engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
         event.listen(self.engine, "connect", _sqlite_pragmas)
         metadata.create_all(self.engine)
+        with self.engine.begin() as conn:  # a store made before quote posts: add their column
+            columns = {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(sandbox_tweets)")}
+            if "quoted_tweet_id" not in columns:
+                conn.exec_driver_sql("ALTER TABLE sandbox_tweets ADD COLUMN quoted_tweet_id BIGINT")
         self._lock = threading.RLock()
         with self.engine.connect() as conn:
             highest = [conn.scalar(select(func.max(table.c.id))) for table in (users, tweets, dm_events)]
@@ -228,10 +234,11 @@ class Store:
 
     def create_tweet(
         self, author: User, text: str, *, in_reply_to: int | None = None, via_api: bool = False,
-        require_unique_text: bool = False,
+        require_unique_text: bool = False, quote_of: int | None = None,
     ) -> Tweet:  # fmt: skip
-        """Store a tweet. Raises UnknownTweet for an unknown reply target, DuplicateTweet when
-        `require_unique_text` and the author has posted the same text before."""
+        """Store a tweet (with `quote_of`, a quote post of that tweet). Raises UnknownTweet for an unknown reply
+        target or quoted tweet, DuplicateTweet when `require_unique_text` and the author has posted the same text
+        before."""
         with self._lock, self.engine.begin() as conn:
             if require_unique_text:
                 same = select(tweets.c.id).where(tweets.c.author_id == author.id, tweets.c.text == text).limit(1)
@@ -244,11 +251,14 @@ class Store:
                 if target is None:
                     raise UnknownTweet(f"no tweet with the id {in_reply_to}")
                 conversation_id, reply_user = target.conversation_id, target.author_id
+            if quote_of is not None and conn.scalar(select(tweets.c.id).where(tweets.c.id == quote_of)) is None:
+                raise UnknownTweet(f"no tweet with the id {quote_of}")
             tweet_id = self.next_id()
             row: dict[str, Any] = {
                 "id": tweet_id, "author_id": author.id, "text": text, "conversation_id": conversation_id or tweet_id,
                 "in_reply_to_tweet_id": in_reply_to, "in_reply_to_user_id": reply_user,
                 "created_at": iso_time(snowflake_time(tweet_id)), "via_api": via_api, "connection_dropped": False,
+                "quoted_tweet_id": quote_of,
             }  # fmt: skip
             conn.execute(insert(tweets).values(row))
             mentioned = {handle.lower() for handle in _MENTION.findall(text)}
@@ -274,12 +284,15 @@ class Store:
         wrote it and @mentions the user in it. A reply to one of the user's tweets counts: on X its text starts
         with the user's @handle, which X adds to every reply and lists in entities.mentions (the sandbox stores
         replies without that prefix, so it goes by the reply's target). The user's own tweets never summon the
-        user. X's other condition, a quote of one of the user's posts, cannot arise here: the sandbox's customers
-        do not quote."""
+        user. X's other condition: the tweet quotes one of the user's posts."""
         if tweet.author_id == user.id:
             return False
         if tweet.in_reply_to_user_id == user.id:
             return True
+        if tweet.quoted_tweet_id is not None:
+            quoted = self.tweets_by_id([tweet.quoted_tweet_id]).get(tweet.quoted_tweet_id)
+            if quoted is not None and quoted.author_id == user.id:
+                return True
         return user.username.lower() in {handle.lower() for handle in _MENTION.findall(tweet.text)}
 
     def mark_tweet_dropped(self, tweet_id: int) -> None:
@@ -414,7 +427,7 @@ def _tweet(row: Any) -> Tweet:
         id=row.id, author_id=row.author_id, author_username=row.username, text=row.text,
         conversation_id=row.conversation_id, in_reply_to_tweet_id=row.in_reply_to_tweet_id,
         in_reply_to_user_id=row.in_reply_to_user_id, created_at=row.created_at, via_api=bool(row.via_api),
-        connection_dropped=bool(row.connection_dropped),
+        connection_dropped=bool(row.connection_dropped), quoted_tweet_id=row.quoted_tweet_id,
     )  # fmt: skip
 
 

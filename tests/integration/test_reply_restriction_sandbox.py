@@ -118,6 +118,26 @@ def test_replies_go_only_under_tweets_whose_author_summoned_the_account(world: W
     assert [post["in_reply_to_tweet_id"] for post in world.posted()] == [mention, answer, refund]
 
 
+def test_a_quote_of_one_of_our_posts_summons_us_a_quote_of_anothers_does_not(world: World) -> None:
+    mention = world.tweet("uli", "@KestrelCare is there an outage in York?")
+    ours = world.client.create_reply("No outage in York right now ^bot", mention)
+    response = world.http.post(
+        "/sandbox/customer-tweets", json={"username": "vera", "text": "they say no outage. lol", "quote_tweet_id": ours}
+    )
+    assert response.status_code == 201, response.text
+    quote = str(response.json()["id"])
+    looked_up = world.tweepy.get_tweet(quote, tweet_fields=["referenced_tweets"], user_auth=True).data
+    assert [(ref.type, str(ref.id)) for ref in looked_up.referenced_tweets] == [("quoted", ours)]  # as X shows it
+    world.client.create_reply("Hi Vera, which street are you on? ^bot", quote)
+    response = world.http.post(
+        "/sandbox/customer-tweets", json={"username": "wyn", "text": "same", "quote_tweet_id": mention}
+    )
+    with pytest.raises(XReplyNotAllowed):
+        world.client.create_reply("Wyn, can we help? ^bot", str(response.json()["id"]))
+    bad = world.http.post("/sandbox/customer-tweets", json={"username": "wyn", "text": "x", "quote_tweet_id": "12"})
+    assert bad.status_code == 400 and "quote_tweet_id" in bad.text
+
+
 def test_with_the_restriction_off_every_reply_is_taken_as_x_takes_an_enterprise_apps(world: World) -> None:
     keyword_hit = world.tweet("sam", "kestrel fibre is so slow tonight")
     world.sandbox.app.state.reply_restriction = False

@@ -39,10 +39,29 @@ def test_a_tweet_summons_the_account_when_someone_else_mentions_it_or_replies_to
     assert not store.summons(ours, store.account)  # our own tweet never summons us
     assert not store.summons(bystander, store.account)
     assert store.summons(bystander, ann) and not store.summons(mention, ann)
+    # X's other summons: a quote of one of our posts (a quote of another's post is none).
+    quote = store.create_tweet(bob, "look what they told Ann", quote_of=ours.id)
+    other_quote = store.create_tweet(bob, "this!", quote_of=mention.id)
+    assert store.summons(quote, store.account) and not store.summons(other_quote, store.account)
+    assert store.summons(other_quote, ann)
     # Where a reply may go: a tweet that summons us, or our own (as developers report X takes it).
     assert store.allows_reply(ours, store.account) and store.allows_reply(mention, store.account)
     assert not store.allows_reply(hit, store.account) and not store.allows_reply(bystander, store.account)
     store.close()
+
+
+def test_a_store_made_before_quote_posts_gets_their_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    store = Store(path, "KestrelCare")
+    first = store.create_tweet(store.create_user("ann"), "@KestrelCare hi")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE sandbox_tweets DROP COLUMN quoted_tweet_id")
+    store.close()
+    reopened = Store(path, "KestrelCare")
+    quote = reopened.create_tweet(reopened.create_user("bob"), "quoting", quote_of=first.id)
+    assert reopened.tweets_by_id([quote.id])[quote.id].quoted_tweet_id == first.id
+    assert reopened.tweets_by_id([first.id])[first.id].quoted_tweet_id is None
+    reopened.close()
 
 
 # carebot's choice of target
