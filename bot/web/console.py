@@ -23,7 +23,14 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, case, func, literal, select
 
 from bot.channel.models import inbound_tweets, outbox
-from bot.channel.replies import ReplyError, queue_agent_reply, recent_reply_texts, reply_channels
+from bot.channel.replies import (
+    NoPublicReply,
+    ReplyError,
+    queue_agent_reply,
+    recent_reply_texts,
+    reply_channels,
+    reply_target,
+)
 from bot.db import as_utc
 from bot.decision.personal_data import redact
 from bot.decision.tone import Author, ToneError, ToneGuide, Violation, check, compose_reply, default_guide
@@ -198,6 +205,8 @@ class TicketView:
     # (a "that didn't help" under the bot's answer needs the question and the answer).
     thread_before: list[MessageItem] = field(default_factory=list)
     dm_conversation_id: str | None = None  # the customer's DM conversation that joined this public ticket
+    # Why X allows no public reply in this thread now (its reply restriction), with what to do instead; None: it does.
+    no_public_reply: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -255,6 +264,7 @@ class TicketView:
             "earlier": [e.to_dict() for e in self.earlier], "viewers": self.viewers, "fingerprint": self.fingerprint,
             "thread_before": [m.to_dict() for m in self.thread_before],
             "dm_conversation_id": self.dm_conversation_id, "reply_channels": list(self.reply_channels),
+            "no_public_reply": self.no_public_reply,
         }  # fmt: skip
 
 
@@ -552,7 +562,22 @@ class ConsoleService:
             viewers=list(detail.viewers),
             thread_before=self._thread_before(ticket.conversation_id, ticket.id, detail.messages),
             dm_conversation_id=getattr(ticket, "dm_conversation_id", None),
+            no_public_reply=self._no_public_reply(ticket.id, ticket.source, ticket.conversation_id),
         )  # fmt: skip
+
+    def _no_public_reply(self, ticket_id: int, source: str, conversation_id: str) -> str | None:
+        """Why a public reply cannot go out in this thread (X's reply restriction: bot.channel.replies), shown
+        before the agent writes one; None when there is a tweet to reply under, or the ticket is a DM."""
+        if source == "dm":
+            return None
+        with self.engine.connect() as conn:
+            try:
+                reply_target(conn, conversation_id, dm=False, ticket_id=ticket_id, reuse_failed=True)
+            except NoPublicReply as exc:
+                return str(exc)
+            except ReplyError:
+                return None  # our last reply is still being posted: said when the agent sends
+        return None
 
     def _failures(self, outbox_ids: list[int]) -> dict[int, str]:
         """Why each of these failed replies was not posted (the outbox's reason: X's reply restriction names what

@@ -34,6 +34,9 @@ def _claimed(desk: WebDesk, ticket_id: int) -> tuple[TestClient, str]:
 def test_a_reply_to_a_keyword_hit_is_not_queued_and_the_agent_reads_why_and_what_instead(desk: WebDesk) -> None:
     ticket_id = desk.escalate("kestrel broadband down all day", source="search")
     client, csrf = _claimed(desk, ticket_id)
+    page = client.get(f"/tickets/{ticket_id}").text  # said before the agent writes a word
+    assert '<p class="notice notice-error" id="no-public-reply">X allows no reply here: @maya_k never' in page
+    assert client.get(f"/api/tickets/{ticket_id}").json()["no_public_reply"].startswith("X allows no reply here")
     body = "Sorry to hear it, we are looking into it"
     response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body})
     assert response.status_code == 409
@@ -47,6 +50,7 @@ def test_a_reply_to_a_keyword_hit_is_not_queued_and_the_agent_reads_why_and_what
 def test_a_failed_reply_shows_its_reason_under_it(desk: WebDesk) -> None:
     ticket_id = desk.escalate("@KestrelCare my bill is wrong")
     client, csrf = _claimed(desk, ticket_id)
+    assert 'id="no-public-reply"' not in client.get(f"/tickets/{ticket_id}").text  # a mention may be answered
     response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": "Looking at it now"})
     assert response.status_code == 303
     reason = no_reply_reason("maya_k", "X refused it (HTTP 403): the author of that tweet did not mention or quote us")
