@@ -14,6 +14,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,20 +134,28 @@ class SentenceTransformerEmbedder:
         return normalize_rows(vectors)
 
 
+def _today() -> int:
+    """Days since 1970-01-01 (UTC): the cache's unit of "last used"."""
+    return int(time.time() // 86400)
+
+
 class CachedEmbedder:
     """An embedder that keeps the vectors of the texts it embeds in a SQLite file, keyed by the model's name and
     the text, so that another process (a worker, the web app, an evaluation) opening the same FAQ does not embed
     its thousands of paraphrases again. Meant for the FAQ's and the out-of-scope examples' texts, not for every
-    tweet: the file grows with each new text.
+    tweet. Each row keeps the day it was last looked up; when new texts are stored, rows no process has looked
+    up for `keep_days` (edited-away paraphrases, an old model's vectors) are deleted, so the file does not grow
+    for ever.
 
     The file is only a cache: if it cannot be read or written (damaged, read-only, locked for too long), the
     texts are embedded as if there were none, and the damaged file is replaced.
     """
 
-    def __init__(self, inner: Embedder, path: Path, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, inner: Embedder, path: Path, *, timeout_s: float = 10.0, keep_days: int = 90) -> None:
         self.inner = inner
         self.path = path
         self.timeout_s = timeout_s
+        self.keep_days = keep_days
 
     @property
     def name(self) -> str:
@@ -163,7 +172,13 @@ class CachedEmbedder:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self.timeout_s)
         connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        today = _today()
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL, used_day INTEGER NOT NULL)"
+        )
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(vectors)")}
+        if "used_day" not in columns:  # a cache file written before rows kept their day: all count as used today
+            connection.execute(f"ALTER TABLE vectors ADD COLUMN used_day INTEGER NOT NULL DEFAULT {int(today)}")
         return connection
 
     def _lookup(self, keys: list[str]) -> dict[str, np.ndarray]:
@@ -178,17 +193,41 @@ class CachedEmbedder:
                 for key, blob in rows:
                     if isinstance(blob, bytes) and blob and len(blob) % 4 == 0:
                         found[key] = np.frombuffer(blob, dtype=np.float32)
+            self._mark_used(connection, list(found))
         finally:
             connection.close()
         if len({vector.size for vector in found.values()}) > 1:  # a damaged row: keep the model's length only
             found = {key: vector for key, vector in found.items() if vector.size == self.inner.dimension}
         return found
 
+    def _mark_used(self, connection: sqlite3.Connection, keys: list[str]) -> None:
+        """Sets today on the rows looked up, once a day each. Best effort: a cache locked by another process keeps
+        the older day (the row is only pruned sooner; its vector is still right)."""
+        today = _today()
+        try:
+            with connection:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    connection.execute(
+                        f"UPDATE vectors SET used_day = ? WHERE used_day < ? AND key IN ({','.join('?' * len(chunk))})",
+                        [today, today, *chunk],
+                    )
+        except sqlite3.OperationalError as exc:
+            _log.debug("embedding cache %s: last use not recorded (%s)", self.path, exc)
+
     def _store(self, rows: list[tuple[str, bytes]]) -> None:
+        today = _today()
         connection = self._connect()
         try:
             with connection:
-                connection.executemany("INSERT OR REPLACE INTO vectors (key, vector) VALUES (?, ?)", rows)
+                connection.executemany(
+                    "INSERT OR REPLACE INTO vectors (key, vector, used_day) VALUES (?, ?, ?)",
+                    [(key, blob, today) for key, blob in rows],
+                )
+                pruned = connection.execute("DELETE FROM vectors WHERE used_day < ?", (today - self.keep_days,))
+            if pruned.rowcount:
+                _log.info("embedding cache %s: %d vectors unused for %d days removed", self.path, pruned.rowcount,
+                          self.keep_days)  # fmt: skip
         finally:
             connection.close()
 

@@ -8,7 +8,9 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from knowledge_base import embedding
 from knowledge_base.embedding import CachedEmbedder
 from knowledge_base.testing import FakeEmbedder
 
@@ -93,3 +95,43 @@ def test_a_damaged_vector_is_embedded_again(tmp_path: Path) -> None:
     vectors = CachedEmbedder(inner, path).embed(TEXTS)
     assert inner.texts_embedded == 2
     np.testing.assert_allclose(vectors, FakeEmbedder().embed(TEXTS), atol=1e-6)
+
+
+def test_vectors_unused_for_the_keep_days_go_when_new_texts_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    monkeypatch.setattr(embedding, "_today", lambda: 20_000)
+    CachedEmbedder(FakeEmbedder(), path, keep_days=90).embed(["an edited-away paraphrase", "a text still in use"])
+    monkeypatch.setattr(embedding, "_today", lambda: 20_080)
+    CachedEmbedder(FakeEmbedder(), path, keep_days=90).embed(["a text still in use"])  # looked up: its day moves
+    monkeypatch.setattr(embedding, "_today", lambda: 20_095)
+    inner = FakeEmbedder()
+    CachedEmbedder(inner, path, keep_days=90).embed(["a new question"])  # a store prunes
+    assert inner.texts_embedded == 1
+    with sqlite3.connect(path) as connection:
+        days = sorted(day for (day,) in connection.execute("SELECT used_day FROM vectors"))
+    assert days == [20_080, 20_095]  # the paraphrase unused since day 20,000 is gone
+    later = FakeEmbedder()
+    CachedEmbedder(later, path).embed(["a text still in use", "a new question"])
+    assert later.texts_embedded == 0
+    again = FakeEmbedder()
+    CachedEmbedder(again, path).embed(["an edited-away paraphrase"])
+    assert again.texts_embedded == 1  # embedded afresh, with the same vector as before
+    np.testing.assert_allclose(CachedEmbedder(FakeEmbedder(), path).embed(["an edited-away paraphrase"]),
+                               FakeEmbedder().embed(["an edited-away paraphrase"]), atol=1e-6)  # fmt: skip
+
+
+def test_a_cache_file_from_before_the_last_use_day_is_kept_and_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "embeddings.sqlite3"
+    vector = FakeEmbedder().embed(["where is my bill"])[0]
+    key = CachedEmbedder(FakeEmbedder(), path)._key("where is my bill")
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        connection.execute("INSERT INTO vectors VALUES (?, ?)", (key, vector.astype(np.float32).tobytes()))
+    inner = FakeEmbedder()
+    CachedEmbedder(inner, path).embed(["where is my bill", "a new question"])
+    assert inner.texts_embedded == 1  # the old row still serves
+    with sqlite3.connect(path) as connection:
+        rows = connection.execute("SELECT COUNT(*) FROM vectors WHERE used_day = ?", (embedding._today(),))
+        assert rows.fetchone() == (2,)
