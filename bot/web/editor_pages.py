@@ -189,7 +189,7 @@ def _entry_page(
     return render(
         request, "editor_entry.html", viewer, status_code=status_code, entry=entry, form=form,
         problems=problems or [], check=check, preview=preview, preview_text=preview_text,
-        versions=list(reversed(editor.history(slug))),
+        versions=list(reversed(editor.history(slug))), proposed=len(proposals_of(request).proposals(slug)),
     )  # fmt: skip
 
 

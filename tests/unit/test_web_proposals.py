@@ -130,6 +130,7 @@ def test_adding_a_proposal_puts_it_in_the_draft_and_only_publishing_makes_it_liv
     page = client.get("/faq/proposals")
     assert page.status_code == 200 and STUCK_TEXT in page.text and "Add to draft" in page.text
     assert '<td class="num">2</td>' in page.text and "approved after an edit" in page.text
+    assert "Proposed paraphrases (2)" in client.get("/faq/entries/reset-hub").text
     stuck = _proposals(desk)[0]
     added = client.post("/faq/proposals/reset-hub/add", data={"csrf_token": csrf, "key": stuck.key})
     assert added.status_code == 303 and added.headers["location"] == "/faq/entries/reset-hub"
@@ -140,6 +141,7 @@ def test_adding_a_proposal_puts_it_in_the_draft_and_only_publishing_makes_it_liv
     live = desk.kb.service.published([entry.id])[entry.id].content
     assert STUCK_TEXT not in live.paraphrases
     assert [p.text for p in _proposals(desk)] == [BOX]  # the working copy says it now
+    assert "Proposed paraphrases (1)" in client.get("/faq/entries/reset-hub").text
     assert [row.details["text"] for row in _audited(desk, "paraphrase_added")] == [STUCK_TEXT]
     assert _audited(desk, "paraphrase_added")[0].actor == "eve"
     again = client.post("/faq/proposals/reset-hub/add", data={"csrf_token": csrf, "key": stuck.key})
