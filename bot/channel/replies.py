@@ -144,17 +144,32 @@ def reusable_failed_reply(conn: Connection, outbox_id: int) -> int | None:
     return None if shown is not None else int(row.id)
 
 
-def reply_channels(source: str, dm_conversation_id: str | None) -> tuple[str, ...]:
+def reply_channels(source: str, dm_conversation_id: str | None, *, public_allowed: bool = True) -> tuple[str, ...]:
     """Where an agent may answer a ticket: a DM ticket by DM; a public ticket in public, and also by DM once the
-    customer's DM joined it."""
+    customer's DM joined it. Where X allows no public reply in the thread (`public_allowed` False: its reply
+    restriction), by DM to the customer (X refuses it if their DMs are closed to us)."""
     if source == "dm":
         return ("dm",)
-    return ("dm", "public") if dm_conversation_id else ("public",)
+    if dm_conversation_id:
+        return ("dm", "public")
+    return ("public",) if public_allowed else ("dm",)
 
 
-def default_channel(source: str, dm_conversation_id: str | None) -> str:
-    """By DM once the customer has written by DM (a DM ticket, or a public ticket their DM joined); else public."""
-    return reply_channels(source, dm_conversation_id)[0]
+def default_channel(source: str, dm_conversation_id: str | None, *, public_allowed: bool = True) -> str:
+    """By DM once the customer has written by DM (a DM ticket, or a public ticket their DM joined), or where X
+    allows no public reply; else public."""
+    return reply_channels(source, dm_conversation_id, public_allowed=public_allowed)[0]
+
+
+def public_reply_allowed(conn: Connection, ticket_id: int, conversation_id: str) -> bool:
+    """Whether X's reply restriction leaves a tweet in this thread for a public reply (reply_target)."""
+    try:
+        reply_target(conn, conversation_id, dm=False, ticket_id=ticket_id, reuse_failed=True)
+    except NoPublicReply:
+        return False
+    except ReplyError:
+        return True  # our last reply is still being posted: the thread takes one
+    return True
 
 
 def recent_reply_texts(conn: Connection) -> list[str]:
@@ -179,8 +194,16 @@ def queue_agent_reply(
     ticket = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).first()
     if ticket is None:
         raise ReplyError(f"There is no ticket {ticket_id}.")
-    channel = channel or default_channel(ticket.source, ticket.dm_conversation_id)
-    if channel not in reply_channels(ticket.source, ticket.dm_conversation_id):
+    public = (
+        ticket.source == "dm"
+        or ticket.dm_conversation_id is not None
+        or public_reply_allowed(conn, ticket_id, ticket.conversation_id)
+    )
+    channels = reply_channels(ticket.source, ticket.dm_conversation_id, public_allowed=public)
+    channel = channel or channels[0]
+    if channel == "public" and not public:
+        reply_target(conn, ticket.conversation_id, dm=False, ticket_id=ticket_id, reuse_failed=True)  # says why
+    if channel not in channels:
         raise ReplyError("This ticket has no DM conversation: the reply goes in public." if channel == "dm" else
                          "A DM ticket has no public thread: the reply goes by DM.")  # fmt: skip
     dm = channel == "dm"
@@ -190,8 +213,12 @@ def queue_agent_reply(
     if problems:
         raise ReplyError(" ".join(problem.message for problem in problems))
     now = now or utcnow()
-    # A joined ticket's DMs go to the customer's DM conversation (the sender finds the recipient from it).
-    conversation = ticket.dm_conversation_id if dm and ticket.source != "dm" else ticket.conversation_id
+    # A joined ticket's DMs go to the customer's DM conversation (the sender finds the recipient from it); where X
+    # allows no public reply, to the DM conversation the customer would have with us (dm-<their id>, intake's name).
+    conversation = (
+        (ticket.dm_conversation_id or f"dm-{ticket.customer_id}") if dm and ticket.source != "dm"
+        else ticket.conversation_id
+    )  # fmt: skip
     target = reply_target(conn, conversation, dm=dm, ticket_id=ticket_id, reuse_failed=not dm)
     values = {
         "target_tweet_id": target, "conversation_id": conversation, "kind": kind, "author": agent.initials,

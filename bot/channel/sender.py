@@ -472,6 +472,8 @@ class Sender:
             author = conn.execute(
                 select(inbound_tweets.c.author_id).where(inbound_tweets.c.conversation_id == row.conversation_id)
             ).first()
+        if author is None and (row.conversation_id or "").startswith("dm-") and row.conversation_id[3:].isdigit():
+            return str(row.conversation_id[3:])  # a first DM to a customer who has not written by DM (dm-<their id>)
         return None if author is None else str(author.author_id)
 
     def _back_to_pending(

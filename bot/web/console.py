@@ -215,7 +215,7 @@ class TicketView:
     @property
     def reply_channels(self) -> tuple[str, ...]:
         """Where the agent may answer, the default first: by DM once the customer has written by DM."""
-        return reply_channels(self.source, self.dm_conversation_id)
+        return reply_channels(self.source, self.dm_conversation_id, public_allowed=self.no_public_reply is None)
 
     @property
     def joined_dm(self) -> bool:

@@ -78,12 +78,12 @@ class Scene:
         assert ticket_id is not None
         return int(ticket_id)
 
-    def reply(self, ticket_id: int, text: str) -> None:
+    def reply(self, ticket_id: int, text: str, channel: str | None = "public") -> None:
         if self.handoff.ticket(ticket_id).ticket.state in ("queued", "reopened"):
             self.handoff.claim(ticket_id, self.agent_id)
         agent = self.handoff.agent(self.agent_id)
         with transaction(self.engine) as conn:
-            queue_agent_reply(conn, self.handoff, ticket_id, agent, f"{text} ^AB", channel="public")  # type: ignore[arg-type]
+            queue_agent_reply(conn, self.handoff, ticket_id, agent, f"{text} ^AB", channel=channel)  # type: ignore[arg-type]
         self.run()  # the sender posts it
 
     def posted(self) -> list[dict[str, Any]]:
@@ -141,6 +141,14 @@ def test_a_keyword_search_hit_gets_no_blind_reply_and_the_agent_is_told_why(scen
     assert message.startswith(NO_REPLY_HERE) and "@uma never mentioned us" in message
     assert "by DM if their DMs are open" in message and "a new tweet that mentions @uma" in message
     assert scene.outbox_rows() == [] and scene.posted() == []
+    # The alternative: by default the agent's reply goes by DM to the customer, who never wrote to us by DM.
+    scene.reply(ticket, "Sorry Uma, we can sort the bill out here", channel=None)
+    [dm_row] = scene.outbox_rows()
+    assert dm_row.state == "sent" and dm_row.target_tweet_id.startswith("dm-") and scene.posted() == []
+    [dm] = scene.http.get("/sandbox/posts").json()["dms"]
+    uma = scene.http.get("/sandbox/timeline").json()["data"][0]["author_id"]
+    assert dm["recipient_id"] == uma and "sort the bill out" in dm["text"]
+    assert scene.handoff.ticket(ticket).messages[-1].channel == "dm"
     # A reply queued under it anyway (by carebot before this rule, say) is not sent blindly: it fails at once.
     now = datetime.now(UTC)
     with scene.engine.begin() as conn:
@@ -151,10 +159,10 @@ def test_a_keyword_search_hit_gets_no_blind_reply_and_the_agent_is_told_why(scen
             )
         )  # fmt: skip
     scene.run()
-    [row] = scene.outbox_rows()
+    row = scene.outbox_rows()[-1]
     assert row.state == "failed" and row.last_error.startswith(NO_REPLY_HERE) and "@uma" in row.last_error
-    assert scene.post_requests() == requests_before and scene.posted() == []  # never asked X
-    assert scene.handoff.ticket(ticket).ticket.state in ("claimed", "queued")  # a person still has it
+    assert scene.post_requests() == requests_before and scene.posted() == []  # never asked X to post it
+    assert row.ticket_id == ticket  # the person who has the customer's ticket has this tweet too
 
 
 def test_a_reply_later_in_the_thread_goes_under_the_customers_newest_tweet(scene: Scene) -> None:

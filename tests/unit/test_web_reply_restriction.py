@@ -38,13 +38,20 @@ def test_a_reply_to_a_keyword_hit_is_not_queued_and_the_agent_reads_why_and_what
     assert '<p class="notice notice-error" id="no-public-reply">X allows no reply here: @maya_k never' in page
     assert client.get(f"/api/tickets/{ticket_id}").json()["no_public_reply"].startswith("X allows no reply here")
     body = "Sorry to hear it, we are looking into it"
-    response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body})
+    response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body, "channel": "public"})
     assert response.status_code == 409
     assert "X allows no reply here" in response.text and "@maya_k never mentioned us" in response.text
     assert "by DM if their DMs are open" in response.text and "a new tweet that mentions @maya_k" in response.text
     assert f">{body}</textarea>" in response.text  # the text is kept
     with desk.engine.connect() as conn:
         assert conn.execute(select(outbox)).all() == []
+    # The reply box offers the DM instead, and sends by DM by default.
+    assert "Reply by DM" in page
+    response = client.post(f"/tickets/{ticket_id}/reply", data={"csrf_token": csrf, "body": body})
+    assert response.status_code == 303
+    with desk.engine.connect() as conn:
+        [row] = conn.execute(select(outbox)).all()
+    assert row.target_tweet_id.startswith("dm-") and row.conversation_id == "dm-501" and row.state == "pending"
 
 
 def test_a_failed_reply_shows_its_reason_under_it(desk: WebDesk) -> None:
