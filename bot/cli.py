@@ -232,8 +232,10 @@ def nlu_switch(
     base = TrainingInputs.from_dir(settings.training_data_dir)
     target = _model_argument(settings, model)
     current = current_model(settings, base)
+    if not current.is_file():  # nothing served yet: compared with the model of the shipped training data
+        current = _train_shipped(settings)
     figures: dict[str, Any] = {}
-    if current != target and current.is_file():
+    if current != target:
         verdict, figures = _gate(settings, current, target)
         if not verdict.accepted and not (force and verdict.overridable):
             hint = "" if not verdict.overridable else " (--force uses it anyway)"
