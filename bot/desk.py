@@ -6,8 +6,9 @@ search being unavailable is not an error here: the decision then says so, and no
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,15 +40,26 @@ def nlu_client(settings: Settings) -> NluClient:
     )  # fmt: skip
 
 
+_log = logging.getLogger(__name__)
+
+
 class LiveAnswerModel:
     """The answer model of the live FAQ: fitted on first use and again whenever the knowledge base's version has
     moved on (a publish, unpublish or rollback in any process), from the index's own vectors and the
-    out-of-scope examples (embedded once, cached on disk)."""
+    out-of-scope examples (embedded once, cached on disk).
 
-    def __init__(self, searcher: FaqSearcher, out_of_scope: Sequence[str], cache_dir: Path | None = None) -> None:
+    `negatives`, when given, returns the vectors of the tweets agents rejected each entry's draft for (bot.learning);
+    each fit takes them as that entry's counter-examples, so a rejection counts from the next publish (or the
+    next start). Reading them may fail (the database gone for a moment): the fit then goes on without them."""
+
+    def __init__(
+        self, searcher: FaqSearcher, out_of_scope: Sequence[str], cache_dir: Path | None = None,
+        negatives: Callable[[], Mapping[int, np.ndarray]] | None = None,
+    ) -> None:  # fmt: skip
         self.searcher = searcher
         self.out_of_scope = tuple(out_of_scope)
         self.cache_dir = cache_dir
+        self.negatives = negatives
         self._model: AnswerModel | None = None
         self._draft: tuple[tuple[Any, ...], AnswerModel] | None = None  # the last draft preview's model
         self._oos: np.ndarray | None = None
@@ -62,6 +74,15 @@ class LiveAnswerModel:
             self._oos = np.asarray(embedder.embed(list(self.out_of_scope)), dtype=np.float32)
         return self._oos
 
+    def _negatives(self) -> Mapping[int, np.ndarray] | None:
+        if self.negatives is None:
+            return None
+        try:
+            return self.negatives()
+        except Exception as exc:  # noqa: BLE001 - the answer model must not wait for the labels
+            _log.warning("answer model fitted without the rejected drafts: %s", exc)
+            return None
+
     def current(self) -> AnswerModel:
         with self._lock:
             version = self.searcher.kb_version()
@@ -69,7 +90,7 @@ class LiveAnswerModel:
                 version, entries = self.searcher.live_entries()
                 self._model = fit_answer_model(
                     entries, self.out_of_scope_vectors(), kb_version=version, previous=self._model,
-                    head_cache=self.cache_dir,
+                    head_cache=self.cache_dir, negatives=self._negatives(),
                 )  # fmt: skip
                 self.fit_seconds.append(self._model.fit_seconds)
             return self._model
@@ -119,6 +140,7 @@ class Desk:
         max_chars: int = 2000,
         out_of_scope: Sequence[str] = (),
         out_of_scope_cache: Path | None = None,
+        negatives: Callable[[], Mapping[int, np.ndarray]] | None = None,
     ) -> None:
         self.nlu = nlu
         self.kb = kb
@@ -126,7 +148,7 @@ class Desk:
         self.guide = guide
         self.parse_threads = parse_threads
         self.max_chars = max_chars  # as the NLU client cuts texts (CAREBOT_NLU_MAX_CHARS)
-        self.answers = LiveAnswerModel(kb.searcher, out_of_scope, out_of_scope_cache)
+        self.answers = LiveAnswerModel(kb.searcher, out_of_scope, out_of_scope_cache, negatives)
 
     def answer_model(self) -> AnswerModel:
         """The answer model of the live FAQ (refitted after a publish)."""
@@ -270,13 +292,23 @@ def out_of_scope_texts(training_data_dir: Path, policy: Policy) -> list[str]:
 
 @contextmanager
 def open_desk(settings: Settings, *, policy: Policy | None = None) -> Iterator[Desk]:
-    """The desk on carebot's database; a knowledge base without entries gets the default FAQ first."""
+    """The desk on carebot's database; a knowledge base without entries gets the default FAQ first. Its answer
+    model takes the tweets agents rejected an entry's draft for as that entry's counter-examples."""
+    from bot.db import make_engine
+    from bot.learning import negative_vectors, rejected_tweets
+
     policy = policy or load_policy(settings.training_data_dir / "policy.yml")
     guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
-    with open_knowledge_base(settings) as kb, nlu_client(settings) as nlu:
-        load_default_faq(kb, settings.training_data_dir / "faq.yml")
-        yield Desk(
-            nlu, kb, policy, guide, max_chars=settings.nlu_max_chars,
-            out_of_scope=out_of_scope_texts(settings.training_data_dir, policy),
-            out_of_scope_cache=kb_config(settings).embedding_cache_dir,
-        )  # fmt: skip
+    cache_dir = kb_config(settings).embedding_cache_dir
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with open_knowledge_base(settings) as kb, nlu_client(settings) as nlu:
+            load_default_faq(kb, settings.training_data_dir / "faq.yml")
+            embedder = cached_in(kb.searcher.embedder, cache_dir)
+            yield Desk(
+                nlu, kb, policy, guide, max_chars=settings.nlu_max_chars,
+                out_of_scope=out_of_scope_texts(settings.training_data_dir, policy), out_of_scope_cache=cache_dir,
+                negatives=lambda: negative_vectors(rejected_tweets(engine), embedder),
+            )  # fmt: skip
+    finally:
+        engine.dispose()

@@ -100,3 +100,27 @@ def test_a_negative_without_any_out_of_scope_examples_still_lowers_its_entry() -
     assert "out_of_scope" not in plain.head.labels and "out_of_scope" in taught.head.labels
     vector = tweet[0].astype(np.float64)
     assert _probability(taught, vector, 1) < _probability(plain, vector, 1)
+
+
+def test_the_live_answer_model_takes_the_rejected_drafts_and_fits_without_them_when_they_cannot_be_read(
+    desk: WebDesk, caplog: pytest.LogCaptureFixture
+) -> None:
+    from bot.desk import LiveAnswerModel
+
+    hub = desk.kb.service.get("reset-hub").id
+    _label(desk, "rejected", REJECTED, hub)
+    embedder = desk.kb.searcher.embedder
+    vector = np.asarray(embedder.embed([REJECTED]), dtype=np.float32)[0]
+
+    plain = LiveAnswerModel(desk.kb.searcher, OUT_OF_SCOPE).current()
+    learning = LiveAnswerModel(
+        desk.kb.searcher, OUT_OF_SCOPE, negatives=lambda: negative_vectors(rejected_tweets(desk.engine), embedder)
+    ).current()
+    assert _probability(learning, vector, hub) < _probability(plain, vector, hub) - 0.1
+
+    def unreadable() -> dict[int, np.ndarray]:
+        raise RuntimeError("the database is gone for a moment")
+
+    fallback = LiveAnswerModel(desk.kb.searcher, OUT_OF_SCOPE, negatives=unreadable).current()
+    np.testing.assert_array_equal(fallback.head.weights, plain.head.weights)
+    assert "without the rejected drafts" in caplog.text
