@@ -25,9 +25,9 @@ from sqlalchemy.engine import Row
 
 from bot.channel.models import inbound_tweets, outbox
 from bot.channel.store import add_alert
-from bot.decision.calibration import leak_upper_bound
+from bot.decision.calibration import PostCandidate, leak_upper_bound
 from bot.decision.personal_data import redact
-from handoff.labels import LabelledDecision, Labels, Mode, Tally
+from handoff.labels import CORRECT, LabelledDecision, Labels, Mode, Tally
 from handoff.models import labels as label_rows
 
 if TYPE_CHECKING:
@@ -246,3 +246,38 @@ def shadowed(conn: Connection, labels: Labels, result: Assessment) -> Assessment
         return result
     drafted = replace(decision, band="approve", reasons=(*decision.reasons, SHADOW_REASON))
     return replace(result, decision=drafted, reply_status="agent_sends")
+
+
+# ---------------------------------------------------------------- refitting the thresholds on the labels
+
+
+def label_candidates(engine: Engine, *, since: datetime | None = None) -> list[PostCandidate]:
+    """One calibration candidate per labelled decision (a tweet, or a ticket's decision, and the FAQ entry it was
+    about) with its kind and its answer score: right when an approved or edited draft, a sent suggestion or a
+    thanks says so, else wrong (a rejected draft, an agent's own reply while the entry was the top suggestion, a
+    "didn't help"). A decision labelled both ways counts as right, as the agent's confirmation wins in
+    `rejected_tweets`. Labels without a kind, an entry or a score say nothing about a bar and are left out;
+    `since` keeps the labels given from then on."""
+    query = select(
+        label_rows.c.id, label_rows.c.label, label_rows.c.tweet_id, label_rows.c.ticket_id, label_rows.c.faq_entry_id,
+        label_rows.c.score, label_rows.c.kind,
+    ).where(
+        label_rows.c.faq_entry_id.is_not(None), label_rows.c.score.is_not(None), label_rows.c.kind.is_not(None)
+    ).order_by(label_rows.c.id)  # fmt: skip
+    if since is not None:
+        query = query.where(label_rows.c.at >= since)
+    decisions: dict[tuple[str, int], PostCandidate] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            if row.tweet_id is not None:
+                about = f"tweet:{row.tweet_id}"
+            else:
+                about = f"ticket:{row.ticket_id}" if row.ticket_id is not None else f"label:{row.id}"
+            key = (about, int(row.faq_entry_id))
+            right = CORRECT.get(str(row.label), False)
+            seen = decisions.get(key)
+            if seen is None or (right and not seen.right):
+                decisions[key] = PostCandidate(
+                    kind="faq", intent=str(row.kind), score=float(row.score), right=right, wanted=True
+                )
+    return list(decisions.values())

@@ -11,14 +11,22 @@ and once with the fitted bars.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from bot.decision.calibration import calibrate_on_traffic, load_validation, permissive
+from bot.decision.calibration import (
+    MIN_LABELS,
+    BarFigures,
+    LabelCalibration,
+    calibrate_on_labels,
+    calibrate_on_traffic,
+    load_validation,
+    permissive,
+)
 from bot.decision.policy import load_policy, save_policy
 from bot.traffic import Conversation, conversations_from_examples, figures, post_candidates, read_conversations
 
@@ -63,13 +71,34 @@ def triage_calibrate(
     faq_file: Annotated[Path | None, typer.Option("--faq", help="The FAQ to answer from.")] = None,
     target: Annotated[float | None, typer.Option(help="Answer precision to reach (default: the policy's).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the result, do not write the policy file.")] = False,
+    from_history: Annotated[
+        bool,
+        typer.Option(
+            "--from-history", help="Refit the answer bar of each kind on the desk's labels (approved, edited and "
+            "rejected drafts, sent suggestions, own replies, didn't help, thanks) instead of the conversations."
+        ),
+    ] = False,
+    since: Annotated[
+        datetime | None,
+        typer.Option(help="With --from-history: only the labels given from this date (YYYY-MM-DD, UTC) on."),
+    ] = None,
+    min_labels: Annotated[
+        int, typer.Option(help="With --from-history: a kind's bar is refitted only on at least this many labels.")
+    ] = MIN_LABELS,
 ) -> None:
     """Fit every bar for a public post to the target precision on labelled traffic: the development
-    conversations and the validation tweets, pooled (starts its own NLU when none is running)."""
+    conversations and the validation tweets, pooled (starts its own NLU when none is running); or, with
+    --from-history, the answer bar per kind on the desk's labels."""
     from bot.cli import STATE  # bot.cli imports this module: look STATE up when a command runs
     from bot.traffic_eval import run_traffic_eval
 
     settings = STATE.settings
+    if from_history:
+        _calibrate_from_history(
+            settings.effective_database_url, policy_file or settings.training_data_dir / "policy.yml",
+            target=target, since=since, min_labels=min_labels, dry_run=dry_run,
+        )  # fmt: skip
+        return
     conversations_file = conversations_file or settings.training_data_dir / DEFAULT_CONVERSATIONS
     if conversations_only:
         validation_file = None
@@ -104,3 +133,65 @@ def triage_calibrate(
     if not dry_run:
         save_policy(fitted.policy, policy_file)
         console.print(f"Wrote {policy_file} (policy version {fitted.policy.version}).", highlight=False)
+
+
+# ---------------------------------------------------------------- refitting on the desk's labels
+
+
+def _bar_text(bar: float) -> str:
+    return "never" if bar == float("inf") else f"{bar:.4f}"
+
+
+def _figures_text(figures: BarFigures) -> str:
+    precision = "-" if figures.precision is None else f"{figures.precision:.3f}"
+    return (
+        f"{_bar_text(figures.bar):>7} {figures.coverage:>6.3f} {precision:>6} {figures.lower_bound:>6.3f} "
+        f"({figures.right}/{figures.answered})"
+    )
+
+
+def refit_table(refit: LabelCalibration) -> list[str]:
+    """The before/after table: per kind, the labels, and the bar's coverage, precision and its one-sided 95%
+    lower bound, at the current bar and at the refitted one; a kind whose bar is kept says why."""
+    header = f"{'kind':<18} {'labels':>6} {'right':>5} | {'bar':>7} {'cover':>6} {'prec':>6} {'lower':>6}"
+    lines = [f"{header} before | after", "-" * len(header)]
+    for row in refit.rows:
+        start = f"{row.kind:<18} {row.labelled:>6} {row.positives:>5}"
+        if row.refused is not None:
+            lines.append(f"{start} | {_figures_text(row.before)} | kept: {row.refused}")
+        else:
+            lines.append(f"{start} | {_figures_text(row.before)} | {_figures_text(row.after)}")
+    return lines
+
+
+def _calibrate_from_history(
+    database_url: str, policy_file: Path, *, target: float | None, since: datetime | None, min_labels: int,
+    dry_run: bool,
+) -> LabelCalibration:  # fmt: skip
+    from bot.db import make_engine, upgrade
+    from bot.learning import label_candidates
+
+    policy = load_policy(policy_file)
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        candidates = label_candidates(engine, since=None if since is None else since.replace(tzinfo=UTC))
+    finally:
+        engine.dispose()
+    if not candidates:
+        console.print("No labelled decisions (with a kind, an FAQ entry and a score) yet: nothing to refit.")
+        raise typer.Exit(1)
+    refit = calibrate_on_labels(candidates, policy, target=target, min_labels=min_labels)
+    target_shown = policy.target_precision if target is None else target
+    typer.echo(f"Refit on {len(candidates)} labelled decisions, target precision {target_shown}:")
+    for line in refit_table(refit):
+        typer.echo(line)
+    if not refit.changed:
+        typer.echo("No bar changes: the policy stays as it is.")
+        return refit
+    if dry_run:
+        typer.echo("Dry run: nothing written.")
+        return refit
+    save_policy(refit.policy, policy_file)
+    console.print(f"Wrote {policy_file} (policy version {refit.policy.version}).", highlight=False)
+    return refit

@@ -255,3 +255,100 @@ def permissive(policy: Policy) -> Policy:
         policy, auto=low, approve=low, unclear_auto=low, intents=intents, social_min_confidence=0.0,
         acknowledge_min_confidence=0.0,
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------- refitting on the desk's labels
+
+MIN_LABELS = 30  # a kind's bar is refitted on its labels only with at least this many
+
+
+@dataclass(frozen=True)
+class BarFigures:
+    """What one answer bar does on a kind's labelled decisions."""
+
+    bar: float  # answer when score >= bar; inf: never
+    answered: int  # labelled decisions at or above the bar
+    right: int  # of those, the ones the labels say were right
+    coverage: float  # answered / labelled
+    precision: float | None  # right / answered (None: nothing answered)
+    lower_bound: float  # one-sided lower confidence bound of the precision (0 when nothing is answered)
+
+
+@dataclass(frozen=True)
+class KindRefit:
+    """One row of the before/after table: a kind of message, its labels, its bar before and after."""
+
+    kind: str
+    labelled: int
+    positives: int
+    before: BarFigures
+    after: BarFigures  # equals `before` when refused
+    refused: str | None  # why the bar was kept; None: refitted
+
+
+@dataclass(frozen=True)
+class LabelCalibration:
+    policy: Policy  # the refitted policy (version bumped) — the current one when every kind was refused
+    rows: list[KindRefit]
+
+    @property
+    def changed(self) -> bool:
+        return any(row.refused is None and row.after.bar != row.before.bar for row in self.rows)
+
+
+def bar_figures(candidates: Sequence[PostCandidate], bar: float, confidence: float = 0.95) -> BarFigures:
+    """Coverage and precision (with its one-sided Clopper-Pearson lower bound) of an answer bar on labelled
+    decisions. The labels carry the answer score only, not the margin: the bar is judged on the score."""
+    answered = [c for c in candidates if c.score >= bar]
+    right = sum(c.right for c in answered)
+    wrong = len(answered) - right
+    return BarFigures(
+        bar=bar, answered=len(answered), right=right,
+        coverage=len(answered) / len(candidates) if candidates else 0.0,
+        precision=right / len(answered) if answered else None,
+        lower_bound=1.0 - leak_upper_bound(wrong, len(answered), confidence) if answered else 0.0,
+    )  # fmt: skip
+
+
+def calibrate_on_labels(
+    candidates: Sequence[PostCandidate],
+    policy: Policy,
+    *,
+    target: float | None = None,
+    min_labels: int = MIN_LABELS,
+    confidence: float = 0.95,
+) -> LabelCalibration:
+    """Refit the automatic-answer bar of each kind of message the FAQ may answer on the desk's labels (one
+    candidate per labelled decision: its kind, its answer score, whether the labels say the entry was right; see
+    bot/learning.label_candidates), with the fit `calibrate_on_traffic` uses: the lowest bar at which the answers
+    are right at least `target` of the time. A labelled decision is an answer the desk considered (a wrong entry
+    is an error of precision, not an out-of-scope tweet), so only the precision constrains the bar. A kind with
+    fewer than `min_labels` labels keeps its bar, and the row says why; so do kinds the policy never answers from
+    the FAQ. Every other setting of the policy is kept."""
+    target = policy.target_precision if target is None else target
+    by_kind: dict[str, list[PostCandidate]] = {}
+    for candidate in candidates:
+        if candidate.kind == "faq" and candidate.intent is not None:
+            by_kind.setdefault(candidate.intent, []).append(candidate)
+    intents = dict(policy.intents)
+    rows = []
+    for kind in sorted(by_kind):
+        group = by_kind[kind]
+        rules = policy.intent(kind)
+        current = policy.auto_thresholds(kind)
+        before = bar_figures(group, math.inf if current.never else current.min_score, confidence)
+        refused = None
+        if rules.faq == "never" or rules.reply or kind not in policy.intents:
+            refused = "the policy never answers this kind from the FAQ"
+        elif len(group) < min_labels:
+            refused = f"too few labels: {len(group)} (at least {min_labels} are needed)"
+        if refused is not None:
+            rows.append(KindRefit(kind, len(group), sum(c.right for c in group), before, before, refused))
+            continue
+        value = _fit(group, target, 0.95, confidence)  # all wanted: no out-of-scope bound, the precision alone
+        intents[kind] = replace(rules, auto=_bar(value))
+        after = bar_figures(group, value, confidence)
+        rows.append(KindRefit(kind, len(group), sum(c.right for c in group), before, after, None))
+    if any(row.refused is None and row.after.bar != row.before.bar for row in rows):
+        return LabelCalibration(replace(policy, version=policy.version + 1, intents=intents), rows)
+    return LabelCalibration(policy, rows)
