@@ -128,6 +128,14 @@ class _Parsed:
     no_parse_reason: str | None = None
 
 
+def _decided_without_parse(question: Question) -> bool:
+    """Whether the tweet's decision cannot depend on the NLU's parse, so Rasa is not asked: one of our own tweets
+    (triage ignores it before it reads anything else). Not an explicit opt-out or an exact repeat: their decisions
+    carry Rasa's reading (the kind of message, its confidence and the reason that says so), a repeat Rasa reads as
+    an opt-out goes to a person, and in a thread a person holds the kind sets the priority."""
+    return question.context is not None and question.context.from_our_account
+
+
 class Desk:
     def __init__(
         self,
@@ -186,28 +194,33 @@ class Desk:
         all the tweets in one batch, so Rasa and the embedding model work at the same time. The NLU or the FAQ
         search being down is no error: each result says so and nothing is auto-answered. A result's
         "nlu_unavailable" is true when the NLU could not be asked at all (also when `use_nlu` is False: the
-        caller knows it is down). `recent` holds the wordings not to repeat; every reply composed here is added
-        to it, so replies within the batch differ too."""
+        caller knows it is down). A tweet whose decision cannot depend on the parse (one of our own) is decided
+        without asking the NLU, even while it is down. `recent` holds the wordings not to repeat; every reply
+        composed here is added to it, so replies within the batch differ too."""
         if not questions:
             return []
         recent = recent if recent is not None else RecentReplies(guide=self.guide)
+        # Rasa is not asked where the decision cannot depend on its parse (nor waited for while it is down).
+        to_parse = [q for q in questions if not _decided_without_parse(q)]
         pool: ThreadPoolExecutor | None = None
         pending: Any = None
         if not use_nlu:
-            parsed = [_Parsed(nlu_error="the NLU server is unavailable (not asked while it recovers)")] * len(questions)
+            parsed = [_Parsed(nlu_error="the NLU server is unavailable (not asked while it recovers)")] * len(to_parse)
         else:
             nlu_down = threading.Event()
-            if len(questions) > 1 and self.parse_threads > 1:
-                pool = ThreadPoolExecutor(max_workers=min(self.parse_threads, len(questions)))
-                pending = pool.map(lambda q: self._parse(q.text, nlu_down), questions)
+            if len(to_parse) > 1 and self.parse_threads > 1:
+                pool = ThreadPoolExecutor(max_workers=min(self.parse_threads, len(to_parse)))
+                pending = pool.map(lambda q: self._parse(q.text, nlu_down), to_parse)
         try:
             queries = [self._search_text(q.text) for q in questions]
             searches, search_errors, answers = self._search_all(queries)
             if use_nlu:
-                parsed = list(pending) if pending is not None else [self._parse(q.text, nlu_down) for q in questions]
+                parsed = list(pending) if pending is not None else [self._parse(q.text, nlu_down) for q in to_parse]
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
+        parses = iter(parsed)
+        parsed = [_Parsed() if _decided_without_parse(q) else next(parses) for q in questions]
         results = []
         rows = zip(questions, parsed, searches, search_errors, answers, strict=True)
         for question, parse, search, search_error, answer in rows:

@@ -231,8 +231,8 @@ class TweetProcessor:
                 self.nlu_failures += 1
                 self.nlu_retry_at = now + min(NLU_PROBE_MAX, NLU_RETRY * 2 ** (self.nlu_failures - 1))
                 log.warning("the NLU is unavailable; next try at %s", self.nlu_retry_at.isoformat())
-            else:
-                self.nlu_failures, self.nlu_retry_at = 0, None
+            elif any(result.nlu is not None or result.nlu_error is not None for result in results):
+                self.nlu_failures, self.nlu_retry_at = 0, None  # (a batch decided without the NLU says nothing)
         bands: dict[str, int] = {}
         waiting = 0
         with self.engine.begin() as conn:
