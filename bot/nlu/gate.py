@@ -37,6 +37,7 @@ class Measure:
     higher_is_better: bool
     tolerance: float  # how much worse the new model may be on it and still pass
     overridable: bool  # whether `carebot nlu switch --force` may use a model worse on it
+    count: bool = False  # a number of turns, not a ratio
 
 
 MEASURES = (
@@ -44,7 +45,7 @@ MEASURES = (
     Measure("macro_f1", "macro F1 (held-out)", True, 0.01, True),
     Measure("post_precision", "post precision (dev conversations)", True, 0.005, True),
     Measure("answer_coverage", "FAQ coverage (dev conversations)", True, 0.01, True),
-    Measure("wrongly_silenced", "problems silenced (dev conversations)", False, 0, False),
+    Measure("wrongly_silenced", "problems silenced (dev conversations)", False, 0, False, count=True),
 )
 TRAFFIC_KEYS = ("post_precision", "answer_coverage", "wrongly_silenced")
 
@@ -80,8 +81,8 @@ class Verdict:
     @property
     def reasons(self) -> list[str]:
         return [
-            f"{row.measure.label}: {_fmt(row.new)} against {_fmt(row.old)}, worse by more than "
-            f"{_fmt(row.measure.tolerance)}"
+            f"{row.measure.label}: {_fmt(row.new, row.measure.count)} against {_fmt(row.old, row.measure.count)}, "
+            f"worse by more than {_fmt(row.measure.tolerance, row.measure.count)}"
             for row in self.rows
             if row.worse
         ]
@@ -90,11 +91,12 @@ class Verdict:
         header = f"{'':<40}{'current':>10}{'new':>10}{'change':>10}  tolerance"
         lines = [f"current model: {old_name}", f"new model:     {new_name}", header]
         for row in self.rows:
-            change = "" if row.old is None or row.new is None else f"{row.new - row.old:+.3f}"
+            count = row.measure.count
+            change = "" if row.old is None or row.new is None else f"{row.new - row.old:+.{0 if count else 3}f}"
             mark = "  WORSE" if row.worse else ""
             lines.append(
-                f"{row.measure.label:<40}{_fmt(row.old):>10}{_fmt(row.new):>10}{change:>10}  "
-                f"{_fmt(row.measure.tolerance)}{mark}"
+                f"{row.measure.label:<40}{_fmt(row.old, count):>10}{_fmt(row.new, count):>10}{change:>10}  "
+                f"{_fmt(row.measure.tolerance, count)}{mark}"
             )
         return "\n".join(lines)
 
@@ -107,10 +109,10 @@ class Verdict:
         }
 
 
-def _fmt(value: float | None) -> str:
+def _fmt(value: float | None, count: bool = False) -> str:
     if value is None:
         return "-"
-    return str(int(value)) if float(value).is_integer() and abs(value) >= 1 else f"{value:.3f}"
+    return f"{value:.0f}" if count else f"{value:.3f}"
 
 
 def decide(old: Mapping[str, Any], new: Mapping[str, Any], measures: Sequence[Measure] = MEASURES) -> Verdict:
