@@ -19,7 +19,7 @@ import numpy as np
 
 from bot.ask import Assessment, ask_result
 from bot.decision.answer_score import AnswerEvidence, AnswerModel, fit_answer_model
-from bot.decision.policy import Policy, load_policy
+from bot.decision.policy import Policy
 from bot.decision.tone import RecentReplies, ToneGuide
 from bot.decision.triage import Context, FaqEntry
 from bot.kb import KnowledgeBase, cached_in, kb_config, open_knowledge_base
@@ -309,8 +309,10 @@ def open_desk(settings: Settings, *, policy: Policy | None = None) -> Iterator[D
     model takes the tweets agents rejected an entry's draft for as that entry's counter-examples."""
     from bot.db import make_engine
     from bot.learning import negative_vectors, rejected_tweets
+    from bot.policy_versions import live_policy
 
-    policy = policy or load_policy(settings.training_data_dir / "policy.yml")
+    # The live policy: its newest version in the database, else the policy file.
+    policy = policy or live_policy(settings.effective_database_url, settings.training_data_dir / "policy.yml")
     guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
     cache_dir = kb_config(settings).embedding_cache_dir
     engine = make_engine(settings.effective_database_url)

@@ -11,9 +11,10 @@ and once with the fitted bars.
 
 from __future__ import annotations
 
+import getpass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,15 +23,21 @@ from bot.decision.calibration import (
     MIN_LABELS,
     BarFigures,
     LabelCalibration,
+    PostCandidate,
     calibrate_on_labels,
     calibrate_on_traffic,
     load_validation,
     permissive,
 )
-from bot.decision.policy import load_policy, save_policy
+from bot.decision.policy import Policy, load_policy, save_policy
 from bot.traffic import Conversation, conversations_from_examples, figures, post_candidates, read_conversations
 
+if TYPE_CHECKING:
+    from bot.policy_versions import PolicyVersions
+
 triage_app = typer.Typer(help="Triage: calibrate the policy's thresholds.", no_args_is_help=True)
+policy_app = typer.Typer(help="The live policy's versions: list, diff, rollback.", no_args_is_help=True)
+triage_app.add_typer(policy_app, name="policy")
 console = Console(stderr=True)
 DEFAULT_CONVERSATIONS = Path("conversations") / "dev_conversations.jsonl"
 DEFAULT_VALIDATION = Path("triage_validation.yml")
@@ -85,6 +92,8 @@ def triage_calibrate(
     min_labels: Annotated[
         int, typer.Option(help="With --from-history: a kind's bar is refitted only on at least this many labels.")
     ] = MIN_LABELS,
+    by: Annotated[str | None, typer.Option(help="With --from-history: who applies it (default: your user).")] = None,
+    reason: Annotated[str | None, typer.Option(help="With --from-history: why (kept with the version).")] = None,
 ) -> None:
     """Fit every bar for a public post to the target precision on labelled traffic: the development
     conversations and the validation tweets, pooled (starts its own NLU when none is running); or, with
@@ -96,7 +105,8 @@ def triage_calibrate(
     if from_history:
         _calibrate_from_history(
             settings.effective_database_url, policy_file or settings.training_data_dir / "policy.yml",
-            target=target, since=since, min_labels=min_labels, dry_run=dry_run,
+            target=target, since=since, min_labels=min_labels, dry_run=dry_run, by=by or getpass.getuser(),
+            reason=reason,
         )  # fmt: skip
         return
     conversations_file = conversations_file or settings.training_data_dir / DEFAULT_CONVERSATIONS
@@ -166,18 +176,28 @@ def refit_table(refit: LabelCalibration) -> list[str]:
 
 def _calibrate_from_history(
     database_url: str, policy_file: Path, *, target: float | None, since: datetime | None, min_labels: int,
-    dry_run: bool,
+    dry_run: bool, by: str, reason: str | None,
 ) -> LabelCalibration:  # fmt: skip
     from bot.db import make_engine, upgrade
     from bot.learning import label_candidates
+    from bot.policy_versions import PolicyVersions
 
-    policy = load_policy(policy_file)
     upgrade(database_url)
     engine = make_engine(database_url)
     try:
+        versions = PolicyVersions(engine, policy_file)
+        policy = versions.live()
         candidates = label_candidates(engine, since=None if since is None else since.replace(tzinfo=UTC))
+        return _refit(versions, policy, candidates, target=target, min_labels=min_labels, dry_run=dry_run, by=by,
+                      reason=reason)  # fmt: skip
     finally:
         engine.dispose()
+
+
+def _refit(
+    versions: PolicyVersions, policy: Policy, candidates: list[PostCandidate], *, target: float | None,
+    min_labels: int, dry_run: bool, by: str, reason: str | None,
+) -> LabelCalibration:  # fmt: skip
     if not candidates:
         console.print("No labelled decisions (with a kind, an FAQ entry and a score) yet: nothing to refit.")
         raise typer.Exit(1)
@@ -192,6 +212,83 @@ def _calibrate_from_history(
     if dry_run:
         typer.echo("Dry run: nothing written.")
         return refit
-    save_policy(refit.policy, policy_file)
-    console.print(f"Wrote {policy_file} (policy version {refit.policy.version}).", highlight=False)
+    why = reason or f"refit on {len(candidates)} labelled decisions (triage calibrate --from-history)"
+    applied = versions.apply(refit.policy, by=by, reason=why)
+    console.print(f"Applied as policy version {applied.number}, now live for new desks.", highlight=False)
     return refit
+
+
+def _versions(policy_file: Path | None) -> tuple[Any, Any]:
+    from bot.cli import STATE
+    from bot.db import make_engine, upgrade
+    from bot.policy_versions import PolicyVersions
+
+    settings = STATE.settings
+    upgrade(settings.effective_database_url)
+    engine = make_engine(settings.effective_database_url)
+    return engine, PolicyVersions(engine, policy_file or settings.training_data_dir / "policy.yml")
+
+
+@policy_app.command("list")
+def policy_list(
+    policy_file: Annotated[Path | None, typer.Option("--policy", help="The policy file (the fallback).")] = None,
+) -> None:
+    """The policy's versions, newest (live) first: number, when, who, what and why."""
+    engine, versions = _versions(policy_file)
+    try:
+        found = versions.versions()
+        if not found:
+            typer.echo("No policy versions yet: the live policy is the policy file.")
+        for number, version in enumerate(found):
+            live = " (live)" if number == 0 else ""
+            based = f" of version {version.based_on}" if version.based_on else ""
+            typer.echo(
+                f"{version.number}{live}  {version.created_at:%Y-%m-%d %H:%M}  {version.created_by}  "
+                f"{version.action}{based}: {version.reason}"
+            )
+    finally:
+        engine.dispose()
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[int, typer.Argument(help="A version number.")],
+    new: Annotated[int, typer.Argument(help="Another version number.")],
+    policy_file: Annotated[Path | None, typer.Option("--policy", help="The policy file (the fallback).")] = None,
+) -> None:
+    """The bars that differ between two versions, old → new."""
+    from bot.policy_versions import PolicyVersionError, diff
+
+    engine, versions = _versions(policy_file)
+    try:
+        changes = diff(versions.get(old).policy, versions.get(new).policy)
+    except PolicyVersionError as exc:
+        console.print(str(exc))
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    if not changes:
+        typer.echo(f"Versions {old} and {new} have the same bars.")
+    for change in changes:
+        typer.echo(f"{change.what}: {change.old} → {change.new}")
+
+
+@policy_app.command("rollback")
+def policy_rollback(
+    number: Annotated[int, typer.Argument(help="The version to go back to.")],
+    reason: Annotated[str, typer.Option(help="Why (kept with the new version).")] = "rolled back",
+    by: Annotated[str | None, typer.Option(help="Who rolls back (default: your user).")] = None,
+    policy_file: Annotated[Path | None, typer.Option("--policy", help="The policy file (the fallback).")] = None,
+) -> None:
+    """Make a new live version equal to version NUMBER (audited)."""
+    from bot.policy_versions import PolicyVersionError
+
+    engine, versions = _versions(policy_file)
+    try:
+        restored = versions.rollback(number, by=by or getpass.getuser(), reason=reason)
+    except PolicyVersionError as exc:
+        console.print(str(exc))
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    typer.echo(f"Version {restored.number} is live: version {number}'s policy.")

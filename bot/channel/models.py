@@ -123,3 +123,17 @@ worker_heartbeats = Table(
     Column("seen_at", DateTime(timezone=True), nullable=False),
     Column("step_seconds", Float, nullable=True),
 )
+
+# The triage policy's versions (migration 0018): each apply or rollback adds one, the newest is live; with none the
+# live desk reads training_data/policy.yml (bot/policy_versions.py).
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("policy", Text, nullable=False),  # the policy file's text (bot/decision/policy.render_policy)
+    Column("action", String(16), nullable=False),  # shipped | apply | rollback
+    Column("based_on", Integer, nullable=True),  # rollback: the version restored
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+)

@@ -20,6 +20,7 @@ from bot.db import make_engine, upgrade
 from bot.decision.calibration import PostCandidate, calibrate_on_labels
 from bot.decision.policy import DEFAULT_POLICY_PATH, load_policy
 from bot.learning import label_candidates, label_store
+from bot.policy_versions import live_policy
 from bot.settings import Settings
 from handoff.labels import LabelledDecision
 
@@ -166,7 +167,7 @@ def _cli(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *args: str) 
     return CliRunner().invoke(cli.triage_app, ["calibrate", "--from-history", *args])
 
 
-def test_the_command_prints_the_table_and_writes_the_policy_only_without_dry_run(
+def test_the_command_prints_the_table_and_applies_a_new_policy_version_only_without_dry_run(
     database: tuple[str, Engine], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url, engine = database
@@ -189,7 +190,8 @@ def test_the_command_prints_the_table_and_writes_the_policy_only_without_dry_run
 
     result = _cli(url, tmp_path, monkeypatch, "--policy", str(policy_file))
     assert result.exit_code == 0, result.output
-    written = load_policy(policy_file)
+    assert "Applied as policy version 2" in result.output  # the file, version 1, stays the fallback
+    written = live_policy(url, policy_file)
     assert written.version == POLICY.version + 1 and written.auto_thresholds("billing_issue").min_score == 0.14
     assert written.auto_thresholds("tech_support") == POLICY.auto_thresholds("tech_support")
 
