@@ -80,3 +80,27 @@ def test_serve_and_up_start_with_the_live_model(desk: dict[str, Any]) -> None:
     assert cli._ensure_model(settings) == model_path_for(settings, base)
     record_live(settings, settings.models_dir / "nlu-new.tar.gz", base)
     assert cli._ensure_model(settings) == settings.models_dir / "nlu-new.tar.gz"
+
+
+def test_train_with_history_gates_the_new_model_and_apply_switches_to_an_accepted_one(
+    desk: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained: list[str] = []
+
+    def fake_train(settings: Settings, inputs: TrainingInputs, **kwargs: Any) -> tuple[Path, bool]:
+        target = model_path_for(settings, inputs)
+        target.write_bytes(b"with history")
+        trained.append(target.name)
+        return target, True
+
+    monkeypatch.setattr(cli, "train", fake_train)
+    monkeypatch.setattr(cli, "confirmed_examples", lambda settings: [("greeting", "good morning all of you")])
+    desk["new"] = {**CURRENT, "macro_f1": 0.85}
+    refused = CliRunner().invoke(cli.nlu_app, ["train", "--with-history", "--apply"])
+    assert isinstance(refused.exception, NluGateRefused) and "macro F1" in str(refused.exception)
+    assert len(trained) == 1 and desk["switched"] == []
+    desk["new"] = dict(CURRENT)
+    accepted = CliRunner().invoke(cli.nlu_app, ["train", "--with-history", "--apply"])
+    assert accepted.exit_code == 0, accepted.output
+    assert len(trained) == 1  # the same history: the cached model
+    assert desk["switched"] == trained
