@@ -40,6 +40,7 @@ RECENT_REPLIES = 20_000  # our latest wordings, which a new reply must not repea
 RECENT_WINDOW = timedelta(days=7)
 CONTACT_WINDOW = timedelta(days=30)
 DUPLICATE_WINDOW = timedelta(days=1)
+DUPLICATES_COMPARED = 50  # a customer's latest handled tweets a new one is compared with
 NLU_RETRY = timedelta(seconds=5)
 NLU_PROBE_MAX = timedelta(seconds=60)
 PRECISION_WATCH = timedelta(minutes=1)  # how often automatic kinds and entries are checked against their labels
@@ -104,45 +105,68 @@ class TweetProcessor:
         ).all()
 
     def context(self, conn: Connection, row: Row[Any], now: datetime) -> Context:
-        conversation = row.conversation_id or row.tweet_id
-        bot_rows = conn.execute(
-            select(outbox.c.kind, outbox.c.posted_tweet_id, outbox.c.target_tweet_id).where(
-                outbox.c.conversation_id == conversation, outbox.c.author == "bot"
+        return self.contexts(conn, [row], now)[0]
+
+    def contexts(self, conn: Connection, rows: Sequence[Row[Any]], now: datetime) -> list[Context]:
+        """Each tweet's Context, with one query per kind of fact for the whole batch (our replies in their
+        conversations, the customers' other recent conversations, their opt-outs, their earlier tweets); whether
+        a person owns a thread is asked of the handoff tweet by tweet."""
+        if not rows:
+            return []
+        conversations = {row.conversation_id or row.tweet_id for row in rows}
+        authors = {row.author_id for row in rows}
+        replies = conn.execute(
+            select(outbox.c.conversation_id, outbox.c.author, outbox.c.kind, outbox.c.posted_tweet_id).where(
+                outbox.c.conversation_id.in_(conversations)
             )
         ).all()
-        answered_ids = {r.posted_tweet_id for r in bot_rows if r.kind == "faq_answer" and r.posted_tweet_id}
-        agent_ids = set(
-            conn.execute(
-                select(outbox.c.posted_tweet_id).where(
-                    outbox.c.conversation_id == conversation, outbox.c.author != "bot",
-                    outbox.c.posted_tweet_id.is_not(None),
-                )
-            ).scalars()
-        )  # fmt: skip
-        prior = conn.execute(
-            select(func.count(func.distinct(inbound_tweets.c.conversation_id))).where(
-                inbound_tweets.c.author_id == row.author_id,
-                inbound_tweets.c.conversation_id != conversation,
+        bot_replied: set[str] = set()
+        answered_ids: dict[str, set[str]] = {}
+        agent_ids: dict[str, set[str]] = {}
+        for reply in replies:
+            if reply.author == "bot":
+                bot_replied.add(reply.conversation_id)
+                if reply.kind == "faq_answer" and reply.posted_tweet_id:
+                    answered_ids.setdefault(reply.conversation_id, set()).add(reply.posted_tweet_id)
+            elif reply.posted_tweet_id is not None:
+                agent_ids.setdefault(reply.conversation_id, set()).add(reply.posted_tweet_id)
+        recent_conversations: dict[str, set[str]] = {}
+        for author_id, conversation_id in conn.execute(
+            select(inbound_tweets.c.author_id, inbound_tweets.c.conversation_id)
+            .where(
+                inbound_tweets.c.author_id.in_(authors),
+                inbound_tweets.c.conversation_id.is_not(None),
                 inbound_tweets.c.fetched_at >= now - CONTACT_WINDOW,
             )
-        ).scalar_one()
-        opted_out = conn.execute(select(opt_outs.c.author_id).where(opt_outs.c.author_id == row.author_id)).first()
-        created = as_utc(row.created_at) or as_utc(row.fetched_at) or now
-        in_reply_to = row.in_reply_to_tweet_id
-        return Context(
-            addressed_to_us=row.source != "search",
-            from_our_account=row.author_id == self.account_id,
-            human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None
-            or self.ticket_to_join(conn, row) is not None,
-            bot_already_replied_in_interaction=bool(bot_rows),
-            in_thread_after_bot_answer=in_reply_to is not None and in_reply_to in answered_ids,
-            in_thread_after_agent_reply=in_reply_to is not None and in_reply_to in agent_ids,
-            direct_message=row.source == "dm",
-            prior_contacts=int(prior),
-            waiting_minutes=max(0.0, (now - created).total_seconds() / 60),
-            opted_out=opted_out is not None,
-            duplicate_of=self._duplicate_of(conn, row, now),
-        )
+            .distinct()
+        ).all():
+            recent_conversations.setdefault(author_id, set()).add(conversation_id)
+        opted_out = set(conn.execute(select(opt_outs.c.author_id).where(opt_outs.c.author_id.in_(authors))).scalars())
+        earlier = self._handled_earlier(conn, authors, now)
+        contexts = []
+        for row in rows:
+            conversation = row.conversation_id or row.tweet_id
+            created = as_utc(row.created_at) or as_utc(row.fetched_at) or now
+            in_reply_to = row.in_reply_to_tweet_id
+            contexts.append(
+                Context(
+                    addressed_to_us=row.source != "search",
+                    from_our_account=row.author_id == self.account_id,
+                    human_owns_thread=self.handoff.open_ticket_for(conn, conversation) is not None
+                    or self.ticket_to_join(conn, row) is not None,
+                    bot_already_replied_in_interaction=conversation in bot_replied,
+                    in_thread_after_bot_answer=in_reply_to is not None
+                    and in_reply_to in answered_ids.get(conversation, ()),
+                    in_thread_after_agent_reply=in_reply_to is not None
+                    and in_reply_to in agent_ids.get(conversation, ()),
+                    direct_message=row.source == "dm",
+                    prior_contacts=len(recent_conversations.get(row.author_id, set()) - {conversation}),
+                    waiting_minutes=max(0.0, (now - created).total_seconds() / 60),
+                    opted_out=row.author_id in opted_out,
+                    duplicate_of=_duplicate_of(row, earlier.get(row.author_id, ())),
+                )
+            )
+        return contexts
 
     def ticket_to_join(self, conn: Connection, row: Row[Any]) -> int | None:
         """The open public ticket a customer's DM joins (a customer is one conversation across a public thread and
@@ -171,21 +195,30 @@ class TweetProcessor:
         ).scalar()  # fmt: skip
         return None if found is None else int(found)
 
-    def _duplicate_of(self, conn: Connection, row: Row[Any], now: datetime) -> str | None:
-        """An earlier tweet of this customer's, in the last day, with the same words, that the bot answered or
-        left alone (a repeat of an escalated tweet joins its ticket or reopens it instead)."""
-        earlier = conn.execute(
-            select(inbound_tweets.c.tweet_id, inbound_tweets.c.text).where(
-                inbound_tweets.c.author_id == row.author_id, inbound_tweets.c.tweet_id != row.tweet_id,
-                inbound_tweets.c.state == "done", inbound_tweets.c.band.in_(("auto", "ignore")),
-                inbound_tweets.c.fetched_at >= now - DUPLICATE_WINDOW,
-            ).limit(50)
-        ).all()  # fmt: skip
-        words = _same_words(row.text)
-        for other in earlier:
-            if words and _same_words(other.text) == words:
-                return str(other.tweet_id)
-        return None
+    def _handled_earlier(
+        self, conn: Connection, authors: set[str], now: datetime
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each customer's latest tweets (up to 50) of the last day that the bot answered or left alone, as
+        (tweet id, text): what a repeat is compared with."""
+        latest = (
+            func.row_number()
+            .over(partition_by=inbound_tweets.c.author_id, order_by=inbound_tweets.c.fetched_at.desc())
+            .label("n")
+        )
+        handled = (
+            select(inbound_tweets.c.author_id, inbound_tweets.c.tweet_id, inbound_tweets.c.text, latest)
+            .where(
+                inbound_tweets.c.author_id.in_(authors), inbound_tweets.c.state == "done",
+                inbound_tweets.c.band.in_(("auto", "ignore")), inbound_tweets.c.fetched_at >= now - DUPLICATE_WINDOW,
+            )
+            .subquery()
+        )  # fmt: skip
+        found: dict[str, list[tuple[str, str]]] = {}
+        for author_id, tweet_id, text in conn.execute(
+            select(handled.c.author_id, handled.c.tweet_id, handled.c.text).where(handled.c.n <= DUPLICATES_COMPARED)
+        ).all():
+            found.setdefault(author_id, []).append((str(tweet_id), text))
+        return found
 
     def refresh_recent(self, conn: Connection, now: datetime) -> None:
         """Add the replies queued since the last step (by the bot or agents) to the wordings not to repeat."""
@@ -212,7 +245,7 @@ class TweetProcessor:
             rows = [row for row in rows if not absorb_survey_reply(self.engine, row, now)]
             if not rows:
                 return StepReport()
-            contexts = [self.context(conn, row, now) for row in rows]
+            contexts = self.contexts(conn, rows, now)
             self.refresh_recent(conn, now)
         # While the NLU is down, it is not asked at all until the next probe; a probe is one tweet.
         use_nlu = self.nlu_retry_at is None or now >= self.nlu_retry_at
@@ -325,6 +358,16 @@ class TweetProcessor:
                 .values(came_back=True)
             )  # fmt: skip
         return band
+
+
+def _duplicate_of(row: Row[Any], earlier: Sequence[tuple[str, str]]) -> str | None:
+    """An earlier tweet of this customer's, in the last day, with the same words, that the bot answered or
+    left alone (a repeat of an escalated tweet joins its ticket or reopens it instead)."""
+    words = _same_words(row.text)
+    for tweet_id, text in earlier:
+        if words and tweet_id != str(row.tweet_id) and _same_words(text) == words:
+            return tweet_id
+    return None
 
 
 def _same_words(text: str) -> str:
