@@ -191,6 +191,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     from bot.web.incident_pages import router as incident_pages_router
     from bot.web.lead import LeadService, SurgeLevels
     from bot.web.learning_pages import router as learning_router
+    from bot.web.policy_pages import api as policy_api
+    from bot.web.policy_pages import router as policy_router
     from bot.web.report_pages import router as reports_router
     from bot.web.training_pages import router as training_router
 
@@ -241,6 +243,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> FastA
     app.include_router(editor_pages.router)
     app.include_router(lead_pages.router)
     app.include_router(learning_router)
+    app.include_router(policy_router)
+    app.include_router(policy_api)
     app.include_router(training_router)
     app.include_router(csat_router)
     app.include_router(editor_api.router)

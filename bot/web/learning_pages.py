@@ -29,10 +29,11 @@ def _labels(request: Request) -> Labels:
 
 
 def _target(request: Request) -> float:
-    """The policy's precision target (training_data/policy.yml)."""
-    from bot.decision.policy import load_policy
+    """The live policy's precision target (its newest version, else training_data/policy.yml)."""
+    from bot.policy_versions import PolicyVersions
 
-    return load_policy(request.app.state.services.settings.training_data_dir / "policy.yml").target_precision
+    services = request.app.state.services
+    return PolicyVersions(services.engine, services.settings.training_data_dir / "policy.yml").live().target_precision
 
 
 def _entry_names(request: Request) -> dict[str, str]:
