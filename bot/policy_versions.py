@@ -114,8 +114,11 @@ class PolicyVersions:
         return _version(row)
 
     def live(self) -> Policy:
-        """The newest version; the policy file while there is none."""
+        """The newest version; the policy file while there is none (or no versions table: a database before
+        migration 0018)."""
         with self._engine.connect() as conn:
+            if not inspect(conn).has_table(policy_versions.name):
+                return load_policy(self._file)
             row = conn.execute(select(policy_versions).order_by(policy_versions.c.number.desc()).limit(1)).first()
         return load_policy(self._file) if row is None else _version(row).policy
 
@@ -190,8 +193,6 @@ def live_policy(database_url: str, policy_file: Path) -> Policy:
 
     engine = make_engine(database_url)
     try:
-        if not inspect(engine).has_table(policy_versions.name):
-            return load_policy(policy_file)
         return PolicyVersions(engine, policy_file).live()
     finally:
         engine.dispose()

@@ -35,12 +35,12 @@ SHOWN_GROUPS = 60  # the largest groups of unanswered questions on the page
 
 def build_editor_services(services: Any) -> tuple[EditorService, UnansweredQuestions]:
     """The editor's services over the app's Services (create_app calls this once; tests may replace them)."""
-    from bot.decision.policy import load_policy
     from bot.decision.tone import ToneGuide
     from bot.desk import nlu_client
+    from bot.policy_versions import PolicyVersions
 
     settings = services.settings
-    policy = load_policy(settings.training_data_dir / "policy.yml")
+    policy = PolicyVersions(services.engine, settings.training_data_dir / "policy.yml").live()  # as the desk's
     guide = ToneGuide.load(settings.training_data_dir / "tone.yml")
     clients: list[Any] = []
 

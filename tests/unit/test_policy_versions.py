@@ -174,3 +174,9 @@ def test_the_commands_apply_a_refit_list_diff_and_roll_back(
     assert live_policy(url, policy_file) == SHIPPED
     assert "Versions 1 and 3 have the same bars." in run("policy", "diff", "1", "3").output
     assert run("policy", "rollback", "7").exit_code == 1
+
+
+def test_a_database_before_the_versions_table_reads_the_policy_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    upgrade(url, "0017")
+    assert live_policy(url, DEFAULT_POLICY_PATH) == SHIPPED
