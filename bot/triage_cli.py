@@ -143,6 +143,32 @@ def triage_calibrate(
     if not dry_run:
         save_policy(fitted.policy, policy_file)
         console.print(f"Wrote {policy_file} (policy version {fitted.policy.version}).", highlight=False)
+        _note_versions(settings.effective_database_url)
+
+
+def _note_versions(database_url: str) -> None:
+    """The file is live only while the desk has no policy versions: say so when it has."""
+    from sqlalchemy import func, inspect, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.channel.models import policy_versions
+    from bot.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(policy_versions.name):
+                return
+            live = conn.execute(select(func.max(policy_versions.c.number))).scalar()
+    except SQLAlchemyError:
+        return
+    finally:
+        engine.dispose()
+    if live is not None:
+        console.print(
+            f"Note: the desk's live policy is its version {live} in the database, not this file; "
+            "`carebot triage policy` lists the versions.", highlight=False,
+        )  # fmt: skip
 
 
 # ---------------------------------------------------------------- refitting on the desk's labels

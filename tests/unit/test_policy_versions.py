@@ -180,3 +180,16 @@ def test_a_database_before_the_versions_table_reads_the_policy_file(tmp_path: Pa
     url = f"sqlite:///{tmp_path / 'old.db'}"
     upgrade(url, "0017")
     assert live_policy(url, DEFAULT_POLICY_PATH) == SHIPPED
+
+
+def test_writing_the_file_says_when_a_version_in_the_database_is_live(
+    database: tuple[str, Engine], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.triage_cli import _note_versions
+
+    url, engine = database
+    _note_versions(url)
+    assert "live policy" not in capsys.readouterr().err
+    PolicyVersions(engine, DEFAULT_POLICY_PATH).apply(_refit(), by="lee", reason="refit")
+    _note_versions(url)
+    assert "the desk's live policy is its version 2 in the database" in " ".join(capsys.readouterr().err.split())
