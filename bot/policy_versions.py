@@ -10,7 +10,8 @@ stored as version 1 ("shipped"), so that a rollback can always go back to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 from sqlalchemy import Connection, Engine, func, insert, inspect, select
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 
 from bot.channel.models import policy_versions
 from bot.decision.policy import Policy, load_policy, policy_from_dict, render_policy
@@ -131,13 +133,16 @@ class PolicyVersions:
     ) -> int:
         text = render_policy(policy)
         policy_from_dict(yaml.safe_load(text))  # never store a version that does not load
-        number = int(conn.execute(select(func.coalesce(func.max(policy_versions.c.number), 0))).scalar_one()) + 1
+        number = self._next_number(conn)
         now = _utc(self._clock())
         conn.execute(insert(policy_versions).values(
             number=number, policy=text, action=action, based_on=based_on, created_at=now, created_by=by[:64],
             reason=reason,
         ))  # fmt: skip
         return number
+
+    def _next_number(self, conn: Connection) -> int:
+        return int(conn.execute(select(func.coalesce(func.max(policy_versions.c.number), 0))).scalar_one()) + 1
 
     def _seeded(self, conn: Connection) -> Policy:
         """The live policy in the caller's transaction; the policy file stored as version 1 if there was none."""
@@ -151,7 +156,7 @@ class PolicyVersions:
     def apply(self, policy: Policy, *, by: str, reason: str) -> PolicyVersion:
         """Make `policy` the live version, audited (policy_applied, with the bars that changed)."""
         _check_who(by, reason)
-        with self._engine.begin() as conn:
+        with _one_at_a_time(), self._engine.begin() as conn:
             before = self._seeded(conn)
             number = self._add(conn, policy, "apply", by=by, reason=reason)
             changes = [c.__dict__ for c in diff(before, policy)]
@@ -164,7 +169,7 @@ class PolicyVersions:
     def rollback(self, number: int, *, by: str, reason: str) -> PolicyVersion:
         """A new version equal to version `number`, audited (policy_rolled_back)."""
         _check_who(by, reason)
-        with self._engine.begin() as conn:
+        with _one_at_a_time(), self._engine.begin() as conn:
             before = self._seeded(conn)
             row = conn.execute(select(policy_versions).where(policy_versions.c.number == number)).first()
             if row is None:
@@ -177,6 +182,15 @@ class PolicyVersions:
                 details={"version": added, "restored": number, "reason": reason, "changes": changes},
             ))  # fmt: skip
         return self.get(added)
+
+
+@contextmanager
+def _one_at_a_time() -> Iterator[None]:
+    """Two versions numbered alike (two leads at once): the second is refused, the first stands."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise PolicyVersionError("Another policy version was made at the same moment: reload and try again.") from exc
 
 
 def _check_who(by: str, reason: str) -> None:

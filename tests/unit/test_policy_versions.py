@@ -193,3 +193,33 @@ def test_writing_the_file_says_when_a_version_in_the_database_is_live(
     PolicyVersions(engine, DEFAULT_POLICY_PATH).apply(_refit(), by="lee", reason="refit")
     _note_versions(url)
     assert "the desk's live policy is its version 2 in the database" in " ".join(capsys.readouterr().err.split())
+
+
+class _Raced(PolicyVersions):
+    """Another lead's version is committed between this one's reading the newest number and its insert."""
+
+    def __init__(self, engine: Engine, other: PolicyVersions) -> None:
+        super().__init__(engine, DEFAULT_POLICY_PATH)
+        self.other = other
+
+    def _next_number(self, conn: Any) -> int:
+        number = super()._next_number(conn)
+        self.other.apply(_refit(), by="lia", reason="at the same moment")
+        return number
+
+
+@pytest.mark.postgres
+def test_two_versions_made_at_once_the_second_is_refused(postgres_url: str) -> None:
+    url = emptied_postgres(postgres_url)
+    engine, other = make_engine(url), make_engine(url)
+    try:
+        PolicyVersions(engine, DEFAULT_POLICY_PATH).apply(_refit(), by="lee", reason="first")  # versions 1, 2
+        raced = _Raced(engine, PolicyVersions(other, DEFAULT_POLICY_PATH))
+        with pytest.raises(PolicyVersionError, match="at the same moment"):
+            raced.rollback(1, by="lee", reason="back")
+        versions = PolicyVersions(engine, DEFAULT_POLICY_PATH).versions()
+        assert [(v.number, v.created_by, v.action) for v in versions][:1] == [(3, "lia", "apply")]
+        assert len(versions) == 3
+    finally:
+        engine.dispose()
+        other.dispose()
