@@ -163,7 +163,7 @@ def test_customers_thanks_and_didnt_help_under_an_automatic_answer_label_that_an
 
 
 def test_a_suggestion_inserted_and_sent_is_a_label_without_the_customers_personal_data(scene: Scene) -> None:
-    tweet = scene.x.customer_tweet("gus", f"kestrel broken again. {RESTART} Ring me on 07700 900123")
+    tweet = scene.x.customer_tweet("gus", f"@KestrelCare broken again. {RESTART} Ring me on 07700 900123")
     scene.run()
     ticket_id = _ticket_of(scene, tweet.id)
     scene.handoff.claim(ticket_id, scene.account.agent_id or 0)
