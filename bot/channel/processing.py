@@ -29,6 +29,7 @@ from bot.decision.tone import RecentReplies
 from bot.decision.triage import Context
 from bot.desk import Desk, Question
 from bot.learning import label_follow_up, label_store, shadowed, watch
+from bot.policy_versions import PolicyVersions
 from handoff.models import tickets
 from handoff.service import Escalation, Handoff
 from handoff.states import OPEN_STATES
@@ -43,6 +44,7 @@ DUPLICATE_WINDOW = timedelta(days=1)
 DUPLICATES_COMPARED = 50  # a customer's latest handled tweets a new one is compared with
 NLU_RETRY = timedelta(seconds=5)
 NLU_PROBE_MAX = timedelta(seconds=60)
+POLICY_WATCH = timedelta(seconds=30)  # how often the newest policy version is looked for (a lead's apply or rollback)
 PRECISION_WATCH = timedelta(minutes=1)  # how often automatic kinds and entries are checked against their labels
 
 
@@ -64,8 +66,12 @@ class TweetProcessor:
         batch_size: int = 64,
         nlu_wait_s: float = 120.0,
         clock: Callable[[], datetime] = utcnow,
+        policy_versions: PolicyVersions | None = None,
     ) -> None:
         self.engine = engine
+        self.policy_versions = policy_versions  # None: the desk keeps the policy it was opened with
+        self._policy_checked_at: datetime | None = None
+        self._policy_number: int | None = None
         self.desk = desk
         self.handoff = handoff
         self.account_id = account_id
@@ -87,6 +93,28 @@ class TweetProcessor:
             self.desk.answer_model()
         except (KbError, RuntimeError, ValueError) as exc:
             log.warning("the answer model could not be fitted yet: %s", exc)
+
+    def follow_policy(self, now: datetime) -> None:
+        """Every POLICY_WATCH, takes the newest policy version when it changed (a lead applied a refit or rolled
+        back on /lead/policy): the next batch is decided by it, with no restart. A read that fails keeps the
+        policy in use and is tried again at the next watch."""
+        if self.policy_versions is None:
+            return
+        if self._policy_checked_at is not None and now - self._policy_checked_at < POLICY_WATCH:
+            return
+        self._policy_checked_at = now
+        try:
+            number = self.policy_versions.live_number()
+            if number is None or number == self._policy_number:
+                return
+            policy = self.policy_versions.live()
+        except Exception as exc:  # noqa: BLE001 - a database before migration 0018, or gone for a moment
+            log.debug("the policy versions could not be read: %s", exc)
+            return
+        if self._policy_number is not None:
+            log.info("policy version %d is live now (was %d)", number, self._policy_number)
+        self._policy_number = number
+        self.desk.policy = policy
 
     def due(self, conn: Connection, now: datetime) -> Sequence[Row[Any]]:
         return conn.execute(
@@ -236,6 +264,7 @@ class TweetProcessor:
         if not self._warmed:
             self.warm_up()
         now = self.clock()
+        self.follow_policy(now)
         if self._watched_at is None or now - self._watched_at >= PRECISION_WATCH:
             self._watched_at = now  # automatic kinds and entries whose live precision fell go back to shadow
             watch(self.engine, self.labels, self.desk.policy.target_precision)

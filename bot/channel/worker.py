@@ -47,6 +47,7 @@ from bot.channel.x_limits import (
 from bot.csat import ResolutionFollowUp
 from bot.db import as_utc, make_engine, upgrade
 from bot.desk import Desk, open_desk
+from bot.policy_versions import PolicyVersions
 from bot.settings import Settings
 from handoff.service import Handoff
 
@@ -351,6 +352,9 @@ def build_worker(settings: Settings, desk: Desk | None = None) -> Iterator[Worke
                 processor=TweetProcessor(
                     engine, opened, handoff, account_id=me.id,  # type: ignore[attr-defined]
                     batch_size=settings.worker_batch_size, nlu_wait_s=settings.worker_nlu_wait_s,
+                    policy_versions=None if desk is not None else PolicyVersions(
+                        engine, settings.training_data_dir / "policy.yml"
+                    ),
                 ),  # fmt: skip
                 sender=Sender(
                     engine, client, handoff, reconcile_after_s=settings.x_reconcile_after_s,

@@ -223,3 +223,48 @@ def test_two_versions_made_at_once_the_second_is_refused(postgres_url: str) -> N
     finally:
         engine.dispose()
         other.dispose()
+
+
+def test_a_running_worker_takes_an_applied_version_and_a_rollback_without_a_restart(
+    database: tuple[str, Engine], tmp_path: Path
+) -> None:
+    from bot.channel.processing import POLICY_WATCH, TweetProcessor
+    from bot.decision.tone import ToneGuide
+    from handoff.service import Handoff
+
+    _, engine = database
+    versions = PolicyVersions(engine, DEFAULT_POLICY_PATH)
+    desk: Any = SimpleNamespace(policy=SHIPPED, guide=ToneGuide.load(DEFAULT_POLICY_PATH.parent / "tone.yml"))
+    processor = TweetProcessor(
+        engine, desk, Handoff(engine, sla_minutes=60), account_id="1", policy_versions=versions
+    )
+    start = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    processor.follow_policy(start)
+    assert desk.policy is SHIPPED  # no versions yet: the policy it was opened with
+
+    applied = versions.apply(_refit(), by="lee", reason="refit on the labels")
+    processor.follow_policy(start + POLICY_WATCH / 2)
+    assert desk.policy is SHIPPED  # looked for every POLICY_WATCH, not on every step
+    processor.follow_policy(start + POLICY_WATCH)
+    assert desk.policy.intents["billing_issue"].auto == Thresholds(0.42, 0.0)
+
+    versions.rollback(applied.number - 1, by="lee", reason="too eager")
+    processor.follow_policy(start + 2 * POLICY_WATCH)
+    assert desk.policy.intents["billing_issue"].auto == SHIPPED.intents["billing_issue"].auto
+    assert desk.policy.social_min_confidence == SHIPPED.social_min_confidence
+
+
+def test_a_worker_on_a_database_without_versions_keeps_its_policy(tmp_path: Path) -> None:
+    from bot.channel.processing import TweetProcessor
+    from bot.decision.tone import ToneGuide
+    from handoff.service import Handoff
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")  # no migrations at all: no policy_versions table
+    desk: Any = SimpleNamespace(policy=SHIPPED, guide=ToneGuide.load(DEFAULT_POLICY_PATH.parent / "tone.yml"))
+    processor = TweetProcessor(
+        engine, desk, Handoff(engine, sla_minutes=60), account_id="1",
+        policy_versions=PolicyVersions(engine, DEFAULT_POLICY_PATH),
+    )  # fmt: skip
+    processor.follow_policy(datetime(2026, 12, 4, 9, 0, tzinfo=UTC))
+    assert desk.policy is SHIPPED
+    engine.dispose()
